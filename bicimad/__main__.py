@@ -1,0 +1,3 @@
+from bicimad.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The one interface through which planners and learnt policies meet the simulator.
+
+Every hour the simulator hands a planner a :class:`FleetView` (what it may know that
+hour: current state and the forecast, never the realised demand) and receives a
+:class:`Plan`: per truck, the visits of the coming hour in order. The simulator executes
+the plan as far as bikes, docks, truck load, radius and visit limits allow.
+Station positions are indices into the network's station order (``station_ids``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One truck stop: take ``bikes`` from the station (> 0) or leave ``-bikes`` there (< 0)."""
+
+    station: int
+    bikes: int
+
+
+#: Per truck, the visits of the coming hour in order (at most ``visits_per_hour`` each).
+Plan = list[list[Visit]]
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """What a planner sees at the start of an hour."""
+
+    hour_index: int                 # hours since the start of the episode
+    hour_of_day: int                # local hour 0-23
+    station_ids: np.ndarray         # (n,) EMT station ids, the network's order
+    bikes: np.ndarray               # (n,) docked bikes now
+    capacity: np.ndarray            # (n,) docks in service
+    truck_station: np.ndarray       # (k,) index of the station each truck is at
+    truck_load: np.ndarray          # (k,) bikes on each truck
+    truck_capacity: int
+    visits_per_hour: int
+    reachable: np.ndarray           # (k, n) bool: station within the truck's action radius
+    distance_km: np.ndarray         # (n, n) road distance proxy between stations
+    pickup_rate: np.ndarray         # (h, n) forecast pickups per hour, this hour first
+    return_rate: np.ndarray         # (h, n) forecast returns per hour, this hour first
+
+    @property
+    def n_stations(self) -> int:
+        return len(self.station_ids)
+
+    @property
+    def n_trucks(self) -> int:
+        return len(self.truck_station)
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Anything that turns a :class:`FleetView` into a :class:`Plan`."""
+
+    name: str
+
+    def plan(self, view: FleetView) -> Plan: ...
