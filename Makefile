@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench
+.PHONY: install run test bench chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,17 @@ run: $(STAMP)
 	$(BIN)/bicimad ingest --synthetic
 	$(BIN)/bicimad data summary
 
+## Debian's Chromium and ChromeDriver, for the report's browser test: installed when missing and
+## running as root; otherwise that test skips with a reason.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+	     || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)); \
+	  else echo "chromium/chromedriver missing (not root): the browser test will be skipped"; fi; fi
+
 ## The default test suite (slow and benchmark tests are deselected; see pyproject.toml).
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks (recorded in BENCHMARKS.md).
