@@ -1,0 +1,29 @@
+"""Planners behind one interface: each has a ``name`` and ``plan(view) -> Plan``.
+
+``make_planner(name, **kwargs)`` builds one by name; the OR-Tools and policy planners are
+imported only when asked for, so using the others never loads ortools or torch.
+"""
+
+from __future__ import annotations
+
+from bicimad.sim.interface import Planner
+
+#: Planner names, in the order comparisons report them.
+PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo")
+
+
+def make_planner(name: str, **kwargs) -> Planner:
+    """The planner called ``name`` (one of :data:`PLANNER_NAMES`), built with ``kwargs``."""
+    if name == "noop":
+        from bicimad.plan.base import NoopPlanner
+        return NoopPlanner(**kwargs)
+    if name == "greedy":
+        from bicimad.plan.base import GreedyPlanner
+        return GreedyPlanner(**kwargs)
+    if name == "ortools":
+        from bicimad.plan.ortools_planner import ORToolsPlanner
+        return ORToolsPlanner(**kwargs)
+    if name == "ppo":
+        from bicimad.plan.policy import PolicyPlanner
+        return PolicyPlanner.load(**kwargs)
+    raise ValueError(f"unknown planner {name!r}; known: {', '.join(PLANNER_NAMES)}")

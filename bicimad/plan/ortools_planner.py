@@ -1,0 +1,261 @@
+"""The OR-Tools planner: a rolling-horizon one-commodity pickup-and-delivery model.
+
+Every hour (the simulator asks each hour, so the horizon rolls) the planner
+
+1. computes, per station, the expected lost pickups plus diverted returns over the next
+   ``horizon_hours`` for every starting inventory (:mod:`bicimad.plan.targets`), and the
+   target inventory that minimises them;
+2. turns the gaps to target into candidate stops: load ``q`` bikes at a station above target,
+   unload ``q`` at one below, at a few sizes ``q`` (the full gap and fractions of it, capped
+   by the truck capacity); each stop is worth the expected events it avoids,
+   ``V(x) - V(x -+ q)``;
+3. solves a routing model in which any bike loaded can serve any unload (one commodity, a
+   signed load dimension bounded by ``0..truck_capacity`` that starts at each truck's load as
+   it is), each truck makes at most ``visits_per_hour`` stops, only at stations within its
+   radius, and every station is an optional disjunction whose penalty is the value of its
+   best stop; arcs cost the kilometres driven, at ``km_cost`` events per km;
+4. reads each truck's route back as the visits of the coming hour.
+
+:func:`solve` is a pure function of the frozen :class:`RebalanceProblem`; every OR-Tools
+import of the package is in this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from bicimad.plan.targets import expected_events, station_targets
+from bicimad.sim.interface import FleetView, Plan, Visit
+
+log = logging.getLogger(__name__)
+
+#: Objective units per expected event: the solver works in integers.
+EVENT_SCALE = 1000
+
+FIRST_SOLUTION = {
+    "parallel_cheapest_insertion": routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION,
+    "path_cheapest_arc": routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC,
+    "local_cheapest_insertion": routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION,
+}
+METAHEURISTIC = {
+    "greedy_descent": routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT,
+    "guided_local_search": routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH,
+    "simulated_annealing": routing_enums_pb2.LocalSearchMetaheuristic.SIMULATED_ANNEALING,
+}
+
+
+@dataclass(frozen=True)
+class RebalanceProblem:
+    """One hour's routing problem, in the solver's integer units.
+
+    Candidate stops are indexed ``0..m-1``; stops of the same station form one group, of
+    which at most one is made.
+    """
+
+    stop_station: np.ndarray        # (m,) station index of each candidate stop
+    stop_bikes: np.ndarray          # (m,) signed: > 0 load from the station, < 0 unload
+    stop_value: np.ndarray          # (m,) expected events avoided, x EVENT_SCALE
+    stop_trucks: np.ndarray         # (m, k) bool: trucks whose radius holds the stop
+    truck_station: np.ndarray       # (k,) station each truck is at now
+    truck_load: np.ndarray          # (k,) bikes on each truck now
+    truck_capacity: int
+    visits_per_hour: int
+    arc_cost: np.ndarray            # (n, n) cost of driving station to station, x EVENT_SCALE
+    time_limit_s: float = 1.0
+    first_solution: str = "parallel_cheapest_insertion"
+    metaheuristic: str = "greedy_descent"
+
+
+def build_problem(
+    view: FleetView,
+    horizon_hours: int = 3,
+    fractions: tuple[float, ...] = (1.0, 0.5),
+    max_stations: int = 60,
+    min_value: float = 0.02,
+    km_cost: float = 0.01,
+    time_limit_s: float = 1.0,
+    first_solution: str = "parallel_cheapest_insertion",
+    metaheuristic: str = "greedy_descent",
+) -> RebalanceProblem:
+    """The routing problem for the hour ``view`` describes.
+
+    Args:
+        horizon_hours: forecast hours over which expected events are counted.
+        fractions: stop sizes as fractions of the gap to target (the full gap first).
+        max_stations: keep only the stations whose best stop is worth most (solver time).
+        min_value: drop stops worth fewer expected events than this.
+        km_cost: expected events one truck-kilometre is worth (breaks ties towards short routes).
+    """
+    hours = max(1, min(horizon_hours, view.pickup_rate.shape[0]))
+    events = expected_events(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours])
+    target = station_targets(events)
+    bikes = view.bikes.astype(np.int64)
+    gap = bikes - target                              # > 0: bikes to load, < 0: to unload
+    any_truck = view.reachable.any(axis=0)
+
+    stations, moves, values = [], [], []
+    for s in np.flatnonzero((gap != 0) & any_truck):
+        full = int(np.sign(gap[s])) * min(abs(int(gap[s])), view.truck_capacity)
+        sizes = sorted({int(np.sign(full)) * max(1, round(abs(full) * f)) for f in fractions}, key=abs, reverse=True)
+        for move in sizes:
+            value = events[s, bikes[s]] - events[s, bikes[s] - move]
+            if value >= min_value:
+                stations.append(s)
+                moves.append(move)
+                values.append(value)
+    stations, moves, values = np.array(stations, dtype=np.int64), np.array(moves, dtype=np.int64), np.array(values)
+
+    if stations.size:
+        best_per_station = {}
+        for s, v in zip(stations, values):
+            best_per_station[s] = max(v, best_per_station.get(s, 0.0))
+        keep_stations = sorted(best_per_station, key=best_per_station.get, reverse=True)[:max_stations]
+        keep = np.isin(stations, keep_stations)
+        stations, moves, values = stations[keep], moves[keep], values[keep]
+
+    return RebalanceProblem(
+        stop_station=stations,
+        stop_bikes=moves,
+        stop_value=np.rint(values * EVENT_SCALE).astype(np.int64),
+        stop_trucks=view.reachable[:, stations].T.copy(),
+        truck_station=view.truck_station.astype(np.int64),
+        truck_load=np.clip(view.truck_load.astype(np.int64), 0, view.truck_capacity),
+        truck_capacity=int(view.truck_capacity),
+        visits_per_hour=int(view.visits_per_hour),
+        arc_cost=np.rint(view.distance_km * km_cost * EVENT_SCALE).astype(np.int64),
+        time_limit_s=time_limit_s,
+        first_solution=first_solution,
+        metaheuristic=metaheuristic,
+    )
+
+
+def solve(problem: RebalanceProblem) -> Plan:
+    """Solve ``problem``; per truck, its stops in order (no stop at all if none pays)."""
+    k = len(problem.truck_station)
+    m = len(problem.stop_station)
+    if m == 0:
+        return [[] for _ in range(k)]
+
+    # --- data: nodes 0..k-1 are the trucks' starts, k..2k-1 their ends (a free "stop here"),
+    # 2k.. the candidate stops.
+    first_stop = 2 * k
+    node_station = np.concatenate([problem.truck_station, problem.truck_station, problem.stop_station])
+    node_bikes = np.concatenate([np.zeros(2 * k, dtype=np.int64), problem.stop_bikes])
+    node_visit = np.concatenate([np.zeros(2 * k, dtype=np.int64), np.ones(m, dtype=np.int64)])
+    cost = problem.arc_cost[np.ix_(node_station, node_station)].copy()
+    cost[:, k:first_stop] = 0                      # ending a route anywhere is free
+    # A stop worth less than its station's best is charged the difference on leaving it, so the
+    # objective is km cost minus the value of the stops made (up to a constant).
+    best = {}
+    for station, value in zip(problem.stop_station, problem.stop_value):
+        best[station] = max(value, best.get(station, 0))
+    shortfall = np.array([best[s] - v for s, v in zip(problem.stop_station, problem.stop_value)])
+    cost[first_stop:, :] += shortfall[:, None]
+    cost_rows = cost.tolist()
+    bikes_of = node_bikes.tolist()
+    visit_of = node_visit.tolist()
+
+    # --- model
+    manager = pywrapcp.RoutingIndexManager(
+        len(node_station), k, list(range(k)), list(range(k, first_stop))  # nodes, vehicles, starts, ends
+    )
+    routing = pywrapcp.RoutingModel(manager)
+
+    def arc(from_index: int, to_index: int) -> int:
+        return cost_rows[manager.IndexToNode(from_index)][manager.IndexToNode(to_index)]
+
+    routing.SetArcCostEvaluatorOfAllVehicles(routing.RegisterTransitCallback(arc))
+
+    # --- dimensions and constraints
+    # Signed load: cumul at a node is the load on arrival; leaving it adds the stop's bikes.
+    load_callback = routing.RegisterUnaryTransitCallback(lambda index: bikes_of[manager.IndexToNode(index)])
+    routing.AddDimensionWithVehicleCapacity(
+        load_callback,
+        0,                                   # no slack: the load changes only at stops
+        [problem.truck_capacity] * k,        # 0 <= load <= capacity everywhere on the route
+        False,                               # start cumul not forced to zero: set to the load below
+        "load",
+    )
+    load = routing.GetDimensionOrDie("load")
+    for truck in range(k):
+        load.CumulVar(routing.Start(truck)).SetValue(int(problem.truck_load[truck]))
+
+    visit_callback = routing.RegisterUnaryTransitCallback(lambda index: visit_of[manager.IndexToNode(index)])
+    routing.AddDimension(
+        visit_callback,
+        0,                                   # no slack
+        problem.visits_per_hour,             # at most this many stops per truck
+        True,                                # count from zero at each start
+        "visits",
+    )
+
+    for station in np.unique(problem.stop_station):
+        stops = np.flatnonzero(problem.stop_station == station)
+        indices = [manager.NodeToIndex(first_stop + int(i)) for i in stops]
+        # Optional station: skipping every one of its stops costs the value of the best.
+        routing.AddDisjunction(indices, int(best[station]), 1)  # at most one stop per station
+        for i, index in zip(stops, indices):
+            # Radius: -1 (stop not made) or a truck that reaches it. (SetAllowedVehiclesForIndex
+            # would say the same, but its Python binding rejects lists in this wheel.)
+            routing.VehicleVar(index).SetValues([-1] + np.flatnonzero(problem.stop_trucks[i]).tolist())
+
+    # --- search parameters
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = FIRST_SOLUTION[problem.first_solution]
+    params.local_search_metaheuristic = METAHEURISTIC[problem.metaheuristic]
+    params.time_limit.FromMilliseconds(max(1, int(problem.time_limit_s * 1000)))
+
+    # --- solve and extract
+    solution = routing.SolveWithParameters(params)
+    if solution is None:
+        log.warning("routing found no solution within %.2f s; trucks stay put", problem.time_limit_s)
+        return [[] for _ in range(k)]
+    plan: Plan = []
+    for truck in range(k):
+        route = []
+        index = solution.Value(routing.NextVar(routing.Start(truck)))
+        while not routing.IsEnd(index):
+            node = manager.IndexToNode(index)
+            route.append(Visit(int(node_station[node]), int(node_bikes[node])))
+            index = solution.Value(routing.NextVar(index))
+        plan.append(route)
+    return plan
+
+
+@dataclass
+class ORToolsPlanner:
+    """Replans every hour: forecast targets, then the pickup-and-delivery model above."""
+
+    name: str = "ortools"
+    horizon_hours: int = 3
+    fractions: tuple[float, ...] = (1.0, 0.5)
+    max_stations: int = 60
+    min_value: float = 0.02
+    km_cost: float = 0.01
+    time_limit_s: float = 1.0
+    first_solution: str = "parallel_cheapest_insertion"
+    metaheuristic: str = "greedy_descent"
+
+    def __post_init__(self):
+        if self.first_solution not in FIRST_SOLUTION:
+            raise ValueError(f"first_solution must be one of {sorted(FIRST_SOLUTION)}")
+        if self.metaheuristic not in METAHEURISTIC:
+            raise ValueError(f"metaheuristic must be one of {sorted(METAHEURISTIC)}")
+
+    def plan(self, view: FleetView) -> Plan:
+        problem = build_problem(
+            view,
+            horizon_hours=self.horizon_hours,
+            fractions=tuple(self.fractions),
+            max_stations=self.max_stations,
+            min_value=self.min_value,
+            km_cost=self.km_cost,
+            time_limit_s=self.time_limit_s,
+            first_solution=self.first_solution,
+            metaheuristic=self.metaheuristic,
+        )
+        return solve(problem)
