@@ -1,0 +1,190 @@
+"""Recognise a raw file's format by its content (and name, as a hint) and read it.
+
+:func:`detect` returns a format name; :data:`READERS` maps it to a reader. ``AUXILIARY``
+formats are recognised EMT-derived tables that are not trips, snapshots or station lists
+(daily counts, per-station hourly counts, a GEXF graph, simulator configurations): ingest
+records them in the raw manifest and skips them. Zip archives are read member by member.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from bicimad.opendata import readers as r
+from bicimad.opendata.rejects import IngestError, Rejects
+
+SNAPSHOTS, TRIPS, STATIONS = "snapshots", "trips", "stations"
+
+#: Format name -> (what it holds, reader(source_obj, label, rejects)). ``stream`` readers take a
+#: binary stream; ``path`` readers (xlsx, parquet) take a path or a seekable stream.
+READERS: dict[str, tuple[str, Callable[..., Iterator[r.Chunk]]]] = {
+    "snapshot-jsonl": (SNAPSHOTS, r.read_snapshot_jsonl),
+    "snapshot-pystr": (SNAPSHOTS, r.read_python_str_snapshot),
+    "snapshot-xlsx": (SNAPSHOTS, r.read_snapshot_xlsx),
+    "snapshot-parquet": (SNAPSHOTS, r.read_snapshot_parquet),
+    "trips-jsonl": (TRIPS, r.read_trips_jsonl),
+    "trips-od-xlsx": (TRIPS, r.read_od_xlsx),
+    "stations-json": (STATIONS, r.read_station_json),
+    "stations-bases-csv": (STATIONS, r.read_bases_csv),
+    "stations-table-csv": (STATIONS, r.read_all_stations_csv),
+}
+AUXILIARY = "auxiliary"
+
+_TRIP_NAME = re.compile(r"(usage_bicimad|movements|usos)", re.I)
+_SNAPSHOT_NAME = re.compile(r"(stations_madrid|bicimad_estacions|situaciones)", re.I)
+
+
+def _json_kind(obj) -> str | None:
+    if isinstance(obj, list):
+        return "stations-json" if obj and isinstance(obj[0], dict) and "id" in obj[0] else None
+    if not isinstance(obj, dict):
+        return None
+    if "stations" in obj and isinstance(obj["stations"], list):
+        first = obj["stations"][0] if obj["stations"] else {}
+        if "_id" in obj:
+            return "snapshot-jsonl"
+        if isinstance(first, dict) and "id" in first:
+            return "stations-json"
+        return AUXILIARY  # e.g. a simulator's station configuration without ids
+    if "unplug_hourTime" in obj or "idunplug_station" in obj:
+        return "trips-jsonl"
+    return AUXILIARY if obj else None
+
+
+def detect(name: str, head: bytes, size: int, read_all: Callable[[], bytes]) -> str:
+    """Format of a file from its name, its first bytes and (for small pretty-printed JSON) all of it."""
+    lower = name.lower()
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx" if lower.endswith((".xlsx", ".xlsm")) else "zip"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    text = head.decode("latin-1").lstrip("\ufeff \t\r\n")
+    if text.startswith(("['{", '["{')):
+        return "snapshot-pystr"
+    if text.startswith("<?xml") or text.startswith("<gexf"):
+        return AUXILIARY
+    if text.startswith(("{", "[")):
+        # JSON lines: the first complete line tells; several lines in case the first is bad.
+        lines = head.split(b"\n")[:-1] if len(head) < size else head.split(b"\n")
+        for line in lines[:5]:
+            try:
+                kind = _json_kind(json.loads(line.decode("latin-1")))
+            except (json.JSONDecodeError, IndexError):
+                continue
+            if kind:
+                return kind
+        if size <= 64 << 20:  # a pretty-printed document (station list, configuration)
+            try:
+                kind = _json_kind(json.loads(read_all().decode("utf-8", errors="replace")))
+                if kind:
+                    return kind
+            except json.JSONDecodeError:
+                pass
+        if _TRIP_NAME.search(lower):
+            return "trips-jsonl"
+        if _SNAPSHOT_NAME.search(lower):
+            return "snapshot-jsonl"
+        raise IngestError(f"{name}: JSON, but neither trips, snapshots nor a station list")
+    first = text.split("\n", 1)[0]
+    if first.startswith("Id_Estacion;"):
+        return "stations-bases-csv"
+    if re.match(r"^,?id,", first) and "total_bases" in first:
+        return "stations-table-csv"
+    if first.startswith(("Station;", "day_of_week", "FECHA")):
+        return AUXILIARY
+    raise IngestError(f"{name}: unrecognised format (first bytes {head[:40]!r})")
+
+
+def _xlsx_kind(path_or_stream, name: str) -> str:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path_or_stream, read_only=True)
+    try:
+        sheets = wb.sheetnames
+        first = [str(v).strip() if v is not None else "" for v in next(wb.worksheets[0].iter_rows(max_row=1, values_only=True), ())]
+    finally:
+        wb.close()
+    if {"fecha", "id", "dock_bikes"} <= set(first):
+        return "snapshot-xlsx"
+    if any(re.fullmatch(r"\d{1,2}-\d{1,2}", s) for s in sheets) and re.search(r"Usos\d{6}", name):
+        return "trips-od-xlsx"
+    return AUXILIARY
+
+
+def _parquet_kind(path_or_stream, name: str) -> str:
+    import pyarrow.parquet as pq
+
+    cols = set(pq.ParquetFile(path_or_stream).schema_arrow.names)
+    if "dock_bikes" in cols and ("_id" in cols or {"fecha", "hora"} <= cols):
+        return "snapshot-parquet"
+    raise IngestError(f"{name}: parquet without snapshot columns (dock_bikes and _id or fecha+hora); has {sorted(cols)}")
+
+
+def file_format(path: Path) -> str:
+    """The format name of a file on disk ('zip' for archives)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    size = path.stat().st_size
+    kind = detect(path.name, head, size, path.read_bytes)
+    if kind == "xlsx":
+        return _xlsx_kind(path, path.name)
+    if kind == "parquet":
+        return _parquet_kind(path, path.name)
+    return kind
+
+
+def read_file(path: Path, source: str, rejects: Rejects, *,
+              progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, r.Chunk]]:
+    """Read any supported raw file (zip archives member by member): yield (format, chunk).
+
+    ``progress(bytes_read)`` is called after each chunk with the position in the file.
+    """
+    progress = progress or (lambda _n: None)
+    kind = file_format(path)
+    if kind == "zip":
+        yield from _read_zip(path, source, rejects, progress)
+    elif kind in ("snapshot-xlsx", "trips-od-xlsx", "snapshot-parquet"):
+        for chunk in READERS[kind][1](path, source, rejects):
+            yield kind, chunk
+    elif kind != AUXILIARY:
+        with open(path, "rb") as fh:
+            for chunk in READERS[kind][1](fh, source, rejects):
+                progress(fh.tell())
+                yield kind, chunk
+    progress(path.stat().st_size)
+
+
+def _read_zip(path: Path, source: str, rejects: Rejects, progress: Callable[[int], None]) -> Iterator[tuple[str, r.Chunk]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise IngestError(f"{source}: damaged zip archive ({exc})") from exc
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir() or info.filename.startswith("__MACOSX/"):
+                continue
+            label = f"{source}!{info.filename}"
+            with archive.open(info) as fh:
+                head = fh.read(1 << 16)
+            kind = detect(info.filename, head, info.file_size, lambda: archive.read(info))
+            if kind in ("xlsx", "parquet", "zip"):
+                data = io.BytesIO(archive.read(info))  # small tables; nested archives are read in memory
+                if kind == "zip":
+                    raise IngestError(f"{label}: nested archives are not supported")
+                kind = _xlsx_kind(data, info.filename) if kind == "xlsx" else _parquet_kind(data, info.filename)
+                if kind == AUXILIARY:
+                    continue
+                for chunk in READERS[kind][1](data, label, rejects):
+                    yield kind, chunk
+                continue
+            if kind == AUXILIARY:
+                continue
+            with archive.open(info) as fh:  # streams: a 1 GB member is never held in memory
+                for chunk in READERS[kind][1](fh, label, rejects):
+                    progress(archive.fp.tell())
+                    yield kind, chunk

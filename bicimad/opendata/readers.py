@@ -1,0 +1,527 @@
+"""Streaming readers for every raw EMT format, yielding normalised chunks.
+
+Each reader takes an open binary stream (or a path, for xlsx/parquet), a ``source`` label
+and a :class:`~bicimad.opendata.rejects.Rejects`, and yields :class:`Chunk` objects of one of
+three *part* kinds. Parts are close to the processed tables of :mod:`schemas` but keep what
+the final build still needs:
+
+``snapshots``  ``ts_local`` (naive Madrid wall clock; localised at build time so the DST rule
+               sees every stamp at once), ``station_id`` (may be null), ``number`` (the key
+               when the id is missing), bikes, free_docks, capacity, available, source.
+``trips``      the ``trips`` table's columns plus ``trip_key`` (EMT ``_id``, to drop repeats).
+``stations``   station_id (may be null), number, name, address, lat, lon, capacity,
+               ``as_of`` (when the row was true; null for undated lists), source.
+
+Readers never load a whole JSON-lines file: they parse it line by line in chunks of
+``chunk_lines`` and build each chunk's columns, so memory is bounded by the chunk size.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+from dataclasses import dataclass
+from typing import IO, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from bicimad.opendata.rejects import IngestError, Rejects
+from bicimad.opendata.times import localize_wall_clock, parse_instants
+from bicimad.opendata.utm import utm_to_latlon
+
+CHUNK_LINES = 200_000
+
+#: Fields of an EMT station record (snapshot or station list).
+STATION_FIELDS = frozenset({
+    "id", "number", "name", "address", "latitude", "longitude", "light", "activate", "no_available",
+    "total_bases", "dock_bikes", "free_bases", "reservations_count",
+})
+#: Fields of an EMT trip record, mongoexport and compact styles.
+TRIP_FIELDS = frozenset({
+    "_id", "user_day_code", "idplug_base", "idunplug_base", "idplug_station", "idunplug_station",
+    "user_type", "travel_time", "ageRange", "unplug_hourTime", "zip_code", "track",
+})
+
+SNAPSHOT_PART_COLUMNS = ("ts_local", "station_id", "number", "bikes", "free_docks", "capacity", "available", "source")
+TRIP_PART_COLUMNS = ("unplug_ts", "plug_ts", "duration_s", "from_station", "to_station", "user_type", "source", "trip_key")
+STATION_PART_COLUMNS = ("station_id", "number", "name", "address", "lat", "lon", "capacity", "as_of", "source")
+
+
+@dataclass
+class Chunk:
+    kind: str  # "snapshots" | "trips" | "stations"
+    frame: pd.DataFrame
+
+
+# --------------------------------------------------------------------------------------------
+# Line decoding
+# --------------------------------------------------------------------------------------------
+
+def iter_lines(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, text) of non-blank lines, decoding each line on its own.
+
+    UTF-8 first; a line that is not UTF-8 (EMT's 2018-19 ``track`` addresses are Latin-1) is
+    decoded as Latin-1 and counted as a warning, so one bad byte never loses the file.
+    A last line without its newline is marked so the caller can call it truncated.
+    """
+    recoded = 0
+    for lineno, raw in enumerate(stream, 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+            recoded += 1
+        if text.strip():
+            yield lineno, text
+    if recoded:
+        rejects.warn(source, "line(s) not UTF-8, decoded as Latin-1", recoded)
+
+
+def _json_records(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[tuple[int, dict]]:
+    """Parse JSON lines; invalid ones are rejected (the unterminated last one as truncated)."""
+    pending: tuple[int, str] | None = None
+    for lineno, text in iter_lines(stream, source, rejects):
+        if pending is not None:
+            yield from _parse_json_line(*pending, source, rejects, last=False)
+        pending = (lineno, text)
+    if pending is not None:
+        yield from _parse_json_line(*pending, source, rejects, last=True)
+
+
+def _parse_json_line(lineno: int, text: str, source: str, rejects: Rejects, last: bool) -> Iterator[tuple[int, dict]]:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        truncated = last and not text.endswith("\n")
+        reason = "truncated last line (no closing newline, invalid JSON)" if truncated else f"invalid JSON: {exc.msg} at column {exc.colno}"
+        rejects.add(source, lineno, None, reason, text[:80])
+        return
+    if not isinstance(obj, dict):
+        rejects.add(source, lineno, None, f"expected a JSON object, got {type(obj).__name__}", text[:80])
+        return
+    yield lineno, obj
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers (vectorised over a chunk; each failure names line and field)
+# --------------------------------------------------------------------------------------------
+
+def _to_int(values, name: str, lines, source: str, rejects: Rejects, bad: np.ndarray, required: bool = True) -> pd.Series:
+    """Numeric column as nullable Int64; non-numeric or fractional values reject their record."""
+    raw = pd.Series(values, dtype=object)
+    num = pd.to_numeric(raw, errors="coerce")
+    missing = raw.isna().to_numpy()
+    invalid = (num.isna().to_numpy() & ~missing) | (num.notna().to_numpy() & (num.fillna(0) % 1 != 0).to_numpy())
+    for i in np.flatnonzero(invalid & ~bad):
+        rejects.add(source, lines[i], name, "not an integer", raw.iloc[i])
+    bad |= invalid
+    if required:
+        for i in np.flatnonzero(missing & ~bad):
+            rejects.add(source, lines[i], name, "missing field")
+        bad |= missing
+    return num.where(~invalid).round().astype("Int64")
+
+
+def _check(cond: np.ndarray, name: str, reason: str, values, lines, source: str, rejects: Rejects, bad: np.ndarray) -> None:
+    """Reject records where ``cond`` holds (an impossible value)."""
+    cond = np.asarray(cond, dtype=bool) & ~bad
+    vals = pd.Series(values, dtype=object)
+    for i in np.flatnonzero(cond):
+        rejects.add(source, lines[i], name, reason, vals.iloc[i])
+    bad |= cond
+
+
+def _validate_station_values(df: pd.DataFrame, lines, source: str, rejects: Rejects, bad: np.ndarray) -> None:
+    """Impossible snapshot values: negative counts, more bikes (or bikes + free docks) than docks."""
+    b, f, c = df["bikes"], df["free_docks"], df["capacity"]
+    _check((b < 0).fillna(False).to_numpy(), "dock_bikes", "negative bikes", b, lines, source, rejects, bad)
+    _check((f < 0).fillna(False).to_numpy(), "free_bases", "negative free docks", f, lines, source, rejects, bad)
+    _check((c < 0).fillna(False).to_numpy(), "total_bases", "negative capacity", c, lines, source, rejects, bad)
+    _check((b > c).fillna(False).to_numpy(), "dock_bikes", "more bikes than docks (dock_bikes > total_bases)", b, lines, source, rejects, bad)
+    _check((b + f > c).fillna(False).to_numpy(), "free_bases", "dock_bikes + free_bases > total_bases", f, lines, source, rejects, bad)
+    sid = df["station_id"]
+    _check((sid <= 0).fillna(False).to_numpy(), "id", "station id must be positive", sid, lines, source, rejects, bad)
+
+
+def normalise_number(value) -> str | None:
+    """EMT station number in one spelling: '001 a' / '1A' / 1 → '1a' / '1a' / '1'."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip().lower()
+    m = re.fullmatch(r"0*(\d+)\s*([a-z]?)", text)
+    return (m.group(1) + m.group(2)) if m else (text or None)
+
+
+def _coord(values) -> pd.Series:
+    """Coordinates arrive as strings, floats or decimal-comma strings."""
+    s = pd.Series(values, dtype=object).map(lambda v: v.replace(",", ".").strip() if isinstance(v, str) else v)
+    return pd.to_numeric(s, errors="coerce")
+
+
+# --------------------------------------------------------------------------------------------
+# Station snapshots
+# --------------------------------------------------------------------------------------------
+
+def _station_records_to_chunks(
+    records: list[tuple[int, object, dict]], source: str, rejects: Rejects, *, fix_text=None
+) -> Iterator[Chunk]:
+    """Build snapshot and station chunks from (line, naive stamp or None, EMT station dict).
+
+    A stamp of None means an undated station list: only a stations chunk comes out.
+    """
+    if not records:
+        return
+    lines = [r[0] for r in records]
+    st = [r[2] for r in records]
+    unknown: set[str] = set()
+    for d in st:
+        if not STATION_FIELDS.issuperset(d):
+            unknown.update(set(d) - STATION_FIELDS)
+    if unknown:
+        rejects.warn(source, f"unknown station field(s) ignored: {', '.join(sorted(unknown))}", len(records))
+    bad = np.zeros(len(st), bool)
+    get = lambda key: [d.get(key) for d in st]  # noqa: E731
+    frame = pd.DataFrame({
+        "station_id": _to_int(get("id"), "id", lines, source, rejects, bad, required=False),
+        "number": [normalise_number(v) for v in get("number")],
+    })
+    for i in np.flatnonzero(frame["station_id"].isna().to_numpy() & pd.isna(frame["number"]).to_numpy() & ~bad):
+        rejects.add(source, lines[i], "id", "missing field (neither id nor number)")
+        bad[i] = True
+    text = (lambda v: fix_text(v) if isinstance(v, str) else v) if fix_text else (lambda v: v)
+    stamps = [r[1] for r in records]
+    dated = stamps[0] is not None
+    if dated:
+        ts = pd.to_datetime(pd.Series(stamps, dtype=object), errors="coerce", format="ISO8601")
+        for i in np.flatnonzero(ts.isna().to_numpy() & ~bad):
+            rejects.add(source, lines[i], "_id", "unparsable snapshot time", stamps[i])
+        bad |= ts.isna().to_numpy()
+        frame["ts_local"] = ts.to_numpy()
+        frame["bikes"] = _to_int(get("dock_bikes"), "dock_bikes", lines, source, rejects, bad)
+        frame["free_docks"] = _to_int(get("free_bases"), "free_bases", lines, source, rejects, bad, required=False)
+        frame["capacity"] = _to_int(get("total_bases"), "total_bases", lines, source, rejects, bad, required=False)
+        activate = _to_int(get("activate"), "activate", lines, source, rejects, bad, required=False)
+        no_avail = _to_int(get("no_available"), "no_available", lines, source, rejects, bad, required=False)
+        frame["available"] = ((activate.fillna(1) == 1) & (no_avail.fillna(0) == 0)).astype(bool)
+        frame["available"] = frame["available"].where(activate.notna() | no_avail.notna())
+        _validate_station_values(frame, lines, source, rejects, bad)
+    else:
+        frame["capacity"] = _to_int(get("total_bases"), "total_bases", lines, source, rejects, bad, required=False)
+    frame["source"] = source
+    good = frame[~bad]
+    info = pd.DataFrame({
+        "station_id": good["station_id"],
+        "number": good["number"],
+        "name": [text(v) for v in np.asarray(get("name"), dtype=object)[~bad]],
+        "address": [text(v) for v in np.asarray(get("address"), dtype=object)[~bad]],
+        "lat": _coord(np.asarray(get("latitude"), dtype=object)[~bad]).to_numpy(),
+        "lon": _coord(np.asarray(get("longitude"), dtype=object)[~bad]).to_numpy(),
+        "capacity": good["capacity"],
+        "as_of": good["ts_local"] if dated else pd.NaT,
+        "source": source,
+    })
+    if dated:
+        yield Chunk("snapshots", good[list(SNAPSHOT_PART_COLUMNS)].reset_index(drop=True))
+        # One station row per station and stamp would be huge; the latest per station suffices.
+        info = info.sort_values("as_of").drop_duplicates(["station_id", "number"], keep="last")
+    yield Chunk("stations", info.reset_index(drop=True))
+
+
+def read_snapshot_jsonl(stream: IO[bytes], source: str, rejects: Rejects, chunk_lines: int = 200) -> Iterator[Chunk]:
+    """EMT snapshot JSON lines: ``{"_id": "<naive local ISO>", "stations": [13 fields...]}``."""
+    def records() -> Iterator[tuple[int, object, dict]]:
+        for lineno, obj in _json_records(stream, source, rejects):
+            stamp, stations = obj.get("_id"), obj.get("stations")
+            if stamp is None:
+                rejects.add(source, lineno, "_id", "missing field")
+                continue
+            if not isinstance(stations, list):
+                rejects.add(source, lineno, "stations", "missing field or not a list")
+                continue
+            unknown = set(obj) - {"_id", "stations"}
+            if unknown:
+                rejects.warn(source, f"unknown snapshot field(s) ignored: {', '.join(sorted(unknown))}")
+            for st in stations:
+                if isinstance(st, dict):
+                    yield lineno, stamp, st
+                else:
+                    rejects.add(source, lineno, "stations", "station entry is not an object", st)
+
+    # chunk_lines counts snapshots (lines); each holds ~200 stations.
+    for batch in _batched(records(), chunk_lines * 250):
+        yield from _station_records_to_chunks(batch, source, rejects)
+
+
+def read_python_str_snapshot(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[Chunk]:
+    """A snapshot saved as Python ``str()`` of a list of JSON lines (literal newlines inside)."""
+    text = stream.read().decode("utf-8", errors="strict")
+    try:
+        lines = ast.literal_eval(text.replace("\n", "\\n"))
+    except (ValueError, SyntaxError) as exc:
+        raise IngestError(f"{source}: not a Python list of JSON strings ({exc})") from exc
+    payload = "\n".join(line.replace("\n", "") for line in lines) + "\n"
+    yield from read_snapshot_jsonl(io.BytesIO(payload.encode("utf-8")), source, rejects)
+
+
+def read_snapshot_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
+    """EstacionesVacias-style workbook: ``Sheet1`` (fecha, id, total_bases, dock_bikes), newest
+    first, naive local time; optional ``Estaciones`` sheet with the station list."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = wb.worksheets[0].iter_rows(values_only=True)
+        header = [str(h).strip() if h is not None else "" for h in next(rows)]
+        col = {name: header.index(name) for name in ("fecha", "id", "total_bases", "dock_bikes") if name in header}
+        if len(col) < 4:
+            raise IngestError(f"{source}: sheet {wb.sheetnames[0]!r} lacks column(s) "
+                              f"{sorted({'fecha', 'id', 'total_bases', 'dock_bikes'} - set(col))}")
+        records = ((i, r[col["fecha"]], {"id": r[col["id"]], "total_bases": r[col["total_bases"]],
+                                          "dock_bikes": r[col["dock_bikes"]]})
+                   for i, r in enumerate(rows, 2) if any(v is not None for v in r))
+        for batch in _batched(records, CHUNK_LINES):
+            yield from _station_records_to_chunks(batch, f"{source}", rejects)
+        if "Estaciones" in wb.sheetnames:
+            srows = wb["Estaciones"].iter_rows(values_only=True)
+            sheader = [str(h).strip() for h in next(srows)]
+            recs = [(i, None, dict(zip(sheader, r))) for i, r in enumerate(srows, 2) if any(v is not None for v in r)]
+            yield from _station_records_to_chunks(recs, f"{source}#Estaciones", rejects)
+    finally:
+        wb.close()
+
+
+def _parquet_batches(path, columns=None) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(batch_size=CHUNK_LINES, columns=columns):
+        yield batch.to_pandas()
+
+
+def _frame_station_records(df: pd.DataFrame, stamps, start: int) -> list[tuple[int, object, dict]]:
+    fields = [c for c in df.columns if c in STATION_FIELDS]
+    values = df[fields].astype(object).where(df[fields].notna(), None).to_dict("records")
+    return [(start + i, s, v) for i, (s, v) in enumerate(zip(stamps, values))]
+
+
+def read_snapshot_parquet(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
+    """Snapshot tables flattened by others with EMT field names: a naive ``_id`` column
+    (situaciones: no station ``id``, only ``number``) or ``fecha`` + ``hora`` (try.parquet)."""
+    start = 1
+    for df in _parquet_batches(path):
+        if "_id" in df.columns:
+            stamps = pd.to_datetime(df["_id"]).dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        elif {"fecha", "hora"} <= set(df.columns):
+            stamps = df["fecha"].astype(str) + "T" + df["hora"].astype(str)
+        else:
+            raise IngestError(f"{source}: parquet has neither `_id` nor `fecha`+`hora` columns")
+        records = _frame_station_records(df, stamps.tolist(), start)
+        start += len(df)
+        yield from _station_records_to_chunks(records, source, rejects)
+
+
+# --------------------------------------------------------------------------------------------
+# Trips
+# --------------------------------------------------------------------------------------------
+
+def read_trips_jsonl(stream: IO[bytes], source: str, rejects: Rejects, chunk_lines: int = CHUNK_LINES) -> Iterator[Chunk]:
+    """EMT trip JSON lines, mongoexport (``$oid``, ``$date`` +0200) or compact (``Z``) style."""
+    known = TRIP_FIELDS
+    unknown: set[str] = set()
+    for batch in _batched(_json_records(stream, source, rejects), chunk_lines):
+        lines, keys, times, origins, dests, durations, users = [], [], [], [], [], [], []
+        for lineno, obj in batch:
+            if not known.issuperset(obj):
+                unknown.update(k for k in obj if k not in known)
+            oid = obj.get("_id")
+            t = obj.get("unplug_hourTime")
+            lines.append(lineno)
+            keys.append(oid.get("$oid") if isinstance(oid, dict) else oid)
+            times.append(t.get("$date") if isinstance(t, dict) else t)
+            origins.append(obj.get("idunplug_station"))
+            dests.append(obj.get("idplug_station"))
+            durations.append(obj.get("travel_time"))
+            users.append(obj.get("user_type"))
+        yield from _trip_chunk(lines, keys, times, origins, dests, durations, users, source, rejects)
+    if unknown:
+        rejects.warn(source, f"unknown trip field(s) ignored: {', '.join(sorted(unknown))}")
+
+
+def _trip_chunk(lines, keys, times, origins, dests, durations, users, source, rejects, *, naive_local=False) -> Iterator[Chunk]:
+    if not lines:
+        return
+    bad = np.zeros(len(lines), bool)
+    if naive_local:
+        unplug = localize_wall_clock(pd.to_datetime(pd.Series(times), errors="coerce"))
+    else:
+        unplug = parse_instants(pd.Series(times, dtype=object))
+    missing_t = pd.Series(times, dtype=object).isna().to_numpy()
+    for i in np.flatnonzero(missing_t):
+        rejects.add(source, lines[i], "unplug_hourTime", "missing field")
+    for i in np.flatnonzero(unplug.isna().to_numpy() & ~missing_t):
+        rejects.add(source, lines[i], "unplug_hourTime", "unparsable time", times[i])
+    bad |= unplug.isna().to_numpy()
+    frm = _to_int(origins, "idunplug_station", lines, source, rejects, bad)
+    to = _to_int(dests, "idplug_station", lines, source, rejects, bad, required=False)
+    user = _to_int(users, "user_type", lines, source, rejects, bad, required=False)
+    raw_dur = pd.Series(durations, dtype=object)
+    dur = pd.to_numeric(raw_dur, errors="coerce")
+    for i in np.flatnonzero(dur.isna().to_numpy() & raw_dur.notna().to_numpy() & ~bad):
+        rejects.add(source, lines[i], "travel_time", "not a number", raw_dur.iloc[i])
+    bad |= (dur.isna() & raw_dur.notna()).to_numpy()
+    _check((dur < 0).fillna(False).to_numpy(), "travel_time", "negative travel time", dur, lines, source, rejects, bad)
+    _check((frm <= 0).fillna(False).to_numpy(), "idunplug_station", "station id must be positive", frm, lines, source, rejects, bad)
+    _check((to <= 0).fillna(False).to_numpy(), "idplug_station", "station id must be positive", to, lines, source, rejects, bad)
+    # EMT documents types 1-3; later files add others (e.g. 6), which are kept.
+    _check(((user < 0) | (user > 127)).fillna(False).to_numpy(), "user_type", "user_type outside 0..127", user, lines, source, rejects, bad)
+    frame = pd.DataFrame({
+        "unplug_ts": unplug,
+        "plug_ts": unplug + pd.to_timedelta(dur, unit="s"),
+        "duration_s": dur.astype(float),
+        "from_station": frm,
+        "to_station": to,
+        "user_type": user,
+        "source": source,
+        "trip_key": pd.Series(keys, dtype=object).map(lambda k: None if k is None else str(k)),
+    })
+    yield Chunk("trips", frame[~bad].reset_index(drop=True))
+
+
+def read_od_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
+    """Usos092018_Estaciones-style workbook: sheets of trips (Day, Hour, origin, destination)
+    for hour windows of one day, naive local hours. Columns 5+ are summaries and ignored."""
+    import openpyxl
+
+    m = re.search(r"Usos(\d{2})(\d{4})", source)
+    if not m:
+        raise IngestError(f"{source}: cannot tell the month (expected 'UsosMMYYYY' in the name)")
+    month, year = int(m.group(1)), int(m.group(2))
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        for sheet in wb.sheetnames:
+            if not re.fullmatch(r"\d{1,2}-\d{1,2}", sheet):
+                continue
+            label = f"{source}#{sheet}"
+            rows = wb[sheet].iter_rows(values_only=True)
+            header = next(rows)
+            if not header or str(header[0]).strip().lower() != "day":
+                raise IngestError(f"{label}: expected 'Day' in the first column, found {header[:4] if header else None}")
+            lines, times, origins, dests = [], [], [], []
+            for i, r in enumerate(rows, 2):
+                if r is None or len(r) < 4 or all(v is None for v in r[:4]):
+                    continue
+                day, hour = r[0], r[1]
+                try:
+                    stamp = pd.Timestamp(year=year, month=month, day=int(day), hour=int(hour))
+                except (TypeError, ValueError):
+                    rejects.add(label, i, "Day/Hour", "not a valid day and hour", (day, hour))
+                    continue
+                lines.append(i)
+                times.append(stamp)
+                origins.append(r[2])
+                dests.append(r[3])
+            n = len(lines)
+            yield from _trip_chunk(lines, [None] * n, times, origins, dests, [None] * n, [None] * n, label, rejects, naive_local=True)
+    finally:
+        wb.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Station lists
+# --------------------------------------------------------------------------------------------
+
+_MOJIBAKE = re.compile("[∫ÈÍÛ·ÒÓ©¬]")
+
+
+def _fix_macroman_mojibake(text: str) -> str:
+    """Undo Latin-1 bytes that were decoded as MacRoman ('n∫' → 'nº', 'È' → 'é')."""
+    try:
+        return text.encode("mac_roman").decode("latin-1")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+def read_station_json(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[Chunk]:
+    """EMT station list: ``{"stations": [...]}`` or a bare array, pretty-printed or not."""
+    raw = stream.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        rejects.warn(source, "file not UTF-8, decoded as Latin-1")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    stations = obj.get("stations") if isinstance(obj, dict) else obj
+    if not isinstance(stations, list):
+        raise IngestError(f"{source}: expected a list of stations or {{'stations': [...]}}")
+    fix = None
+    if "∫" in text:  # the tell-tale of 'nº' gone through MacRoman
+        fix = _fix_macroman_mojibake
+        rejects.warn(source, "MacRoman mojibake in names/addresses repaired")
+    records = [(i, None, st) for i, st in enumerate(stations, 1) if isinstance(st, dict)]
+    yield from _station_records_to_chunks(records, source, rejects, fix_text=fix)
+
+
+def _excel_serial_to_ts(values) -> pd.Series:
+    days = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+    naive = pd.Timestamp("1899-12-30") + pd.to_timedelta(days, unit="D")
+    return localize_wall_clock(naive)
+
+
+def read_bases_csv(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[Chunk]:
+    """datos.madrid.es 'Bases BiciMAD': ``;``-separated CP850, UTM 30N with decimal commas,
+    ``Fec_Alta`` as Excel serial days. ``as_of`` is the install date."""
+    raw = stream.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp850")  # the DOS code page datos.madrid.es exports in
+    df = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False)
+    need = {"Id_Estacion", "Nro_Estacion", "Gis_X", "Gis_Y", "Plazas"}
+    if not need <= set(df.columns):
+        raise IngestError(f"{source}: missing column(s) {sorted(need - set(df.columns))}")
+    lines = list(range(2, len(df) + 2))
+    bad = np.zeros(len(df), bool)
+    sid = _to_int(df["Id_Estacion"].replace("", None), "Id_Estacion", lines, source, rejects, bad)
+    cap = _to_int(df["Plazas"].replace("", None), "Plazas", lines, source, rejects, bad, required=False)
+    x, y = _coord(df["Gis_X"]), _coord(df["Gis_Y"])
+    for i in np.flatnonzero((x.isna() | y.isna()).to_numpy() & ~bad):
+        rejects.add(source, lines[i], "Gis_X/Gis_Y", "missing or non-numeric UTM coordinate", (df["Gis_X"][i], df["Gis_Y"][i]))
+    lat, lon = utm_to_latlon(x.to_numpy(), y.to_numpy(), zone=30)
+    address = df["Direccion"] if "Direccion" in df.columns else None
+    frame = pd.DataFrame({
+        "station_id": sid,
+        "number": df["Nro_Estacion"].map(normalise_number),
+        "name": None,
+        "address": address,
+        "lat": lat,
+        "lon": lon,
+        "capacity": cap,
+        "as_of": _excel_serial_to_ts(df["Fec_Alta"]) if "Fec_Alta" in df.columns else pd.NaT,
+        "source": source,
+    })
+    yield Chunk("stations", frame[~bad].reset_index(drop=True))
+
+
+def read_all_stations_csv(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[Chunk]:
+    """A pandas-written station table (``,id,address,name,total_bases,longitude,latitude,...``)."""
+    df = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8")
+    records = [(i, None, {k: (v if v != "" else None) for k, v in r.items() if k in STATION_FIELDS})
+               for i, r in enumerate(df.to_dict("records"), 2)]
+    yield from _station_records_to_chunks(records, source, rejects)
