@@ -181,13 +181,17 @@ def number_map(stations: pd.DataFrame, snapshots: pd.DataFrame, rejects: Rejects
     return pairs.drop_duplicates("number", keep="last").set_index("number")["station_id"].astype(int).to_dict()
 
 
+def _resolve_ids(df: pd.DataFrame, numbers: dict[str, int]) -> pd.Series:
+    """Station ids, filled from the number where a source gave only the number."""
+    by_number = pd.to_numeric(df["number"].map(numbers), errors="coerce").astype("Int64")
+    return df["station_id"].astype("Int64").fillna(by_number)
+
+
 def build_snapshots(parts: pd.DataFrame, numbers: dict[str, int], rejects: Rejects) -> pd.DataFrame:
     """Resolve ids, localise stamps (DST rule in :mod:`times`), drop repeated snapshots."""
-    df = parts.copy()
-    missing = df["station_id"].isna()
-    if missing.any():
-        df.loc[missing, "station_id"] = df.loc[missing, "number"].map(numbers)
-        unresolved = df["station_id"].isna()
+    df = parts.assign(station_id=_resolve_ids(parts, numbers))
+    unresolved = df["station_id"].isna()
+    if unresolved.any():
         for (source, number), n in df[unresolved].groupby(["source", "number"]).size().items():
             rejects.counts[(source, f"station number {number!r} has no known id")] += n
             rejects.rows.append((source, "", "number", "station number has no known id", number))
@@ -208,10 +212,7 @@ def build_snapshots(parts: pd.DataFrame, numbers: dict[str, int], rejects: Rejec
 
 def build_stations(parts: pd.DataFrame, snapshots: pd.DataFrame, trips: pd.DataFrame, numbers: dict[str, int]) -> pd.DataFrame:
     """One row per station id: the newest non-null value of each field, first/last seen."""
-    df = parts.copy()
-    missing = df["station_id"].isna()
-    df.loc[missing, "station_id"] = df.loc[missing, "number"].map(numbers)
-    df = df.dropna(subset=["station_id"])
+    df = parts.assign(station_id=_resolve_ids(parts, numbers)).dropna(subset=["station_id"])
     df["station_id"] = df["station_id"].astype(int)
     df = df.sort_values("as_of", na_position="first", kind="stable")
     info = df.groupby("station_id").agg(
