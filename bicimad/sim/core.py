@@ -1,0 +1,467 @@
+"""The simulation core: ``E`` independent copies of one network, stepped in lockstep.
+
+Both the scalar env (``E = 1``), the vector env and :func:`bicimad.sim.rollout.run_episode`
+drive this one class, so they cannot disagree. State lives in preallocated numpy arrays
+with a leading env axis (station arrays are flattened to ``env * n + station``).
+
+Time runs in minutes. Each hour splits into ``visits_per_hour`` slots; at a slot's start
+every truck may be sent to one station, where it arrives after its travel time (at the
+latest in the slot's last minute) and loads or unloads bikes. Within a minute the order is:
+truck visits, then returns (riders docking), then pickups. A return to a full station is
+diverted: the rider rides on to the nearest station with a free dock. A pickup at an empty
+station is lost, unless ``walk_km`` > 0 and a station that close still has a bike.
+Occupancy flags are raised whenever a station reaches 0 bikes (empty) or 0 free docks
+(full), and at the hour's start from the carried-over state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bicimad.opendata.schemas import OCCUPANCY_STATES
+from bicimad.sim.interface import FleetView, Plan
+from bicimad.sim.network import Network, choose_bases
+from bicimad.sim.riders import Demand, RiderStream
+from bicimad.sim.scenario import Scenario
+
+#: Per-slot quantities reported in ``info`` (one value per env).
+SLOT_KEYS = ("lost_trips", "diverted_returns", "walked_pickups", "bikes_moved", "truck_km",
+             "new_problem_hours", "rejected_visits")
+
+
+class FleetSim:
+    """``n_envs`` copies of the network with the scenario's trucks, fed by ``riders``."""
+
+    def __init__(self, network: Network, scenario: Scenario, riders, n_envs: int = 1,
+                 forecast: Demand | None = None):
+        self.network, self.scenario = network, scenario
+        self.E, self.n, self.k = int(n_envs), network.n, scenario.fleet.trucks
+        self.sampler = riders.sampler(network, scenario)
+        self.H = self.sampler.n_hours
+        self.hours = self.sampler.hours
+        self.T = self.H * 60
+        self.vph = scenario.fleet.visits_per_hour
+        self.slot_edges = [round(60 * s / self.vph) for s in range(self.vph + 1)]
+        self.n_steps = self.H * self.vph
+        self.fill_levels = np.asarray(scenario.episode.fill_levels, dtype=float)
+
+        # What a planner or policy may see: the forecast, aligned to the episode's hours.
+        self.forecast = forecast if forecast is not None else (riders if isinstance(riders, Demand) else None)
+        if self.forecast is not None:
+            self.fc_pickup, self.fc_return = self.forecast.rates_at(self.hours)
+        else:
+            self.fc_pickup = self.fc_return = np.zeros((self.H, self.n))
+
+        self.road_km = network.distance_km * scenario.riders.detour
+        self.truck_minutes = self.road_km / scenario.fleet.speed_kmh * 60.0
+        self.ride_minutes = np.maximum(1, np.ceil(self.road_km / scenario.riders.speed_kmh * 60)).astype(np.int64)
+        self.bases = self._bases()
+        self.reachable = (network.distance_km[self.bases] <= scenario.fleet.radius_km) & network.available[None, :]
+        walk = scenario.riders.walk_km
+        self.walk_to = [[int(j) for j in network.neighbours[i] if network.distance_km[i, j] <= walk]
+                        for i in range(self.n)] if walk > 0 else None
+
+        E, n, k = self.E, self.n, self.k
+        self.cap = np.tile(network.capacity.astype(np.int64), E)
+        self.avail = np.tile(network.available, E)
+        self.bikes = np.zeros(E * n, np.int64)
+        self.empty_h = np.zeros(E * n, bool)
+        self.full_h = np.zeros(E * n, bool)
+        self.lost_h = np.zeros(E * n, np.int64)
+        self.div_h = np.zeros(E * n, np.int64)
+        self.truck_pos = np.zeros((E, k), np.int64)
+        self.truck_load = np.zeros((E, k), np.int64)
+        self.visits_left = np.zeros((E, k), np.int64)
+        self.visit_station = np.full((E, k), -1, np.int64)
+        self.visit_minute = np.full((E, k), -1, np.int64)
+        self.visit_take = np.zeros((E, k), np.int64)
+        self.visit_level = np.full((E, k), np.nan)
+        self.state_hist = np.zeros((E, self.H, n), np.int8)
+        self.lost_hist = np.zeros((E, self.H, n), np.int32)
+        self.div_hist = np.zeros((E, self.H, n), np.int32)
+        self.class_counts = np.zeros((E, len(OCCUPANCY_STATES)), np.int64)
+        self.totals = {key: np.zeros(E) for key in SLOT_KEYS}
+        self._walked = np.zeros(E, np.int64)
+        self._moved = np.zeros(E, np.int64)
+        self._km = np.zeros(E)
+        self._rejected = np.zeros(E, np.int64)
+        self._pending: dict[int, list[np.ndarray]] = {}  # minute -> flat stations of diverted riders
+        self.t = 0
+        self.step_index = 0
+
+    # ------------------------------------------------------------------ set-up
+    def _bases(self) -> np.ndarray:
+        fleet = self.scenario.fleet
+        if fleet.bases:
+            try:
+                return self.network.index_of(list(fleet.bases))
+            except KeyError as exc:
+                raise ValueError(f"scenario {self.scenario.name!r}: fleet.bases: {exc.args[0]}") from None
+        weights = (self.fc_pickup + self.fc_return).sum(axis=0) if self.forecast is not None else None
+        return choose_bases(self.network, self.k, weights, fleet.radius_km)
+
+    def reset(self, rngs: list[np.random.Generator], bikes: np.ndarray | None = None) -> None:
+        """Start a new episode: draw each env's riders from its own generator."""
+        if len(rngs) != self.E:
+            raise ValueError(f"reset: {len(rngs)} generators for {self.E} envs")
+        self._load_streams([self.sampler.draw(rng) for rng in rngs])
+        start = self.network.bikes if bikes is None else np.asarray(bikes)
+        self.bikes[:] = np.broadcast_to(start, (self.E, self.n)).ravel()
+        if np.any(self.bikes < 0) or np.any(self.bikes > self.cap):
+            raise ValueError("reset: initial bikes outside 0..capacity")
+        self.truck_pos[:] = self.bases[None, :]
+        self.truck_load[:] = self.scenario.fleet.initial_load
+        self.visit_minute[:] = -1
+        self.state_hist[:] = 0
+        self.lost_hist[:] = 0
+        self.div_hist[:] = 0
+        self.class_counts[:] = 0
+        for v in self.totals.values():
+            v[:] = 0
+        self._pending = {}
+        self.t = 0
+        self.step_index = 0
+
+    def _load_streams(self, streams: list[RiderStream]) -> None:
+        """Merge the envs' streams into one pickup order and one arrival order by minute."""
+        sizes = [len(s) for s in streams]
+        env = np.repeat(np.arange(self.E), sizes)
+        minute = np.concatenate([s.minute for s in streams]).astype(np.int64)
+        order = np.argsort(minute, kind="stable")  # each stream is sorted: a merge of E runs
+        self.ev_minute = minute[order]
+        self.ev_origin = (env * self.n + np.concatenate([s.origin for s in streams]))[order]
+        self.ev_dest = (env * self.n + np.concatenate([s.dest for s in streams]))[order]
+        self.ev_rank = np.concatenate([s.rank for s in streams])[order]
+        self.ev_env = env[order]
+        self.ev_arrival = self.ev_minute + np.concatenate([s.travel for s in streams])[order]
+        self.ev_ptr = np.searchsorted(self.ev_minute, np.arange(self.T + 1))
+        self.arr_order = np.argsort(self.ev_arrival, kind="stable")
+        self.arr_ptr = np.searchsorted(self.ev_arrival[self.arr_order], np.arange(self.T + 1))
+        self.served = np.zeros(len(minute), bool)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def hour(self) -> int:
+        return self.step_index // self.vph
+
+    @property
+    def slot(self) -> int:
+        return self.step_index % self.vph
+
+    @property
+    def done(self) -> bool:
+        return self.step_index >= self.n_steps
+
+    def bikes2d(self) -> np.ndarray:
+        return self.bikes.reshape(self.E, self.n)
+
+    def in_transit(self) -> np.ndarray:
+        """(E,) riders on a bike now (picked up, not docked yet; diverted ones included)."""
+        riding = self.served & (self.ev_arrival >= self.t)
+        count = np.bincount(self.ev_env[riding], minlength=self.E)
+        for batch in self._pending.values():
+            for flat in batch:
+                count += np.bincount(flat // self.n, minlength=self.E)
+        return count
+
+    def total_bikes(self) -> np.ndarray:
+        """(E,) docked + on trucks + in transit: constant over an episode."""
+        return self.bikes2d().sum(axis=1) + self.truck_load.sum(axis=1) + self.in_transit()
+
+    def action_mask(self) -> np.ndarray:
+        """(E, k, n + 1) bool: stations each truck may visit now; the last column is "idle"."""
+        mask = np.zeros((self.E, self.k, self.n + 1), bool)
+        left = self.visits_left if self.slot else np.full((self.E, self.k), self.vph)
+        can_visit = (left > 0) & (not self.done)
+        mask[:, :, : self.n] = self.reachable[None, :, :] & can_visit[:, :, None]
+        mask[:, :, self.n] = True
+        return mask
+
+    @property
+    def observation_size(self) -> int:
+        return 5 * self.n + 3 * self.k + 4
+
+    def observe(self) -> np.ndarray:
+        """(E, observation_size) float32 in [-1, 1]; layout in the env docstring."""
+        n, k = self.n, self.k
+        h = min(self.hour, self.H - 1)
+        cap = self.network.capacity
+        obs = np.empty((self.E, self.observation_size), np.float32)
+        obs[:, :n] = self.bikes2d() / cap
+        obs[:, n:2 * n] = np.minimum(cap / 40.0, 1.0)
+        obs[:, 2 * n:3 * n] = self.network.available
+        obs[:, 3 * n:4 * n] = self.fc_pickup[h] / (self.fc_pickup[h] + cap)
+        obs[:, 4 * n:5 * n] = self.fc_return[h] / (self.fc_return[h] + cap)
+        o = 5 * n
+        obs[:, o:o + k] = self.truck_load / self.scenario.fleet.truck_capacity
+        obs[:, o + k:o + 2 * k] = self.truck_pos / max(n - 1, 1)
+        left = self.visits_left if self.slot else np.full((self.E, k), self.vph)
+        obs[:, o + 2 * k:o + 3 * k] = left / self.vph
+        day_fraction = (self.hours[h].hour + self.slot / self.vph) / 24.0
+        obs[:, o + 3 * k] = np.sin(2 * np.pi * day_fraction)
+        obs[:, o + 3 * k + 1] = np.cos(2 * np.pi * day_fraction)
+        obs[:, o + 3 * k + 2] = self.slot / self.vph
+        obs[:, o + 3 * k + 3] = self.step_index / self.n_steps
+        return obs
+
+    def occupancy_counts(self) -> np.ndarray:
+        """(E, 4) finished station-hours per class, in ``OCCUPANCY_STATES`` order."""
+        return self.class_counts.copy()
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, station: np.ndarray, take: np.ndarray | None = None, level: np.ndarray | None = None) -> dict:
+        """Run one slot. ``station`` (E, k): index to visit or -1 (idle). Quantity per truck:
+        ``take`` (bikes to load, negative to unload) or ``level`` (target fill fraction; NaN
+        falls back to ``take``). Returns the slot's quantities per env (``SLOT_KEYS``)."""
+        if self.done:
+            raise RuntimeError("episode is over: reset first")
+        hour, slot = self.hour, self.slot
+        if slot == 0:
+            self._begin_hour()
+        problems_before = (self.empty_h | self.full_h).reshape(self.E, self.n).sum(axis=1) if slot else 0
+        lost_before = self.lost_h.reshape(self.E, self.n).sum(axis=1) if slot else 0
+        div_before = self.div_h.reshape(self.E, self.n).sum(axis=1) if slot else 0
+        self._walked[:] = 0
+        self._moved[:] = 0
+        self._km[:] = 0
+        self._rejected[:] = 0
+
+        t0 = hour * 60 + self.slot_edges[slot]
+        t1 = hour * 60 + self.slot_edges[slot + 1]
+        self._schedule(np.asarray(station, dtype=np.int64).reshape(self.E, self.k), take, level, t0, t1)
+        visit_minutes = set(self.visit_minute[self.visit_minute >= t0].tolist())
+        for t in range(t0, t1):
+            self.t = t
+            if t in visit_minutes:
+                self._visits(t)
+            self._minute(t)
+        self.t = t1
+
+        out = {
+            "lost_trips": self.lost_h.reshape(self.E, self.n).sum(axis=1) - lost_before,
+            "diverted_returns": self.div_h.reshape(self.E, self.n).sum(axis=1) - div_before,
+            "walked_pickups": self._walked.copy(),
+            "bikes_moved": self._moved.copy(),
+            "truck_km": self._km.copy(),
+            "new_problem_hours": (self.empty_h | self.full_h).reshape(self.E, self.n).sum(axis=1) - problems_before,
+            "rejected_visits": self._rejected.copy(),
+        }
+        for key, value in out.items():
+            self.totals[key] += value
+        self.step_index += 1
+        if self.slot == 0:
+            self._end_hour(hour)
+        return out
+
+    def _begin_hour(self) -> None:
+        self.empty_h[:] = self.bikes == 0
+        self.full_h[:] = self.bikes >= self.cap
+        self.lost_h[:] = 0
+        self.div_h[:] = 0
+        self.visits_left[:] = self.vph
+
+    def _end_hour(self, hour: int) -> None:
+        state = (self.empty_h.astype(np.int8) + 2 * self.full_h.astype(np.int8)).reshape(self.E, self.n)
+        self.state_hist[:, hour] = state
+        self.lost_hist[:, hour] = self.lost_h.reshape(self.E, self.n)
+        self.div_hist[:, hour] = self.div_h.reshape(self.E, self.n)
+        for c in range(len(OCCUPANCY_STATES)):
+            self.class_counts[:, c] += (state == c).sum(axis=1)
+
+    def _schedule(self, station, take, level, t0: int, t1: int) -> None:
+        """Validate and time this slot's visits; rejected ones (outside the radius, no visit
+        left, unknown station) leave the truck idle and are counted."""
+        E, k = self.E, self.k
+        self.visit_minute[:] = -1
+        if k == 0:
+            return
+        wants = station >= 0
+        valid = wants & (station < self.n)
+        safe = np.where(valid, station, 0)
+        valid &= self.reachable[np.arange(k)[None, :], safe] & (self.visits_left > 0)
+        self._rejected += (wants & ~valid).sum(axis=1)
+        e_idx, j_idx = np.nonzero(valid)
+        if len(e_idx) == 0:
+            return
+        target = station[e_idx, j_idx]
+        here = self.truck_pos[e_idx, j_idx]
+        travel = np.ceil(self.truck_minutes[here, target] - 1e-9).astype(np.int64)
+        self.visit_minute[e_idx, j_idx] = np.minimum(t0 + travel, t1 - 1)
+        self.visit_station[e_idx, j_idx] = target
+        self.visit_take[e_idx, j_idx] = 0 if take is None else np.asarray(take).reshape(E, k)[e_idx, j_idx]
+        self.visit_level[e_idx, j_idx] = np.nan if level is None else np.asarray(level, float).reshape(E, k)[e_idx, j_idx]
+        np.add.at(self._km, e_idx, self.road_km[here, target])
+        self.visits_left[e_idx, j_idx] -= 1
+
+    def _visits(self, t: int) -> None:
+        """Trucks arriving at minute ``t`` load or unload, in truck order."""
+        b, cap, n = self.bikes, self.cap, self.n
+        for j in range(self.k):
+            es = np.flatnonzero(self.visit_minute[:, j] == t)
+            if len(es) == 0:
+                continue
+            flat = es * n + self.visit_station[es, j]
+            level = self.visit_level[es, j]
+            wanted = np.where(np.isnan(level), self.visit_take[es, j],
+                              b[flat] - np.rint(np.nan_to_num(level) * cap[flat]).astype(np.int64))
+            load = self.truck_load[es, j]
+            most_in = np.minimum(b[flat], self.scenario.fleet.truck_capacity - load)
+            most_out = np.minimum(load, cap[flat] - b[flat])
+            moved = np.clip(wanted, -most_out, most_in)
+            b[flat] -= moved
+            self.truck_load[es, j] = load + moved
+            self.truck_pos[es, j] = self.visit_station[es, j]
+            self._moved[es] += np.abs(moved)
+            self.empty_h[flat[b[flat] == 0]] = True
+            self.full_h[flat[b[flat] >= cap[flat]]] = True
+
+    def _minute(self, t: int) -> None:
+        b = self.bikes
+        a0, a1 = self.arr_ptr[t], self.arr_ptr[t + 1]
+        if a1 > a0:
+            ev = self.arr_order[a0:a1]
+            ev = ev[self.served[ev]]
+            if len(ev):
+                self._dock(self.ev_dest[ev], t)
+        if self._pending:
+            batch = self._pending.pop(t, None)
+            if batch is not None:
+                self._dock(np.concatenate(batch), t)
+        p0, p1 = self.ev_ptr[t], self.ev_ptr[t + 1]
+        if p1 > p0:
+            origin = self.ev_origin[p0:p1]
+            ok = self.ev_rank[p0:p1] < b[origin]
+            self.served[p0:p1] = ok
+            hit = origin if ok.all() else origin[ok]
+            np.subtract.at(b, hit, 1)
+            if len(hit) < len(origin):
+                missed = np.flatnonzero(~ok) + p0
+                if self.walk_to is not None:
+                    missed = self._walk(missed)
+                np.add.at(self.lost_h, self.ev_origin[missed], 1)
+            self.empty_h[hit[b[hit] == 0]] = True
+
+    def _dock(self, flat: np.ndarray, t: int) -> None:
+        b, cap = self.bikes, self.cap
+        np.add.at(b, flat, 1)
+        over = b[flat] > cap[flat]
+        if over.any():
+            full = np.unique(flat[over])
+            excess = b[full] - cap[full]
+            b[full] = cap[full]
+            self.div_h[full] += excess
+            self._divert(full, excess, t)
+        self.full_h[flat[b[flat] >= cap[flat]]] = True
+
+    def _divert(self, full: np.ndarray, excess: np.ndarray, t: int) -> None:
+        """Riders at full stations ride on to the nearest station with a free dock now."""
+        env, here = np.divmod(full, self.n)
+        cand = self.network.neighbours[here]
+        flat = env[:, None] * self.n + cand
+        has_dock = (self.bikes[flat] < self.cap[flat]) & self.avail[flat]
+        choice = np.where(has_dock.any(axis=1), has_dock.argmax(axis=1), 0)
+        there = cand[np.arange(len(here)), choice]
+        arrive = t + self.ride_minutes[here, there]
+        for a, f, x in zip(arrive.tolist(), (env * self.n + there).tolist(), excess.tolist()):
+            self._pending.setdefault(a, []).append(np.full(x, f, np.int64))  # after the end: still riding
+
+    def _walk(self, missed: np.ndarray) -> np.ndarray:
+        """Riders who found no bike try stations within walking distance, nearest first;
+        returns the events still lost."""
+        b = self.bikes
+        still = []
+        for ev in missed.tolist():
+            env, here = divmod(int(self.ev_origin[ev]), self.n)
+            for j in self.walk_to[here]:
+                f = env * self.n + j
+                if b[f] > 0 and self.avail[f]:
+                    b[f] -= 1
+                    self.empty_h[f] |= b[f] == 0
+                    self.served[ev] = True
+                    self._walked[env] += 1
+                    break
+            else:
+                still.append(ev)
+        return np.asarray(still, dtype=np.int64)
+
+    # ------------------------------------------------------------------ planners
+    def plan_arrays(self, plan: Plan, visit: int) -> tuple[np.ndarray, np.ndarray]:
+        """Env 0's ``visit``-th visit of every truck as (station, take) arrays (E = 1)."""
+        if self.E != 1:
+            raise ValueError("plans drive a single env")
+        if len(plan) != self.k:
+            raise ValueError(f"plan has {len(plan)} truck lists for {self.k} trucks")
+        station = np.full((1, self.k), -1, np.int64)
+        take = np.zeros((1, self.k), np.int64)
+        for j, visits in enumerate(plan):
+            if visit < len(visits):
+                station[0, j] = visits[visit].station
+                take[0, j] = visits[visit].bikes
+        return station, take
+
+    def execute_plan(self, plan: Plan) -> dict:
+        """Run the coming hour with ``plan`` (one visit per slot, in list order). Visits
+        beyond ``visits_per_hour`` are rejected. Returns the hour's totals per key."""
+        if self.slot != 0:
+            raise RuntimeError("plans start at an hour boundary")
+        extra = sum(max(0, len(v) - self.vph) for v in plan)
+        total = {key: 0.0 for key in SLOT_KEYS}
+        for s in range(self.vph):
+            station, take = self.plan_arrays(plan, s)
+            out = self.step(station, take=take)
+            for key in SLOT_KEYS:
+                total[key] += float(out[key][0])
+        total["rejected_visits"] += extra
+        self.totals["rejected_visits"][0] += extra
+        return total
+
+    def fleet_view(self, env: int = 0, horizon: int | None = None) -> FleetView:
+        """What a planner may know at the current hour of ``env``: state and the forecast."""
+        h = self.hour
+        end = self.H if horizon is None else min(self.H, h + horizon)
+        return FleetView(
+            hour_index=h,
+            hour_of_day=int(self.hours[min(h, self.H - 1)].hour),
+            station_ids=self.network.station_ids,
+            bikes=self.bikes2d()[env].copy(),
+            capacity=self.network.capacity.copy(),
+            truck_station=self.truck_pos[env].copy(),
+            truck_load=self.truck_load[env].copy(),
+            truck_capacity=self.scenario.fleet.truck_capacity,
+            visits_per_hour=self.vph,
+            reachable=self.reachable.copy(),
+            distance_km=self.road_km,
+            pickup_rate=self.fc_pickup[h:end].copy(),
+            return_rate=self.fc_return[h:end].copy(),
+        )
+
+    # ------------------------------------------------------------------ results
+    def occupancy_table(self, env: int = 0) -> pd.DataFrame:
+        """Finished station-hours of ``env`` as an ``occupancy`` table."""
+        hours = self.hour
+        states = np.asarray(OCCUPANCY_STATES)
+        return pd.DataFrame({
+            "station_id": np.tile(self.network.station_ids, hours),
+            "hour": np.repeat(self.hours[:hours], self.n),
+            "state": states[self.state_hist[env, :hours].ravel()],
+            "lost_trips": self.lost_hist[env, :hours].ravel(),
+            "diverted_returns": self.div_hist[env, :hours].ravel(),
+        })
+
+    def summary(self, env: int = 0, planner: str = "", decision_s_per_hour: float = float("nan")) -> dict:
+        """One row of ``OCCUPANCY_SUMMARY_COLUMNS`` for ``env``."""
+        counts = dict(zip(OCCUPANCY_STATES, self.class_counts[env].tolist()))
+        total = sum(counts.values())
+        return {
+            "planner": planner,
+            **counts,
+            "problem_share": (total - counts["balanced"]) / total if total else math.nan,
+            "lost_trips": int(self.totals["lost_trips"][env]),
+            "diverted_returns": int(self.totals["diverted_returns"][env]),
+            "bikes_moved": int(self.totals["bikes_moved"][env]),
+            "truck_km": float(self.totals["truck_km"][env]),
+            "decision_s_per_hour": decision_s_per_hour,
+        }

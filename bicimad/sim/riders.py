@@ -1,0 +1,294 @@
+"""Riders: demand as hourly rates (Poisson) or replayed trips, drawn into one event stream.
+
+Every rider is an event ``(minute, origin, destination, travel minutes)``. A whole episode's
+events are drawn at reset from the riders' own random stream, before any truck acts, so two
+planners run with the same seed meet exactly the same riders (common random numbers). The
+simulator then decides which of them find a bike.
+
+Rates (:class:`Demand`, the ``forecast`` table's pickup and return rates per station-hour):
+pickups at a station are a Poisson process at that hour's rate, minutes uniform within the
+hour. A rider's destination follows the origin-destination matrix (the ``od`` table, or a
+distance-decay fallback), re-weighted per hour by iterative proportional fitting so that
+expected arrivals per station match that hour's return rates while every ridden bike is
+conserved. Travel time is road distance (straight line x detour) at the riding speed.
+
+Replays (:class:`TripReplay`): real trips at their own times. EMT truncates unplug times to
+the hour; where all are whole hours, each trip's minute is drawn uniformly within its hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bicimad.config import TZ
+from bicimad.sim.network import MADRID_CENTRE, Network, haversine_km
+from bicimad.sim.scenario import Scenario
+
+#: Share of a weekday's trips starting in each local hour (shape of Sep 2018's weekdays:
+#: peaks at 8 h and 18-19 h), used by synthetic demand.
+WEEKDAY_PROFILE = np.array([1.6, 1.0, 0.7, 0.5, 0.4, 0.5, 1.5, 4.0, 8.0, 6.0, 4.5, 4.8,
+                            5.5, 6.2, 6.5, 5.5, 5.2, 6.2, 7.9, 7.9, 6.4, 4.6, 3.4, 2.4])
+WEEKDAY_PROFILE = WEEKDAY_PROFILE / WEEKDAY_PROFILE.sum()
+
+
+def travel_minutes(network: Network, scenario: Scenario) -> np.ndarray:
+    """(n, n) riding minutes between stations (>= 1; a round trip takes ``round_trip_min``)."""
+    r = scenario.riders
+    minutes = np.maximum(1, np.rint(network.distance_km * r.detour / r.speed_kmh * 60)).astype(np.int32)
+    np.fill_diagonal(minutes, r.round_trip_min)
+    return minutes
+
+
+@dataclass(frozen=True)
+class RiderStream:
+    """One episode's riders, sorted by (minute, origin); ``rank`` numbers the riders that
+    arrive at the same station in the same minute (0, 1, ...), in the order they are served."""
+
+    minute: np.ndarray  #: (m,) int32 minute of the pickup since the episode start
+    origin: np.ndarray  #: (m,) int32 station index
+    dest: np.ndarray    #: (m,) int32 station index
+    travel: np.ndarray  #: (m,) int32 riding minutes (>= 1)
+    rank: np.ndarray    #: (m,) int32
+
+    @classmethod
+    def build(cls, minute, origin, dest, travel, n_stations: int) -> "RiderStream":
+        minute, origin, dest, travel = (np.asarray(x, dtype=np.int32) for x in (minute, origin, dest, travel))
+        order = np.lexsort((origin, minute))
+        minute, origin, dest, travel = minute[order], origin[order], dest[order], travel[order]
+        key = minute.astype(np.int64) * n_stations + origin
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+        run_start = np.repeat(starts, np.diff(np.r_[starts, len(key)]))
+        rank = (np.arange(len(key)) - run_start).astype(np.int32)
+        return cls(minute, origin, dest, np.maximum(travel, 1), rank)
+
+    def __len__(self) -> int:
+        return len(self.minute)
+
+
+class Demand:
+    """Pickup and return rates per station-hour (the ``forecast`` table) plus the OD matrix."""
+
+    def __init__(self, hours, pickup_rate, return_rate, od=None):
+        self.hours = pd.DatetimeIndex(hours)
+        self.pickup_rate = np.asarray(pickup_rate, dtype=float)
+        self.return_rate = np.asarray(return_rate, dtype=float)
+        self.od = None if od is None else np.asarray(od, dtype=float)
+        h, n = self.pickup_rate.shape
+        if self.return_rate.shape != (h, n) or len(self.hours) != h:
+            raise ValueError(f"demand: pickup {self.pickup_rate.shape}, return {self.return_rate.shape} "
+                             f"and {len(self.hours)} hours disagree")
+        if np.any(~np.isfinite(self.pickup_rate)) or np.any(self.pickup_rate < 0) \
+                or np.any(~np.isfinite(self.return_rate)) or np.any(self.return_rate < 0):
+            raise ValueError("demand: rates must be finite and >= 0")
+        if self.od is not None and self.od.shape != (n, n):
+            raise ValueError(f"demand: od is {self.od.shape}, expected {(n, n)}")
+
+    @property
+    def n_hours(self) -> int:
+        return len(self.hours)
+
+    @classmethod
+    def from_tables(cls, network: Network, forecast: pd.DataFrame, od: pd.DataFrame | None = None) -> "Demand":
+        """Rates from a ``forecast`` table (stations it lacks get rate 0) and an optional ``od`` table."""
+        missing = [c for c in ("station_id", "hour", "pickup_rate", "return_rate") if c not in forecast.columns]
+        if missing:
+            raise ValueError(f"forecast table lacks column(s) {missing}")
+        hours = pd.DatetimeIndex(sorted(pd.to_datetime(forecast["hour"]).unique()))
+        if hours.tz is None:
+            raise ValueError("forecast.hour: timestamps must be tz-aware")
+        known = forecast[forecast["station_id"].isin(network.station_ids)]
+        col = network.index_of(known["station_id"].to_numpy())
+        row = hours.get_indexer(pd.to_datetime(known["hour"]))
+        pick = np.zeros((len(hours), network.n))
+        ret = np.zeros((len(hours), network.n))
+        np.add.at(pick, (row, col), known["pickup_rate"].to_numpy(dtype=float))
+        np.add.at(ret, (row, col), known["return_rate"].to_numpy(dtype=float))
+        matrix = None
+        if od is not None and len(od):
+            od = od[od["from_station"].isin(network.station_ids) & od["to_station"].isin(network.station_ids)]
+            matrix = np.zeros((network.n, network.n))
+            np.add.at(matrix, (network.index_of(od["from_station"].to_numpy()),
+                               network.index_of(od["to_station"].to_numpy())), od["prob"].to_numpy(dtype=float))
+        return cls(hours, pick, ret, matrix)
+
+    def to_forecast_frame(self, network: Network, method: str = "sim") -> pd.DataFrame:
+        """The rates as a ``forecast`` table."""
+        h, n = self.pickup_rate.shape
+        return pd.DataFrame({
+            "station_id": np.tile(network.station_ids, h),
+            "hour": np.repeat(self.hours, n),
+            "pickup_rate": self.pickup_rate.ravel(),
+            "return_rate": self.return_rate.ravel(),
+            "method": method,
+        })
+
+    def rates_at(self, hours: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+        """(pickup, return) rates aligned to ``hours`` (hours this demand lacks: 0)."""
+        idx = self.hours.get_indexer(hours)
+        pick = np.where(idx[:, None] >= 0, self.pickup_rate[np.maximum(idx, 0)], 0.0)
+        ret = np.where(idx[:, None] >= 0, self.return_rate[np.maximum(idx, 0)], 0.0)
+        return pick, ret
+
+    def sampler(self, network: Network, scenario: Scenario) -> "PoissonSampler":
+        return PoissonSampler(self, network, scenario)
+
+
+def distance_od(network: Network, scale_km: float, round_trip_share: float) -> np.ndarray:
+    """Fallback OD: destinations decay as exp(-distance / scale), plus a share of round trips."""
+    weight = np.exp(-network.distance_km / scale_km) * network.available[None, :]
+    np.fill_diagonal(weight, 0.0)
+    rows = weight.sum(axis=1, keepdims=True)
+    off = np.divide(weight, rows, out=np.zeros_like(weight), where=rows > 0)
+    share = np.where(rows[:, 0] > 0, round_trip_share, 1.0)
+    return off * (1 - share)[:, None] + np.diag(share)
+
+
+def balance_od(od: np.ndarray, pickups: np.ndarray, returns: np.ndarray, iters: int = 30) -> np.ndarray:
+    """Per hour, destination probabilities whose expected arrivals follow the return rates.
+
+    Iterative proportional fitting of flows ``pickups[h, i] * od[i, j]`` to row sums
+    ``pickups[h]`` and column sums ``returns[h]`` rescaled to the same total; ends on the rows,
+    so each origin's probabilities sum to 1. An hour without returns keeps the plain OD.
+    Returns (h, n, n).
+    """
+    h, n = pickups.shape
+    flow = pickups[:, :, None] * od[None, :, :]
+    total_ret = returns.sum(axis=1, keepdims=True)
+    target_col = np.divide(returns * pickups.sum(axis=1, keepdims=True), total_ret,
+                           out=np.zeros_like(returns), where=total_ret > 0)
+    use = (total_ret[:, 0] > 0)[:, None]
+    for _ in range(iters):
+        col = flow.sum(axis=1)
+        scale = np.divide(target_col, col, out=np.ones_like(col), where=col > 0)
+        flow = flow * np.where(use, scale, 1.0)[:, None, :]
+        row = flow.sum(axis=2)
+        flow = flow * np.divide(pickups, row, out=np.zeros_like(row), where=row > 0)[:, :, None]
+    row = flow.sum(axis=2, keepdims=True)
+    return np.where(row > 0, np.divide(flow, row, out=np.zeros_like(flow), where=row > 0), od[None, :, :])
+
+
+class PoissonSampler:
+    """Draws a day of riders from hourly rates (see the module docstring)."""
+
+    def __init__(self, demand: Demand, network: Network, scenario: Scenario):
+        if demand.pickup_rate.shape[1] != network.n:
+            raise ValueError(f"demand has {demand.pickup_rate.shape[1]} stations, network {network.n}")
+        self.n = network.n
+        self.n_hours = min(scenario.episode.hours, demand.n_hours)
+        self.hours = demand.hours[: self.n_hours]
+        r = scenario.riders
+        live = network.available.astype(float)[None, :]
+        self.pickup = demand.pickup_rate[: self.n_hours] * r.demand_multiplier * live
+        returns = demand.return_rate[: self.n_hours] * live
+        od = demand.od if demand.od is not None else distance_od(network, r.od_scale_km, r.round_trip_share)
+        od = od * network.available[None, :]
+        rows = od.sum(axis=1, keepdims=True)
+        od = np.where(rows > 0, np.divide(od, rows, out=np.zeros_like(od), where=rows > 0), 1.0 / network.n)
+        probs = balance_od(od, self.pickup, returns)
+        cdf = np.cumsum(probs, axis=2)
+        cdf[:, :, -1] = 1.0
+        # Row r of the flattened (hour, origin) table is shifted by r, so one global
+        # searchsorted draws every rider's destination from its own row.
+        self._cdf_shifted = (cdf.reshape(-1, self.n) + np.arange(self.n_hours * self.n)[:, None]).ravel()
+        self.travel = travel_minutes(network, scenario)
+
+    def draw(self, rng: np.random.Generator) -> RiderStream:
+        counts = rng.poisson(self.pickup).ravel()
+        cell = np.repeat(np.arange(counts.size), counts)
+        hour, origin = np.divmod(cell, self.n)
+        minute = hour * 60 + rng.integers(0, 60, len(cell))
+        u = rng.random(len(cell)) * (1 - 1e-12)
+        dest = np.searchsorted(self._cdf_shifted, cell + u, side="right") - cell * self.n
+        dest = np.minimum(dest, self.n - 1)
+        return RiderStream.build(minute, origin, dest, self.travel[origin, dest], self.n)
+
+
+@dataclass(frozen=True, eq=False)
+class TripReplay:
+    """Real trips to replay: pickup time, origin, destination and duration per trip."""
+
+    start: pd.Timestamp      #: local start of the episode (minute 0)
+    minute: np.ndarray       #: (m,) pickup minute since start
+    origin: np.ndarray       #: (m,) station index
+    dest: np.ndarray         #: (m,) station index
+    travel: np.ndarray       #: (m,) riding minutes; <= 0 means "from distance"
+    whole_hours: bool        #: pickup times are truncated to the hour (draw the minute)
+    n_hours: int             #: hours of the episode
+    dropped: int = 0         #: trips left out (stations outside the network, no destination, outside the window)
+
+    @classmethod
+    def from_trips(cls, trips: pd.DataFrame, network: Network, start, hours: int = 24) -> "TripReplay":
+        """Replay a ``trips`` table from local time ``start`` for ``hours`` hours."""
+        start = pd.Timestamp(start)
+        if start.tzinfo is None:
+            start = start.tz_localize(TZ)
+        unplug = pd.to_datetime(trips["unplug_ts"])
+        offset = (unplug - start).dt.total_seconds().to_numpy() / 60.0
+        keep = (offset >= 0) & (offset < hours * 60)
+        keep &= trips["to_station"].notna().to_numpy()
+        keep &= trips["from_station"].isin(network.station_ids).to_numpy()
+        keep &= trips["to_station"].isin(network.station_ids).to_numpy()
+        kept = trips[keep]
+        duration = kept["duration_s"].to_numpy(dtype=float) if "duration_s" in kept else np.full(len(kept), np.nan)
+        if "plug_ts" in kept:
+            plug = (pd.to_datetime(kept["plug_ts"]) - pd.to_datetime(kept["unplug_ts"])).dt.total_seconds().to_numpy()
+            duration = np.where(np.isnan(duration), plug, duration)
+        travel = np.where(np.isfinite(duration), np.maximum(1, np.ceil(duration / 60.0)), 0).astype(np.int32)
+        t = unplug[keep]
+        whole = bool(len(t)) and bool(((t.dt.minute == 0) & (t.dt.second == 0)).all())
+        return cls(start, np.floor(offset[keep]).astype(np.int32),
+                   network.index_of(kept["from_station"].to_numpy()).astype(np.int32),
+                   network.index_of(kept["to_station"].to_numpy().astype(np.int64)).astype(np.int32),
+                   travel, whole, hours, int((~keep).sum()))
+
+    @property
+    def hours(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start, periods=self.n_hours, freq="h")
+
+    def sampler(self, network: Network, scenario: Scenario) -> "ReplaySampler":
+        return ReplaySampler(self, network, scenario)
+
+
+class ReplaySampler:
+    """Turns a :class:`TripReplay` into the rider stream (drawing minutes only if truncated)."""
+
+    def __init__(self, replay: TripReplay, network: Network, scenario: Scenario):
+        self.replay = replay
+        self.n = network.n
+        self.n_hours = min(scenario.episode.hours, replay.n_hours)
+        self.hours = replay.hours[: self.n_hours]
+        dist_travel = travel_minutes(network, scenario)[replay.origin, replay.dest]
+        self.travel = np.where(replay.travel > 0, replay.travel, dist_travel)
+        self.keep = replay.minute < self.n_hours * 60
+
+    def draw(self, rng: np.random.Generator) -> RiderStream:
+        r = self.replay
+        minute = r.minute
+        if r.whole_hours:
+            minute = (minute // 60) * 60 + rng.integers(0, 60, len(minute))
+        k = self.keep
+        return RiderStream.build(minute[k], r.origin[k], r.dest[k], self.travel[k], self.n)
+
+
+def synthetic_demand(network: Network, date: str = "2018-09-27", daily_trips: float = 14_200.0,
+                     seed: int = 0) -> Demand:
+    """Seeded weekday rates on ``network``: the Sep 2018 daily profile, outer stations send
+    riders to the centre in the morning and take them back in the evening."""
+    rng = np.random.default_rng([seed, 0xDE11A])
+    hours = pd.date_range(pd.Timestamp(date, tz=TZ), pd.Timestamp(date, tz=TZ) + pd.Timedelta(days=1),
+                          freq="h", inclusive="left")
+    hour_of_day = hours.hour.to_numpy()
+    popularity = rng.lognormal(0.0, 0.5, network.n) * network.available
+    popularity = popularity / popularity.sum()
+    from_centre = haversine_km(network.lat, network.lon, *MADRID_CENTRE)
+    role = np.clip((from_centre - np.median(from_centre)) / (from_centre.std() + 1e-9), -1, 1)  # + = residential
+    phase = np.where((hour_of_day >= 7) & (hour_of_day <= 10), 1.0,
+                     np.where((hour_of_day >= 17) & (hour_of_day <= 20), -1.0, 0.0))
+    base = daily_trips * WEEKDAY_PROFILE[hour_of_day][:, None] * popularity[None, :]
+    tilt = 0.6 * phase[:, None] * role[None, :]
+    pickup = base * (1 + tilt)
+    ret = base * (1 - tilt)
+    return Demand(hours, pickup, ret * pickup.sum(axis=1, keepdims=True) / ret.sum(axis=1, keepdims=True))

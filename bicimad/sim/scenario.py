@@ -1,0 +1,226 @@
+"""Simulation scenarios: the fleet, the network, riders, the episode and the reward, as TOML.
+
+A scenario is a frozen :class:`Scenario` loaded from ``sim/scenarios/<name>.toml`` and
+written next to every run it produced. Every key is optional (defaults below, which are
+also ``synthetic-default.toml``); an unknown key or a value of the wrong type is an error
+naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from bicimad.config import REPO_ROOT
+from bicimad.io import atomic_open
+
+#: Where the bundled scenarios live (a checkout's ``sim/scenarios``).
+SCENARIO_DIR = REPO_ROOT / "sim" / "scenarios"
+
+
+class ScenarioError(ValueError):
+    """A scenario file is missing, unreadable or has a bad key or value (named in the message)."""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Which stations the simulator runs on."""
+
+    source: str = "synthetic"   #: "synthetic" (generated, seeded) or "processed" (the stations table)
+    stations: int = 210         #: number of stations of a synthetic network
+    seed: int = 0               #: seed of the synthetic network and its demand
+    date: str = ""              #: processed: stations in service on this local date (YYYY-MM-DD)
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """The trucks (DESIGN.md: 6 trucks x 22 bikes, 2 visits per hour, 3.5 km around a base)."""
+
+    trucks: int = 6             #: number of trucks
+    truck_capacity: int = 22    #: bikes a truck carries at most
+    visits_per_hour: int = 2    #: station visits per truck per hour (each hour splits into this many slots)
+    radius_km: float = 3.5      #: action radius (straight line) around the truck's base
+    speed_kmh: float = 20.0     #: truck speed on the road distance
+    initial_load: int = 0       #: bikes on each truck at the start (taken from the fleet total)
+    bases: tuple[int, ...] = () #: EMT station ids of the bases; empty = demand-weighted k-medoids
+
+
+@dataclass(frozen=True)
+class RiderSpec:
+    """How riders move."""
+
+    speed_kmh: float = 12.0         #: riding speed on the road distance
+    detour: float = 1.3             #: road distance / straight-line distance
+    walk_km: float = 0.0            #: a rider at an empty station walks to a station with a bike this close (0: never)
+    round_trip_min: int = 20        #: duration of a trip back to its own station
+    round_trip_share: float = 0.05  #: share of round trips in the distance-based OD fallback
+    od_scale_km: float = 1.5        #: length scale of the distance-based OD fallback
+    demand_multiplier: float = 1.0  #: scales pickup and return rates (what-if)
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """Length of an episode and the RL action's quantity levels."""
+
+    hours: int = 24  #: hours simulated (at most the hours the demand covers)
+    fill_levels: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  #: target fill levels a truck can set
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """Reward weights: reward = -(sum of weight x count) per step (see env docstring)."""
+
+    problem_hour: float = 1.0     #: per station-hour that turns empty, full or both
+    lost_trip: float = 0.2        #: per pickup lost at an empty station
+    diverted_return: float = 0.1  #: per return diverted from a full station
+    truck_km: float = 0.01        #: per truck kilometre
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One simulation scenario (see the module docstring)."""
+
+    name: str = "synthetic-default"
+    description: str = ""
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    fleet: FleetSpec = field(default_factory=FleetSpec)
+    riders: RiderSpec = field(default_factory=RiderSpec)
+    episode: EpisodeSpec = field(default_factory=EpisodeSpec)
+    reward: RewardSpec = field(default_factory=RewardSpec)
+
+    def __post_init__(self):
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), as written to TOML."""
+        return _to_plain(dataclasses.asdict(self))
+
+    def override(self, changes: dict[str, Any]) -> "Scenario":
+        """A copy with dotted keys replaced, e.g. ``{"fleet.trucks": 10}`` (what-if sweeps)."""
+        data = self.to_dict()
+        for dotted, value in changes.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ScenarioError(f"override: unknown key {dotted!r}")
+                node = node[part]
+            if leaf not in node:
+                raise ScenarioError(f"override: unknown key {dotted!r}")
+            node[leaf] = value
+        return from_dict(data, source="override")
+
+
+def _to_plain(obj):
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _validate(s: Scenario) -> None:
+    checks = [
+        ("network.source", s.network.source in ("synthetic", "processed"), "must be 'synthetic' or 'processed'"),
+        ("network.stations", s.network.stations >= 2, "must be >= 2"),
+        ("fleet.trucks", s.fleet.trucks >= 0, "must be >= 0"),
+        ("fleet.truck_capacity", s.fleet.truck_capacity >= 1, "must be >= 1"),
+        ("fleet.visits_per_hour", 1 <= s.fleet.visits_per_hour <= 60, "must be in 1..60"),
+        ("fleet.radius_km", s.fleet.radius_km >= 0, "must be >= 0"),
+        ("fleet.speed_kmh", s.fleet.speed_kmh > 0, "must be > 0"),
+        ("fleet.initial_load", 0 <= s.fleet.initial_load <= s.fleet.truck_capacity, "must be in 0..truck_capacity"),
+        ("fleet.bases", not s.fleet.bases or len(s.fleet.bases) == s.fleet.trucks, "must list one station id per truck"),
+        ("riders.speed_kmh", s.riders.speed_kmh > 0, "must be > 0"),
+        ("riders.detour", s.riders.detour >= 1, "must be >= 1"),
+        ("riders.walk_km", s.riders.walk_km >= 0, "must be >= 0"),
+        ("riders.round_trip_min", s.riders.round_trip_min >= 1, "must be >= 1"),
+        ("riders.round_trip_share", 0 <= s.riders.round_trip_share < 1, "must be in [0, 1)"),
+        ("riders.od_scale_km", s.riders.od_scale_km > 0, "must be > 0"),
+        ("riders.demand_multiplier", s.riders.demand_multiplier >= 0, "must be >= 0"),
+        ("episode.hours", s.episode.hours >= 1, "must be >= 1"),
+        ("episode.fill_levels", len(s.episode.fill_levels) >= 1 and all(0 <= x <= 1 for x in s.episode.fill_levels),
+         "must be a non-empty list of fractions in [0, 1]"),
+    ]
+    for key, ok, why in checks:
+        if not ok:
+            raise ScenarioError(f"scenario {s.name!r}: {key} {why}")
+
+
+def _convert(value: Any, annotation: str, where: str) -> Any:
+    """Check and convert one TOML value against a field's (string) annotation."""
+    if annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScenarioError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise ScenarioError(f"{where}: expected a string, got {value!r}")
+        return value
+    if annotation.startswith("tuple["):
+        if not isinstance(value, (list, tuple)):
+            raise ScenarioError(f"{where}: expected a list, got {value!r}")
+        item = annotation[len("tuple["):].split(",")[0].strip()
+        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    raise TypeError(f"unsupported annotation {annotation}")  # a programming error, not user input
+
+
+def _build(cls, data: Any, prefix: str, source: str):
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: {prefix or 'scenario'} must be a table, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ScenarioError(f"{source}: unknown key '{where}{unknown[0]}' (known: {', '.join(fields)})")
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        key = f"{prefix}.{name}" if prefix else name
+        nested = _SECTIONS.get(f.type)  # annotations are strings (postponed evaluation)
+        if nested is not None:
+            kwargs[name] = _build(nested, value, key, source)
+        else:
+            kwargs[name] = _convert(value, f.type, f"{source}: {key}")
+    return cls(**kwargs)
+
+
+_SECTIONS = {c.__name__: c for c in (NetworkSpec, FleetSpec, RiderSpec, EpisodeSpec, RewardSpec)}
+
+
+def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
+    """Build a scenario from a nested dict, checking every key and type."""
+    return _build(Scenario, data, "", source)
+
+
+def load_scenario(name_or_path: str | os.PathLike) -> Scenario:
+    """Load a scenario from a TOML path, or by name from the bundled ``sim/scenarios``."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = SCENARIO_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
+        raise ScenarioError(f"no scenario at {path} (bundled: {known})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from exc
+    data.setdefault("name", path.stem)
+    return from_dict(data, source=str(path))
+
+
+def write_scenario(scenario: Scenario, path: str | os.PathLike) -> Path:
+    """Write the scenario as TOML (atomically), e.g. next to a run's results."""
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        tomli_w.dump(scenario.to_dict(), fh)
+    return path
