@@ -1,0 +1,428 @@
+"""What REINFORCE, A2C and PPO share: config fields, rollout storage and collection, GAE,
+metrics logging and checkpoints. Each algorithm module keeps only its own loss and update.
+
+Conventions. Storage is time-major ``(num_steps, num_envs, ...)``. ``dones[t]`` is True when the
+episode ended with step ``t`` (terminated *or* truncated): the next stored observation belongs
+to a new episode, so advantages never flow across it. A truncated episode did not really end,
+so its step reward is bootstrapped with the value of the final observation,
+``r_t + gamma * V(s_final)`` (the truncation bootstrap); a terminated one gets no bootstrap.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import pickle
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from bicimad.rl.agents import Agent, AgentFactory, action_nvec, make_agent as default_make_agent
+from bicimad.rl.envs import episode_returns, make_vector_env
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
+CURVE = "learning_curve.png"
+
+
+@dataclass
+class CommonConfig:
+    """Fields every algorithm has (each algorithm subclasses this with its own defaults)."""
+
+    env_id: str = "CartPole-v1"
+    """environment id: gymnasium id, ALE/<Game>-v5, retro/<Game>, probe/<name> (see envs.py)"""
+    seed: int = 1
+    """seed of python, numpy, torch and the environments"""
+    total_steps: int = 500_000
+    """environment steps to train for, summed over the vector envs"""
+    num_envs: int = 4
+    """parallel environments"""
+    num_steps: int = 128
+    """steps per environment in each rollout"""
+    learning_rate: float = 2.5e-4
+    """optimiser learning rate (at the start, if annealed)"""
+    anneal_lr: bool = True
+    """decay the learning rate linearly to zero over the run"""
+    gamma: float = 0.99
+    """discount factor"""
+    gae_lambda: float = 0.95
+    """GAE lambda (1.0 gives Monte Carlo returns with a value baseline)"""
+    norm_adv: bool = True
+    """normalise advantages to zero mean, unit std per (mini)batch"""
+    ent_coef: float = 0.01
+    """entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """global gradient norm clip"""
+    torch_threads: int = 1
+    """torch CPU threads (1 is fastest for small networks on a shared machine)"""
+    checkpoint_every: int = 20
+    """write a checkpoint every this many iterations (and always at the end)"""
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_iterations(self) -> int:
+        return max(1, self.total_steps // self.batch_size)
+
+
+# --- advantages ---------------------------------------------------------------------------------
+
+def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: np.ndarray,
+                gamma: float, gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised advantage estimates and returns (``advantages + values``), time-major.
+
+    ``rewards`` already hold the truncation bootstrap; ``last_value`` is V of the observation
+    after the last stored step. A done step gets neither the next value nor later advantages.
+    """
+    advantages = np.zeros_like(rewards, dtype=np.float32)
+    running = np.zeros_like(last_value, dtype=np.float32)
+    next_value = last_value
+    for t in reversed(range(len(rewards))):
+        alive = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * alive - values[t]
+        running = delta + gamma * gae_lambda * alive * running
+        advantages[t] = running
+        next_value = values[t]
+    return advantages, advantages + values
+
+
+def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
+    """1 - Var(target - predicted) / Var(target): 1 is perfect, 0 no better than a constant."""
+    variance = np.var(target)
+    return float("nan") if variance == 0 else float(1 - np.var(target - predicted) / variance)
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+class RolloutBuffer:
+    """Preallocated time-major tensors written in place by :meth:`Run.collect_rollout`."""
+
+    def __init__(self, num_steps: int, num_envs: int, obs_space: gym.Space, nvec: tuple[int, ...],
+                 masked: bool):
+        shape = (num_steps, num_envs)
+        obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
+        self.obs = torch.zeros(shape + obs_space.shape, dtype=obs_dtype)
+        self.actions = torch.zeros(shape + (len(nvec),), dtype=torch.long)
+        self.logprobs = torch.zeros(shape)
+        self.rewards = torch.zeros(shape)
+        self.dones = torch.zeros(shape)
+        self.values = torch.zeros(shape)
+        self.masks = torch.ones(shape + (sum(nvec),), dtype=torch.bool) if masked else None
+
+    def flat(self, name: str) -> torch.Tensor | None:
+        """A stored tensor with time and env axes merged, for minibatching."""
+        tensor = getattr(self, name)
+        return None if tensor is None else tensor.reshape((-1,) + tensor.shape[2:])
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+class MetricsLogger:
+    """Metrics as a long CSV (``step,key,value``) with namespaced keys, plus TensorBoard if installed."""
+
+    def __init__(self, out_dir: Path, resume_step: int | None = None):
+        self.path = out_dir / METRICS
+        resuming = resume_step is not None and self.path.exists()
+        if resuming:
+            self._truncate_after(resume_step)
+        self._file = open(self.path, "a" if resuming else "w", newline="")  # a new run starts afresh
+        self._csv = csv.writer(self._file)
+        if not resuming:
+            self._csv.writerow(["step", "key", "value"])
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(str(out_dir / "tb"))
+        except ImportError:
+            self._tb = None
+
+    def _truncate_after(self, step: int) -> None:
+        """Drop rows an interrupted run logged after its last checkpoint, so a resume has no duplicates."""
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [row for row in rows[1:] if int(row[0]) <= step]
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(tmp, self.path)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self._csv.writerow([step, key, f"{float(value):.6g}"])
+            if self._tb is not None:
+                self._tb.add_scalar(key, float(value), step)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(out_dir: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of one metric from a run's CSV."""
+    steps, values = [], []
+    with open(Path(out_dir) / METRICS, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["key"] == key:
+                steps.append(int(row["step"]))
+                values.append(float(row["value"]))
+    return np.array(steps), np.array(values)
+
+
+def plot_learning_curve(out_dir: Path, title: str) -> Path | None:
+    """Episodic return against steps (points and a moving mean) as a PNG; None if no episode ended."""
+    steps, returns = read_metrics(out_dir, "charts/episodic_return")
+    if len(steps) == 0:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    window = max(1, min(50, len(returns) // 10))
+    smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, returns, ".", alpha=0.25, markersize=3, label="episode")
+    ax.plot(steps[window - 1:], smooth, label=f"mean of {window}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episodic return")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(out_dir) / CURVE
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+# --- the run: setup, rollout, checkpoints -------------------------------------------------------
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class Run:
+    """One training run's shared machinery; the algorithm owns the optimiser and the update.
+
+    Typical use (see ppo.py): ``run = Run(...)``, build optimiser and scheduler,
+    ``run.restore(optimizer, scheduler, extra)``, then per iteration ``collect_rollout()``,
+    ``advantages()``, the algorithm's update, ``end_iteration(...)``.
+    """
+
+    def __init__(self, algo: str, config: CommonConfig, out_dir: str | Path, *,
+                 make_agent: AgentFactory | None = None, envs: gym.vector.VectorEnv | None = None,
+                 progress: bool = True):
+        self.algo, self.config = algo, config
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(config.torch_threads)
+        seed_everything(config.seed)
+        self.envs = envs if envs is not None else make_vector_env(config.env_id, config.num_envs, config.seed)
+        if self.envs.num_envs != config.num_envs:
+            raise ValueError(f"envs has {self.envs.num_envs} sub-envs but config.num_envs is {config.num_envs}")
+        obs_space = self.envs.single_observation_space
+        self.nvec = action_nvec(self.envs.single_action_space)
+        self.agent: Agent = (make_agent or default_make_agent)(obs_space, self.envs.single_action_space)
+        self.next_obs, infos = self.envs.reset(seed=[config.seed + i for i in range(config.num_envs)])
+        self._mask_source = self._find_mask_source(infos)
+        self.next_mask = self._mask(infos)
+        self.buffer = RolloutBuffer(config.num_steps, config.num_envs, obs_space, self.nvec,
+                                    masked=self._mask_source is not None)
+        self.iteration = 0
+        self.global_step = 0
+        self.progress = progress
+        self.logger: MetricsLogger | None = None
+        self._bar = None
+        self._start_time = time.perf_counter()
+        self._start_step = 0
+
+    # -- masks: from info["action_mask"], else an ``action_masks()`` method of the envs ---------
+    def _find_mask_source(self, infos: dict) -> str | None:
+        if "action_mask" in infos:
+            return "info"
+        try:
+            self.envs.call("action_masks")
+        except AttributeError:
+            return None
+        return "method"
+
+    def _mask(self, infos: dict) -> np.ndarray | None:
+        if self._mask_source == "info":
+            return np.asarray(infos["action_mask"], dtype=bool)
+        if self._mask_source == "method":
+            return np.stack(self.envs.call("action_masks")).astype(bool)
+        return None
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def restore(self, optimizer: torch.optim.Optimizer, scheduler, extra: dict, resume: bool) -> None:
+        """Continue from the checkpoint in ``out_dir`` (if ``resume``), then open the logger."""
+        path = self.out_dir / CHECKPOINT
+        if resume:
+            if not path.exists():
+                raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {self.out_dir}")
+            state = torch.load(path, weights_only=False)
+            if state["algo"] != self.algo:
+                raise ValueError(f"{path} is a {state['algo']} run, not {self.algo}")
+            self.agent.load_state_dict(state["agent"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            extra.update(state["extra"])
+            self.iteration, self.global_step = state["iteration"], state["global_step"]
+            self._restore_envs(state["envs"])
+            _set_rng_state(state["rng"])
+        self._start_step = self.global_step
+        self.logger = MetricsLogger(self.out_dir, resume_step=self.global_step if resume else None)
+        if self.progress:
+            try:
+                from tqdm import tqdm
+                self._bar = tqdm(total=self.config.num_iterations * self.config.batch_size,
+                                 initial=self.global_step, unit="step", desc=f"{self.algo} {self.config.env_id}",
+                                 dynamic_ncols=True)
+            except ImportError:
+                self._bar = None
+
+    def _env_state(self) -> dict:
+        """The envs' exact state where they can be pickled (in-process envs), else a reseed point."""
+        state = {"next_obs": self.next_obs, "next_mask": self.next_mask, "pickled": None}
+        if isinstance(self.envs, gym.vector.SyncVectorEnv):
+            try:
+                state["pickled"] = pickle.dumps((self.envs.envs, self.envs.action_space))
+            except Exception:  # emulators (ALE, retro) hold native state pickle cannot copy
+                state["pickled"] = None
+        return state
+
+    def _restore_envs(self, state: dict) -> None:
+        if state["pickled"] is not None:
+            self.envs.envs, self.envs.action_space = pickle.loads(state["pickled"])
+            self.next_obs, self.next_mask = state["next_obs"], state["next_mask"]
+        else:
+            # Cannot restore emulator state: start fresh episodes, seeded by the step reached.
+            seeds = [self.config.seed + self.global_step + i for i in range(self.config.num_envs)]
+            self.next_obs, infos = self.envs.reset(seed=seeds)
+            self.next_mask = self._mask(infos)
+
+    def save(self, optimizer, scheduler, extra: dict) -> Path:
+        state = {
+            "algo": self.algo,
+            "config": dataclasses.asdict(self.config),
+            "iteration": self.iteration,
+            "global_step": self.global_step,
+            "agent": self.agent.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "extra": dict(extra),
+            "rng": _rng_state(),
+            "envs": self._env_state(),
+        }
+        path = self.out_dir / CHECKPOINT
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path)  # a crash mid-write never replaces the last good checkpoint
+        return path
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def running(self, stop_after_steps: int | None = None) -> bool:
+        """True while iterations remain (and, if given, fewer than ``stop_after_steps`` were done now)."""
+        if self.iteration >= self.config.num_iterations:
+            return False
+        return stop_after_steps is None or self.global_step - self._start_step < stop_after_steps
+
+    def collect_rollout(self) -> None:
+        """Fill the buffer with ``num_steps`` vector steps; log every episode that ends."""
+        cfg, buf, agent = self.config, self.buffer, self.agent
+        single = len(self.nvec) == 1 and isinstance(self.envs.single_action_space, gym.spaces.Discrete)
+        for t in range(cfg.num_steps):
+            obs = torch.as_tensor(self.next_obs)
+            mask = None if self.next_mask is None else torch.as_tensor(self.next_mask)
+            with torch.inference_mode():
+                action, logprob, _, value = agent.get_action_and_value(obs, mask=mask)
+            buf.obs[t] = obs
+            buf.actions[t] = action
+            buf.logprobs[t] = logprob
+            buf.values[t] = value
+            if mask is not None:
+                buf.masks[t] = mask
+            env_action = action[:, 0].numpy() if single else action.numpy()
+            self.next_obs, reward, terminated, truncated, infos = self.envs.step(env_action)
+            reward = np.asarray(reward, dtype=np.float32)
+            cut = np.flatnonzero(truncated & ~terminated)
+            if len(cut):  # truncation bootstrap: the episode would have gone on
+                final_obs = torch.as_tensor(np.stack(infos["final_obs"][cut]))
+                with torch.inference_mode():
+                    reward[cut] += cfg.gamma * agent.get_value(final_obs).numpy()
+            buf.rewards[t] = torch.from_numpy(reward)
+            buf.dones[t] = torch.from_numpy((terminated | truncated).astype(np.float32))
+            self.next_mask = self._mask(infos)
+            self.global_step += cfg.num_envs
+            for ret, length in episode_returns(infos):
+                self.logger.log(self.global_step, {"charts/episodic_return": ret, "charts/episodic_length": length})
+
+    def advantages(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE advantages and returns for the buffer, bootstrapped from the current observation."""
+        with torch.inference_mode():
+            last_value = self.agent.get_value(torch.as_tensor(self.next_obs)).numpy()
+        adv, ret = compute_gae(self.buffer.rewards.numpy(), self.buffer.values.numpy(), self.buffer.dones.numpy(),
+                               last_value, self.config.gamma, self.config.gae_lambda)
+        return torch.from_numpy(adv), torch.from_numpy(ret)
+
+    def end_iteration(self, metrics: dict[str, float], optimizer, scheduler, extra: dict) -> None:
+        """Step the LR schedule, log the iteration's metrics, checkpoint when due."""
+        self.iteration += 1
+        scheduler.step()
+        elapsed = time.perf_counter() - self._start_time
+        metrics = dict(metrics)
+        metrics["charts/learning_rate"] = optimizer.param_groups[0]["lr"]
+        metrics["charts/SPS"] = (self.global_step - self._start_step) / max(elapsed, 1e-9)
+        self.logger.log(self.global_step, metrics)
+        self.logger.flush()
+        if self._bar is not None:
+            self._bar.update(self.config.batch_size)
+        if self.iteration % self.config.checkpoint_every == 0 or self.iteration == self.config.num_iterations:
+            self.save(optimizer, scheduler, extra)
+
+    def close(self, optimizer, scheduler, extra: dict) -> Path:
+        """Final checkpoint and learning curve; returns the output folder."""
+        self.save(optimizer, scheduler, extra)
+        self.logger.close()
+        if self._bar is not None:
+            self._bar.close()
+        self.envs.close()
+        plot_learning_curve(self.out_dir, f"{self.algo} on {self.config.env_id} (seed {self.config.seed})")
+        return self.out_dir
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, num_iterations: int, anneal: bool):
+    """LR multiplier 1 → 0 over the run (or constant): a scheduler whose state checkpoints."""
+    if anneal:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: max(0.0, 1.0 - it / num_iterations))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: 1.0)

@@ -1,0 +1,256 @@
+"""Environments: gymnasium classic control, Atari (ale-py), stable-retro games and probe envs.
+
+``make_vector_env(env_id, num_envs, seed)`` is the one entry point. Env ids:
+
+* any registered gymnasium id (``CartPole-v1``, ``Acrobot-v1``...);
+* ``ALE/<Game>-v5`` (``ALE/Pong-v5``, ``ALE/Breakout-v5``): the Nature/seed preprocessing —
+  up to 30 no-op starts, frame skip 4 with a max over the last two frames, episodic life and
+  fire reset where the game has them, reward clipping to {-1, 0, 1}, 84×84 grayscale, 4 frames
+  stacked. Sticky actions are off (as in the seed work); returns are recorded on whole games
+  with raw (unclipped) scores;
+* ``retro/Airstriker-Genesis`` or ``retro/GradiusIII-Snes`` (stable-retro): the same frame
+  preprocessing over a small discrete set of button combinations (see ``RETRO_ACTIONS``);
+  Gradius III needs the user's own ROM (``python -m stable_retro.import DIR``);
+* ``probe/<name>``: tiny envs with a known optimum for testing the algorithms (:mod:`.probes`).
+
+Vector envs auto-reset in the same step (``AutoresetMode.SAME_STEP``): the final observation of a
+finished episode is in ``info["final_obs"]``, which the rollout uses to bootstrap truncations.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import gymnasium as gym
+import numpy as np
+
+#: Discrete button sets for retro games: each action is the list of buttons held.
+RETRO_ACTIONS: dict[str, list[list[str]]] = {
+    # Airstriker: move in 8 directions, each with and without fire (B), plus no-op and fire alone.
+    "Airstriker-Genesis": [[]]
+    + [d for d in (["UP"], ["DOWN"], ["LEFT"], ["RIGHT"], ["UP", "LEFT"], ["UP", "RIGHT"], ["DOWN", "LEFT"], ["DOWN", "RIGHT"])]
+    + [["B"]]
+    + [d + ["B"] for d in (["UP"], ["DOWN"], ["LEFT"], ["RIGHT"], ["UP", "LEFT"], ["UP", "RIGHT"], ["DOWN", "LEFT"], ["DOWN", "RIGHT"])],
+    # Gradius III (the seed's 11 actions): no-op, 8 directions, power-up (A), fire (B).
+    "GradiusIII-Snes": [[], ["UP"], ["DOWN"], ["LEFT"], ["RIGHT"], ["UP", "LEFT"], ["UP", "RIGHT"],
+                        ["DOWN", "LEFT"], ["DOWN", "RIGHT"], ["A"], ["B"]],
+}
+
+
+class RomNotFoundError(RuntimeError):
+    """A retro game whose ROM the user has not imported."""
+
+
+# --- frame preprocessing wrappers (generic over ALE and retro) ---------------------------------
+
+class NoopReset(gym.Wrapper):
+    """After reset, take a random number (1..noop_max) of no-op actions (action 0)."""
+
+    def __init__(self, env: gym.Env, noop_max: int = 30):
+        super().__init__(env)
+        self.noop_max = noop_max
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        for _ in range(int(self.unwrapped.np_random.integers(1, self.noop_max + 1))):
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                obs, info = self.env.reset()
+        return obs, info
+
+
+class MaxAndSkip(gym.Wrapper):
+    """Repeat each action ``skip`` frames; observe the max over the last two (removes flicker)."""
+
+    def __init__(self, env: gym.Env, skip: int = 4):
+        super().__init__(env)
+        self.skip = skip
+        self._frames = np.zeros((2, *env.observation_space.shape), dtype=env.observation_space.dtype)
+
+    def step(self, action):
+        total = 0.0
+        for i in range(self.skip):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            if i >= self.skip - 2:
+                self._frames[i - (self.skip - 2)] = obs
+            total += float(reward)
+            if terminated or truncated:
+                self._frames[:] = obs  # the episode ended mid-skip: no older frame to pool with
+                break
+        return self._frames.max(axis=0), total, terminated, truncated, info
+
+
+class EpisodicLife(gym.Wrapper):
+    """End the learning episode at a life loss, but reset the game only when it is really over."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.lives = 0
+        self.game_over = True
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.game_over = terminated or truncated
+        lives = self.unwrapped.ale.lives()
+        if 0 < lives < self.lives:
+            terminated = True
+        self.lives = lives
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs):
+        if self.game_over:
+            obs, info = self.env.reset(**kwargs)
+        else:
+            obs, _, _, _, info = self.env.step(0)  # no-op to step past the lost life
+        self.lives = self.unwrapped.ale.lives()
+        return obs, info
+
+
+class FireReset(gym.Wrapper):
+    """Press FIRE after reset, for games that wait for it to start (Breakout)."""
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        obs, _, terminated, truncated, info = self.env.step(1)
+        if terminated or truncated:
+            obs, info = self.env.reset(**kwargs)
+        return obs, info
+
+
+class ClipReward(gym.RewardWrapper):
+    """Reward sign only, so one learning rate fits games with very different score scales."""
+
+    def reward(self, reward):
+        return float(np.sign(reward))
+
+
+class GrayResize(gym.ObservationWrapper):
+    """RGB or gray frame → ``size``×``size`` grayscale uint8 by area averaging.
+
+    Area weights (rather than point sampling) keep thin objects such as Pong's ball visible.
+    The resize is two small matrix products, so it needs no image library.
+    """
+
+    def __init__(self, env: gym.Env, size: int = 84):
+        super().__init__(env)
+        self.size = size
+        height, width = env.observation_space.shape[:2]
+        self._rows = _area_weights(height, size)        # (size, height)
+        self._cols = _area_weights(width, size).T      # (width, size)
+        self.observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
+
+    def observation(self, obs):
+        frame = obs.astype(np.float32)
+        if frame.ndim == 3:  # ITU-R 601 luma, as the usual RGB→gray conversions
+            frame = frame @ np.array([0.299, 0.587, 0.114], np.float32)
+        out = self._rows @ frame @ self._cols
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _area_weights(src: int, dst: int) -> np.ndarray:
+    """``(dst, src)``: the share of each source pixel inside each output pixel (rows sum to 1)."""
+    edges = np.arange(dst + 1) * src / dst
+    left, right = edges[:-1, None], edges[1:, None]
+    pixel = np.arange(src)[None, :]
+    overlap = np.clip(np.minimum(right, pixel + 1) - np.maximum(left, pixel), 0, None)
+    return (overlap / (src / dst)).astype(np.float32)
+
+
+class RetroDiscrete(gym.ActionWrapper):
+    """A discrete action set over a retro console's buttons (each action: buttons held)."""
+
+    def __init__(self, env: gym.Env, combos: list[list[str]]):
+        super().__init__(env)
+        buttons = list(env.unwrapped.buttons)
+        self._arrays = np.zeros((len(combos), len(buttons)), dtype=np.int8)
+        for i, combo in enumerate(combos):
+            for button in combo:
+                self._arrays[i, buttons.index(button)] = 1
+        self.combos = combos
+        self.action_space = gym.spaces.Discrete(len(combos))
+
+    def action(self, action):
+        return self._arrays[int(action)].copy()
+
+
+# --- env construction --------------------------------------------------------------------------
+
+def _atari(env_id: str) -> gym.Env:
+    import ale_py
+
+    gym.register_envs(ale_py)
+    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, obs_type="grayscale",
+                   full_action_space=False)
+    env = gym.wrappers.RecordEpisodeStatistics(env)  # whole games, raw scores
+    env = NoopReset(env, noop_max=30)
+    env = MaxAndSkip(env, skip=4)
+    env = EpisodicLife(env)
+    if "FIRE" in env.unwrapped.get_action_meanings():
+        env = FireReset(env)
+    env = ClipReward(env)
+    env = GrayResize(env, 84)
+    return gym.wrappers.FrameStackObservation(env, 4)
+
+
+def _retro(game: str) -> gym.Env:
+    import stable_retro
+
+    if game not in RETRO_ACTIONS:
+        raise ValueError(f"unknown retro game {game!r}: known are {sorted(RETRO_ACTIONS)}")
+    try:
+        env = stable_retro.make(f"{game}-v0", render_mode=None)
+    except FileNotFoundError as exc:
+        raise RomNotFoundError(
+            f"the ROM of {game} is not imported ({exc}). stable-retro ships only Airstriker's ROM; "
+            f"import a copy of the game you own with `python -m stable_retro.import /path/to/your/roms/` "
+            f"(it scans the folder and installs every ROM whose checksum it knows), then retry."
+        ) from exc
+    env = RetroDiscrete(env, RETRO_ACTIONS[game])
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    env = NoopReset(env, noop_max=30)
+    env = MaxAndSkip(env, skip=4)
+    env = ClipReward(env)
+    env = GrayResize(env, 84)
+    return gym.wrappers.FrameStackObservation(env, 4)
+
+
+def make_env(env_id: str) -> gym.Env:
+    """One preprocessed env (episode statistics recorded in ``info["episode"]``)."""
+    if env_id.startswith("ALE/"):
+        return _atari(env_id)
+    if env_id.startswith("retro/"):
+        return _retro(env_id.removeprefix("retro/"))
+    if env_id.startswith("probe/"):
+        from bicimad.rl.probes import make_probe
+
+        return gym.wrappers.RecordEpisodeStatistics(make_probe(env_id.removeprefix("probe/")))
+    return gym.wrappers.RecordEpisodeStatistics(gym.make(env_id))
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id``, seeded ``seed, seed+1, ...``, auto-resetting in the same step.
+
+    Retro games run one emulator per process, so several retro envs use subprocesses.
+    """
+    fns = [lambda: make_env(env_id) for _ in range(num_envs)]
+    mode = gym.vector.AutoresetMode.SAME_STEP
+    if env_id.startswith("retro/") and num_envs > 1:
+        envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+    else:
+        envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+    envs.action_space.seed(seed)
+    return envs
+
+
+def is_image_env(env_id: str) -> bool:
+    return env_id.startswith(("ALE/", "retro/"))
+
+
+def episode_returns(infos: dict) -> collections.abc.Iterator[tuple[float, int]]:
+    """``(return, length)`` of every episode that ended in this vector step."""
+    final = infos.get("final_info")
+    if not final or "episode" not in final:
+        return
+    episode = final["episode"]
+    for i in np.flatnonzero(final["_episode"]):
+        yield float(episode["r"][i]), int(episode["l"][i])

@@ -1,0 +1,135 @@
+"""Proximal Policy Optimisation (Schulman et al. 2017), clipped objective or adaptive KL penalty.
+
+Follows the known implementation details: vectorised envs, orthogonal init, Adam with eps 1e-5,
+linear LR annealing, GAE, shuffled minibatches over several epochs, advantage normalisation per
+minibatch, clipped value loss, entropy bonus, global gradient clipping; logs approx_kl
+(the low-variance ``(r - 1) - log r`` estimator), clipfrac and explained variance.
+``kl_penalty=True`` replaces the clip by the TRPO-style penalty ``beta * KL`` with beta adapted
+after each iteration towards ``kl_target`` (the PPO paper's second variant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bicimad.rl.agents import AgentFactory
+from bicimad.rl.core import CommonConfig, Run, explained_variance, linear_schedule
+
+
+@dataclass
+class PPOConfig(CommonConfig):
+    """PPO hyperparameters (defaults: CleanRL's ppo.py for classic control)."""
+
+    num_minibatches: int = 4
+    """minibatches per epoch"""
+    update_epochs: int = 4
+    """passes over each rollout"""
+    clip_coef: float = 0.2
+    """policy ratio clip range"""
+    clip_vloss: bool = True
+    """clip the value update to clip_coef around the rollout's values"""
+    target_kl: float | None = None
+    """stop the epochs early when approx_kl exceeds this (None: never)"""
+    kl_penalty: bool = False
+    """use the adaptive KL penalty instead of the clipped objective"""
+    kl_beta: float = 1.0
+    """initial KL penalty coefficient (kl_penalty only)"""
+    kl_target: float = 0.01
+    """KL the penalty aims for; beta doubles above 1.5x it, halves below 1/1.5 of it"""
+
+
+def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | None = None, envs=None,
+          resume: bool = False, stop_after_steps: int | None = None, progress: bool = True) -> Path:
+    """Train (or, with ``resume``, continue training) a PPO agent; artefacts go to ``out_dir``.
+
+    ``make_agent(obs_space, action_space)`` builds the policy (default: MLP or Nature CNN);
+    ``envs`` replaces the vector env built from ``config.env_id``; ``stop_after_steps`` ends this
+    call early with a checkpoint, to be continued with ``resume=True``.
+    """
+    # -- setup: seeding, envs, agent, optimiser, storage, logger -----------------------------------
+    run = Run("ppo", config, out_dir, make_agent=make_agent, envs=envs, progress=progress)
+    agent, buf = run.agent, run.buffer
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+    scheduler = linear_schedule(optimizer, config.num_iterations, config.anneal_lr)
+    extra = {"kl_beta": config.kl_beta}
+    run.restore(optimizer, scheduler, extra, resume)
+    minibatch_size = config.batch_size // config.num_minibatches
+
+    while run.running(stop_after_steps):
+        # -- rollout ----------------------------------------------------------------------------------
+        run.collect_rollout()
+
+        # -- advantages -------------------------------------------------------------------------------
+        advantages, returns = run.advantages()
+        b_obs, b_actions, b_masks = buf.flat("obs"), buf.flat("actions"), buf.flat("masks")
+        b_logprobs, b_values = buf.flat("logprobs"), buf.flat("values")
+        b_advantages, b_returns = advantages.reshape(-1), returns.reshape(-1)
+
+        # -- optimisation: epochs of shuffled minibatches ---------------------------------------------
+        clipfracs, approx_kls = [], []
+        first_ratio = None
+        for epoch in range(config.update_epochs):
+            order = torch.randperm(config.batch_size)
+            for start in range(0, config.batch_size, minibatch_size):
+                mb = order[start:start + minibatch_size]
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+                    b_obs[mb], b_actions[mb], None if b_masks is None else b_masks[mb])
+                logratio = newlogprob - b_logprobs[mb]
+                ratio = logratio.exp()
+                if first_ratio is None:
+                    first_ratio = ratio.detach()  # policy unchanged yet: must be 1
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    approx_kls.append(approx_kl.item())
+                    clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean().item())
+
+                mb_adv = b_advantages[mb]
+                if config.norm_adv and len(mb) > 1:
+                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+
+                if config.kl_penalty:
+                    pg_loss = -(ratio * mb_adv).mean() + extra["kl_beta"] * ((ratio - 1) - logratio).mean()
+                else:
+                    pg_loss = torch.max(-mb_adv * ratio,
+                                        -mb_adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
+
+                if config.clip_vloss:
+                    v_clipped = b_values[mb] + (newvalue - b_values[mb]).clamp(-config.clip_coef, config.clip_coef)
+                    v_loss = 0.5 * torch.max((newvalue - b_returns[mb]) ** 2, (v_clipped - b_returns[mb]) ** 2).mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * v_loss
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+                optimizer.step()
+
+            if config.target_kl is not None and approx_kl.item() > config.target_kl:
+                break
+
+        mean_kl = float(np.mean(approx_kls))
+        if config.kl_penalty:  # adapt beta towards the target KL
+            if mean_kl > 1.5 * config.kl_target:
+                extra["kl_beta"] *= 2.0
+            elif mean_kl < config.kl_target / 1.5:
+                extra["kl_beta"] /= 2.0
+
+        # -- logging and checkpoint -------------------------------------------------------------------
+        run.end_iteration({
+            "train/value_loss": v_loss.item(),
+            "train/policy_loss": pg_loss.item(),
+            "train/entropy": entropy_loss.item(),
+            "train/approx_kl": mean_kl,
+            "train/clipfrac": float(np.mean(clipfracs)),
+            "train/explained_variance": explained_variance(b_values.numpy(), b_returns.numpy()),
+            "train/first_ratio_max_dev": float((first_ratio - 1).abs().max()),
+            "train/kl_beta": extra["kl_beta"],
+        }, optimizer, scheduler, extra)
+
+    return run.close(optimizer, scheduler, extra)

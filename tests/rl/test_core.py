@@ -1,0 +1,119 @@
+"""Advantage estimation, rollout bookkeeping and the action distribution."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from bicimad.rl.agents import MultiCategorical, make_agent
+from bicimad.rl.core import CommonConfig, Run, compute_gae, explained_variance, linear_schedule
+
+
+def test_gae_matches_hand_computation_with_termination_and_truncation():
+    gamma, lam = 0.9, 0.8
+    # One env, four steps: episode A ends terminated at t=1; episode B is truncated at t=2
+    # (its reward already holds the bootstrap gamma * V(final) = 0.9 * 10); t=3 starts episode C.
+    rewards = np.array([[1.0], [2.0], [0.5 + 0.9 * 10.0], [1.0]], np.float32)
+    values = np.array([[3.0], [4.0], [5.0], [6.0]], np.float32)
+    dones = np.array([[0.0], [1.0], [1.0], [0.0]], np.float32)
+    last_value = np.array([7.0], np.float32)
+    adv, ret = compute_gae(rewards, values, dones, last_value, gamma, lam)
+
+    d3 = 1.0 + gamma * 7.0 - 6.0                 # bootstrapped from the value after the rollout
+    d2 = (0.5 + 9.0) - 5.0                       # truncated: bootstrap is inside the reward only
+    d1 = 2.0 - 4.0                               # terminated: no bootstrap
+    d0 = 1.0 + gamma * 4.0 - 3.0
+    expected = [d0 + gamma * lam * d1, d1, d2, d3]
+    np.testing.assert_allclose(adv[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(ret, adv + values, rtol=1e-6)
+
+
+def test_gae_with_lambda_one_gives_discounted_monte_carlo_returns():
+    rewards = np.ones((5, 2), np.float32)
+    dones = np.zeros((5, 2), np.float32)
+    dones[4, :] = 1.0
+    values = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    _, ret = compute_gae(rewards, values, dones, np.array([100.0, 100.0], np.float32), 0.5, 1.0)
+    expected = [sum(0.5 ** k for k in range(5 - t)) for t in range(5)]
+    np.testing.assert_allclose(ret[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(ret[:, 1], expected, rtol=1e-6)
+
+
+def test_truncated_step_reward_is_bootstrapped_with_value_of_final_observation(tmp_path):
+    # probe/chain truncates after 15 steps; a policy that always moves left never terminates.
+    config = CommonConfig(env_id="probe/chain", num_envs=1, num_steps=20, gamma=0.9, total_steps=20)
+
+    def always_left(obs_space, action_space):
+        agent = make_agent(obs_space, action_space)
+        with torch.no_grad():
+            agent.actor[-1].bias.copy_(torch.tensor([50.0, -50.0]))
+        return agent
+
+    run = Run("test", config, tmp_path, make_agent=always_left, progress=False)
+    optimizer = torch.optim.Adam(run.agent.parameters())
+    run.restore(optimizer, linear_schedule(optimizer, 1, anneal=False), {}, resume=False)
+    run.collect_rollout()
+    dones = run.buffer.dones[:, 0].numpy()
+    assert np.flatnonzero(dones).tolist() == [14]          # the truncation step only
+    at_start = torch.zeros((1, 5))
+    at_start[0, 0] = 1.0                                     # the final observation: still at cell 0
+    bootstrap = 0.9 * run.agent.get_value(at_start).item()
+    assert run.buffer.rewards[14, 0].item() == pytest.approx(bootstrap, rel=1e-5)
+    assert bootstrap != 0.0
+    assert run.buffer.rewards[13, 0].item() == 0.0
+
+
+def test_masking_never_samples_an_invalid_action():
+    gen = torch.Generator().manual_seed(3)
+    nvec = (4, 3, 5)
+    for _ in range(50):
+        logits = torch.randn((64, sum(nvec)), generator=gen) * 5
+        mask = torch.rand((64, sum(nvec)), generator=gen) < 0.4
+        offset = 0
+        for n in nvec:  # at least one valid choice per component
+            forced = torch.randint(n, (64,), generator=gen)
+            mask[torch.arange(64), offset + forced] = True
+            offset += n
+        dist = MultiCategorical(logits, nvec, mask)
+        for action in (dist.sample(), dist.mode()):
+            offsets = torch.tensor([0, 4, 7])
+            chosen = mask.gather(1, action + offsets)
+            assert bool(chosen.all())
+        assert torch.isfinite(dist.log_prob(dist.sample())).all()
+
+
+def test_multicategorical_agrees_with_torch_categorical_without_mask():
+    torch.manual_seed(0)
+    logits = torch.randn(10, 5)
+    ours = MultiCategorical(logits, (2, 3))
+    action = ours.sample()
+    reference = [torch.distributions.Categorical(logits=logits[:, :2]),
+                 torch.distributions.Categorical(logits=logits[:, 2:])]
+    expected_lp = reference[0].log_prob(action[:, 0]) + reference[1].log_prob(action[:, 1])
+    expected_ent = reference[0].entropy() + reference[1].entropy()
+    torch.testing.assert_close(ours.log_prob(action), expected_lp)
+    torch.testing.assert_close(ours.entropy(), expected_ent)
+
+
+def test_masked_choices_add_no_entropy():
+    logits = torch.zeros(1, 4)
+    mask = torch.tensor([[True, True, False, False]])
+    assert MultiCategorical(logits, (4,), mask).entropy().item() == pytest.approx(np.log(2), rel=1e-6)
+
+
+def test_explained_variance():
+    target = np.array([1.0, 2.0, 3.0, 4.0])
+    assert explained_variance(target, target) == 1.0
+    assert explained_variance(np.full(4, target.mean()), target) == pytest.approx(0.0)
+
+
+def test_default_agent_shapes():
+    box = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    agent = make_agent(box, gym.spaces.Discrete(6))
+    obs = torch.zeros((2, 4, 84, 84), dtype=torch.uint8)
+    action, logprob, entropy, value = agent.get_action_and_value(obs)
+    assert action.shape == (2, 1) and logprob.shape == entropy.shape == value.shape == (2,)
+    with pytest.raises(TypeError, match="MultiBinary"):
+        make_agent(gym.spaces.Box(-1, 1, (3,)), gym.spaces.MultiBinary(3))
