@@ -101,9 +101,7 @@ def detect(name: str, head: bytes, size: int, read_all: Callable[[], bytes]) -> 
 
 
 def _xlsx_kind(path_or_stream, name: str) -> str:
-    import openpyxl
-
-    wb = openpyxl.load_workbook(path_or_stream, read_only=True)
+    wb = r.open_workbook(path_or_stream)
     try:
         sheets = wb.sheetnames
         first = [str(v).strip() if v is not None else "" for v in next(wb.worksheets[0].iter_rows(max_row=1, values_only=True), ())]

@@ -179,65 +179,75 @@ def _coord(values) -> pd.Series:
 def _station_records_to_chunks(
     records: list[tuple[int, object, dict]], source: str, rejects: Rejects, *, fix_text=None
 ) -> Iterator[Chunk]:
-    """Build snapshot and station chunks from (line, naive stamp or None, EMT station dict).
-
-    A stamp of None means an undated station list: only a stations chunk comes out.
-    """
+    """Chunks from (line, naive stamp or None, EMT station dict) records."""
     if not records:
         return
-    lines = [r[0] for r in records]
-    st = [r[2] for r in records]
-    unknown: set[str] = set()
-    for d in st:
-        if not STATION_FIELDS.issuperset(d):
-            unknown.update(set(d) - STATION_FIELDS)
+    frame = pd.DataFrame.from_records([r[2] for r in records])
+    frame["_line"] = [r[0] for r in records]
+    frame["_stamp"] = [r[1] for r in records]
+    yield from _station_frame_to_chunks(frame, source, rejects, fix_text=fix_text)
+
+
+def _station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *, fix_text=None) -> Iterator[Chunk]:
+    """Build snapshot and station chunks from a frame of EMT station fields.
+
+    ``df`` has EMT field columns (any subset), ``_line`` (for messages) and ``_stamp`` (naive
+    local snapshot time; all None for an undated station list, which yields only stations).
+    """
+    if df.empty:
+        return
+    df = df.reset_index(drop=True)
+    lines = df["_line"].to_numpy()
+    unknown = set(df.columns) - STATION_FIELDS - {"_line", "_stamp"}
     if unknown:
-        rejects.warn(source, f"unknown station field(s) ignored: {', '.join(sorted(unknown))}", len(records))
-    bad = np.zeros(len(st), bool)
-    get = lambda key: [d.get(key) for d in st]  # noqa: E731
+        rejects.warn(source, f"unknown station field(s) ignored: {', '.join(sorted(map(str, unknown)))}", len(df))
+    col = lambda key: df[key] if key in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)  # noqa: E731
+    bad = np.zeros(len(df), bool)
     frame = pd.DataFrame({
-        "station_id": _to_int(get("id"), "id", lines, source, rejects, bad, required=False),
-        "number": [normalise_number(v) for v in get("number")],
+        "station_id": _to_int(col("id").to_numpy(object), "id", lines, source, rejects, bad, required=False),
+        "number": col("number").map(normalise_number).to_numpy(object),
     })
     for i in np.flatnonzero(frame["station_id"].isna().to_numpy() & pd.isna(frame["number"]).to_numpy() & ~bad):
         rejects.add(source, lines[i], "id", "missing field (neither id nor number)")
         bad[i] = True
-    text = (lambda v: fix_text(v) if isinstance(v, str) else v) if fix_text else (lambda v: v)
-    stamps = [r[1] for r in records]
-    dated = stamps[0] is not None
+    stamps = df["_stamp"]
+    dated = stamps.notna().any()
+    ints = lambda key, required=False: _to_int(col(key).to_numpy(object), key, lines, source, rejects, bad, required=required)  # noqa: E731
     if dated:
-        ts = pd.to_datetime(pd.Series(stamps, dtype=object), errors="coerce", format="ISO8601")
+        ts = pd.to_datetime(stamps, errors="coerce", format="ISO8601")
         for i in np.flatnonzero(ts.isna().to_numpy() & ~bad):
-            rejects.add(source, lines[i], "_id", "unparsable snapshot time", stamps[i])
+            rejects.add(source, lines[i], "_id", "unparsable snapshot time", stamps.iloc[i])
         bad |= ts.isna().to_numpy()
         frame["ts_local"] = ts.to_numpy()
-        frame["bikes"] = _to_int(get("dock_bikes"), "dock_bikes", lines, source, rejects, bad)
-        frame["free_docks"] = _to_int(get("free_bases"), "free_bases", lines, source, rejects, bad, required=False)
-        frame["capacity"] = _to_int(get("total_bases"), "total_bases", lines, source, rejects, bad, required=False)
-        activate = _to_int(get("activate"), "activate", lines, source, rejects, bad, required=False)
-        no_avail = _to_int(get("no_available"), "no_available", lines, source, rejects, bad, required=False)
-        frame["available"] = ((activate.fillna(1) == 1) & (no_avail.fillna(0) == 0)).astype(bool)
-        frame["available"] = frame["available"].where(activate.notna() | no_avail.notna())
+        frame["bikes"] = ints("dock_bikes", required=True)
+        frame["free_docks"] = ints("free_bases")
+        frame["capacity"] = ints("total_bases")
+        activate, no_avail = ints("activate"), ints("no_available")
+        available = ((activate.fillna(1) == 1) & (no_avail.fillna(0) == 0)).astype(object)
+        frame["available"] = available.where(activate.notna() | no_avail.notna(), None).to_numpy()
         _validate_station_values(frame, lines, source, rejects, bad)
     else:
-        frame["capacity"] = _to_int(get("total_bases"), "total_bases", lines, source, rejects, bad, required=False)
+        frame["capacity"] = ints("total_bases")
     frame["source"] = source
-    good = frame[~bad]
+    keep = ~bad
+    text = (lambda v: fix_text(v) if isinstance(v, str) else v) if fix_text else None
+    names, addresses = col("name")[keep], col("address")[keep]
     info = pd.DataFrame({
-        "station_id": good["station_id"],
-        "number": good["number"],
-        "name": [text(v) for v in np.asarray(get("name"), dtype=object)[~bad]],
-        "address": [text(v) for v in np.asarray(get("address"), dtype=object)[~bad]],
-        "lat": _coord(np.asarray(get("latitude"), dtype=object)[~bad]).to_numpy(),
-        "lon": _coord(np.asarray(get("longitude"), dtype=object)[~bad]).to_numpy(),
-        "capacity": good["capacity"],
-        "as_of": good["ts_local"] if dated else pd.NaT,
+        "station_id": frame["station_id"][keep],
+        "number": frame["number"][keep],
+        "name": (names.map(text) if text else names).to_numpy(object),
+        "address": (addresses.map(text) if text else addresses).to_numpy(object),
+        "lat": _coord(col("latitude")[keep].to_numpy(object)).to_numpy(),
+        "lon": _coord(col("longitude")[keep].to_numpy(object)).to_numpy(),
+        "capacity": frame["capacity"][keep],
+        "as_of": frame["ts_local"][keep] if dated else pd.NaT,
         "source": source,
     })
     if dated:
-        yield Chunk("snapshots", good[list(SNAPSHOT_PART_COLUMNS)].reset_index(drop=True))
+        yield Chunk("snapshots", frame[keep][list(SNAPSHOT_PART_COLUMNS)].reset_index(drop=True))
         # One station row per station and stamp would be huge; the latest per station suffices.
         info = info.sort_values("as_of").drop_duplicates(["station_id", "number"], keep="last")
+        info["as_of"] = localize_wall_clock(info["as_of"])
     yield Chunk("stations", info.reset_index(drop=True))
 
 
@@ -277,12 +287,21 @@ def read_python_str_snapshot(stream: IO[bytes], source: str, rejects: Rejects) -
     yield from read_snapshot_jsonl(io.BytesIO(payload.encode("utf-8")), source, rejects)
 
 
+def open_workbook(path):
+    """Open an xlsx read-only (streaming), silencing openpyxl's note about unknown extensions."""
+    import warnings
+
+    import openpyxl
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unknown extension", category=UserWarning)
+        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+
+
 def read_snapshot_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
     """EstacionesVacias-style workbook: ``Sheet1`` (fecha, id, total_bases, dock_bikes), newest
     first, naive local time; optional ``Estaciones`` sheet with the station list."""
-    import openpyxl
-
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    wb = open_workbook(path)
     try:
         rows = wb.worksheets[0].iter_rows(values_only=True)
         header = [str(h).strip() if h is not None else "" for h in next(rows)]
@@ -290,11 +309,13 @@ def read_snapshot_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
         if len(col) < 4:
             raise IngestError(f"{source}: sheet {wb.sheetnames[0]!r} lacks column(s) "
                               f"{sorted({'fecha', 'id', 'total_bases', 'dock_bikes'} - set(col))}")
-        records = ((i, r[col["fecha"]], {"id": r[col["id"]], "total_bases": r[col["total_bases"]],
-                                          "dock_bikes": r[col["dock_bikes"]]})
-                   for i, r in enumerate(rows, 2) if any(v is not None for v in r))
-        for batch in _batched(records, CHUNK_LINES):
-            yield from _station_records_to_chunks(batch, f"{source}", rejects)
+        numbered = ((i, r) for i, r in enumerate(rows, 2) if any(v is not None for v in r))
+        for batch in _batched(numbered, CHUNK_LINES):
+            df = pd.DataFrame({
+                "_line": [i for i, _ in batch], "_stamp": [r[col["fecha"]] for _, r in batch],
+                **{name: [r[col[name]] for _, r in batch] for name in ("id", "total_bases", "dock_bikes")},
+            })
+            yield from _station_frame_to_chunks(df, source, rejects)
         if "Estaciones" in wb.sheetnames:
             srows = wb["Estaciones"].iter_rows(values_only=True)
             sheader = [str(h).strip() for h in next(srows)]
@@ -312,26 +333,21 @@ def _parquet_batches(path, columns=None) -> Iterator[pd.DataFrame]:
         yield batch.to_pandas()
 
 
-def _frame_station_records(df: pd.DataFrame, stamps, start: int) -> list[tuple[int, object, dict]]:
-    fields = [c for c in df.columns if c in STATION_FIELDS]
-    values = df[fields].astype(object).where(df[fields].notna(), None).to_dict("records")
-    return [(start + i, s, v) for i, (s, v) in enumerate(zip(stamps, values))]
-
-
 def read_snapshot_parquet(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
     """Snapshot tables flattened by others with EMT field names: a naive ``_id`` column
     (situaciones: no station ``id``, only ``number``) or ``fecha`` + ``hora`` (try.parquet)."""
     start = 1
     for df in _parquet_batches(path):
         if "_id" in df.columns:
-            stamps = pd.to_datetime(df["_id"]).dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+            stamps = pd.to_datetime(df.pop("_id"))
         elif {"fecha", "hora"} <= set(df.columns):
-            stamps = df["fecha"].astype(str) + "T" + df["hora"].astype(str)
+            stamps = df.pop("fecha").astype(str) + "T" + df.pop("hora").astype(str)
         else:
             raise IngestError(f"{source}: parquet has neither `_id` nor `fecha`+`hora` columns")
-        records = _frame_station_records(df, stamps.tolist(), start)
+        df["_stamp"] = stamps
+        df["_line"] = np.arange(start, start + len(df))  # parquet row number
         start += len(df)
-        yield from _station_records_to_chunks(records, source, rejects)
+        yield from _station_frame_to_chunks(df, source, rejects)
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,13 +420,11 @@ def _trip_chunk(lines, keys, times, origins, dests, durations, users, source, re
 def read_od_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
     """Usos092018_Estaciones-style workbook: sheets of trips (Day, Hour, origin, destination)
     for hour windows of one day, naive local hours. Columns 5+ are summaries and ignored."""
-    import openpyxl
-
     m = re.search(r"Usos(\d{2})(\d{4})", source)
     if not m:
         raise IngestError(f"{source}: cannot tell the month (expected 'UsosMMYYYY' in the name)")
     month, year = int(m.group(1)), int(m.group(2))
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    wb = open_workbook(path)
     try:
         for sheet in wb.sheetnames:
             if not re.fullmatch(r"\d{1,2}-\d{1,2}", sheet):

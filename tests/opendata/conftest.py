@@ -1,0 +1,73 @@
+"""Generators of small raw files in EMT's formats, for the ingestion tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+def station_record(sid: int, bikes: int, capacity: int = 20, free: int | None = None, **extra) -> dict:
+    """One station of an EMT snapshot, all 13 fields."""
+    rec = {
+        "activate": 1, "name": f"Estación {sid}", "reservations_count": 0, "light": 0,
+        "total_bases": capacity, "free_bases": capacity - bikes if free is None else free,
+        "number": f"{sid}", "longitude": f"{-3.70 + sid / 1000:.7f}", "no_available": 0,
+        "address": f"Calle {sid} nº 1", "latitude": f"{40.41 + sid / 1000:.7f}", "dock_bikes": bikes, "id": sid,
+    }
+    rec.update(extra)
+    return rec
+
+
+def snapshot_line(stamp: str, stations: list[dict]) -> str:
+    return json.dumps({"_id": stamp, "stations": stations}) + "\n"
+
+
+def hourly_snapshots(start: str, hours: int, n_stations: int = 3, *, minute: int = 20, skip=(), rng_seed: int = 0) -> list[str]:
+    """JSON lines of hourly snapshots from ``start`` (naive local, one per wall-clock hour
+    of the absolute timeline, so a fall-back day has 25), bikes following a seeded walk."""
+    import numpy as np
+
+    rng = np.random.default_rng(rng_seed)
+    t0 = pd.Timestamp(start).tz_localize("Europe/Madrid")
+    bikes = rng.integers(0, 20, n_stations)
+    lines = []
+    for h in range(hours):
+        bikes = np.clip(bikes + rng.integers(-3, 4, n_stations), 0, 20)
+        if h in skip:
+            continue
+        local = (t0 + pd.Timedelta(hours=h, minutes=minute)).tz_localize(None)
+        stamp = local.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        lines.append(snapshot_line(stamp, [station_record(s + 1, int(b)) for s, b in enumerate(bikes)]))
+    return lines
+
+
+def trip_line(oid: str, unplug: str, origin: int, dest: int, travel: int = 600, *, style: str = "compact", **extra) -> str:
+    """One trip in EMT's compact (``Z`` string) or mongoexport (``$oid``/``$date``) style."""
+    if style == "compact":
+        rec = {"_id": {"$oid": oid}, "user_day_code": "ab" * 32, "idplug_base": 1, "user_type": 1,
+               "idunplug_base": 2, "travel_time": travel, "idunplug_station": origin, "ageRange": 0,
+               "idplug_station": dest, "unplug_hourTime": unplug, "zip_code": ""}
+        rec.update(extra)
+        return json.dumps(rec) + "\n"
+    rec = {"_id": {"$oid": oid}, "user_day_code": "ab" * 32, "idplug_base": 1, "user_type": 1,
+           "idunplug_base": 2, "travel_time": travel, "idunplug_station": origin, "ageRange": 0,
+           "idplug_station": dest, "unplug_hourTime": {"$date": unplug}, "zip_code": ""}
+    rec.update(extra)
+    return json.dumps(rec, separators=(", ", " : ")).replace("{", "{ ").replace("}", " }") + "\n"
+
+
+def write_lines(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes("".join(lines).encode(encoding))
+    return path
+
+
+@pytest.fixture
+def raw_src(tmp_path) -> Path:
+    """A folder to put generated source files in (outside the data dir)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    return src
