@@ -159,6 +159,39 @@ def _months(start: str, end: str) -> list[str]:
     return months
 
 
+def _attempts(url: str, retries: int, backoff_s: float, sleep: Callable[[float], None]):
+    """Yield attempt numbers, sleeping with exponential backoff between them."""
+    for attempt in range(retries + 1):
+        if attempt:
+            delay = backoff_s * 2 ** (attempt - 1)
+            log.info("retrying %s in %.2f s (attempt %d of %d)", url, delay, attempt + 1, retries + 1)
+            sleep(delay)
+        yield attempt
+
+
+def get_with_retries(session, url: str, *, timeout: tuple[float, float], retries: int, backoff_s: float,
+                     headers: dict | None = None, sleep: Callable[[float], None] = time.sleep):
+    """GET ``url``, retrying connection errors, timeouts and 5xx answers with exponential backoff.
+
+    Returns the first response below 500 (the caller judges 4xx); raises :class:`DownloadError`
+    naming the URL and the last cause after ``retries`` further attempts. Request headers are never
+    part of a message.
+    """
+    import requests
+
+    last = None
+    for _ in _attempts(url, retries, backoff_s, sleep):
+        try:
+            response = session.get(url, headers=headers, timeout=timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+            continue
+        if response.status_code < 500:
+            return response
+        last = f"HTTP {response.status_code}"
+    raise DownloadError(f"{url}: gave up after {retries + 1} attempts ({last})")
+
+
 class _Fetcher:
     """Fetches URLs with retries, backoff, resume and atomic rename."""
 
@@ -169,34 +202,21 @@ class _Fetcher:
         self._retryable = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
     def _attempts(self, url: str):
-        """Yield attempt numbers, sleeping with exponential backoff between them."""
-        for attempt in range(self.config.retries + 1):
-            if attempt:
-                delay = self.config.backoff_s * 2 ** (attempt - 1)
-                log.info("retrying %s in %.1f s (attempt %d of %d)", url, delay, attempt + 1, self.config.retries + 1)
-                self.sleep(delay)
-            yield attempt
+        return _attempts(url, self.config.retries, self.config.backoff_s, self.sleep)
 
     def _get(self, url: str, **kwargs):
         return self.session.get(url, timeout=(self.config.connect_timeout_s, self.config.read_timeout_s), **kwargs)
 
     def text(self, url: str) -> str:
-        last = None
-        for _ in self._attempts(url):
-            try:
-                response = self._get(url)
-            except self._retryable as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
-            if response.encoding is None or response.encoding.lower() == "iso-8859-1":
-                response.encoding = response.apparent_encoding or "utf-8"
-            return response.text
-        raise DownloadError(f"{url}: gave up after {self.config.retries + 1} attempts ({last})")
+        response = get_with_retries(
+            self.session, url, timeout=(self.config.connect_timeout_s, self.config.read_timeout_s),
+            retries=self.config.retries, backoff_s=self.config.backoff_s, sleep=self.sleep,
+        )
+        if response.status_code >= 400:
+            raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
+        if response.encoding is None or response.encoding.lower() == "iso-8859-1":
+            response.encoding = response.apparent_encoding or "utf-8"
+        return response.text
 
     def file(self, url: str, part: Path, label: str) -> tuple[Path, str | None]:
         """Download ``url`` into ``part`` (resuming what is there); return it and the server's file name."""
