@@ -251,22 +251,23 @@ def _periods(hours: pd.Series) -> pd.Series:
 def trip_coverage(trips: pd.DataFrame, complete_sources: set[str]) -> tuple[set, set]:
     """Hours in which trips are known completely: (pickup hours, return hours).
 
-    Each source covers the distinct hours its trips start in. The last hour of a JSON-lines
-    source is left out unless the source is known complete, because head extracts and
-    truncated monthly files stop mid-hour. Returns need a plug time, so only sources with
-    durations cover them.
+    Each source covers every hour from its first to its last unplug hour (an hour without
+    trips is a real zero). The last hour is left out unless the source is known complete,
+    because head extracts and truncated monthly files stop mid-hour. Returns need a plug
+    time, so only sources with durations cover them.
     """
     pick, ret = set(), set()
     if trips.empty:
         return pick, ret
     hours = hour_floor(trips["unplug_ts"])
     for source, idx in trips.groupby("source").groups.items():
-        h = pd.Index(hours.loc[idx].unique()).sort_values()
-        if source not in complete_sources and len(h):
-            h = h[:-1]
-        pick.update(h)
+        h = hours.loc[idx]
+        span = pd.date_range(h.min().tz_convert("UTC"), h.max().tz_convert("UTC"), freq="h").tz_convert(TZ)
+        if source not in complete_sources:
+            span = span[:-1]
+        pick.update(span)
         if trips.loc[idx, "plug_ts"].notna().any():
-            ret.update(h)
+            ret.update(span)
     return pick, ret
 
 

@@ -288,14 +288,14 @@ def read_python_str_snapshot(stream: IO[bytes], source: str, rejects: Rejects) -
 
 
 def open_workbook(path):
-    """Open an xlsx read-only (streaming), silencing openpyxl's note about unknown extensions."""
+    """Open an xlsx read-only (streaming). openpyxl warns about unknown extensions lazily
+    while rows are read; that note says nothing about the data, so it is silenced."""
     import warnings
 
     import openpyxl
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Unknown extension", category=UserWarning)
-        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+    warnings.filterwarnings("ignore", message="Unknown extension is not supported", category=UserWarning)
+    return openpyxl.load_workbook(path, read_only=True, data_only=True)
 
 
 def read_snapshot_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:

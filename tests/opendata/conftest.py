@@ -26,8 +26,9 @@ def snapshot_line(stamp: str, stations: list[dict]) -> str:
 
 
 def hourly_snapshots(start: str, hours: int, n_stations: int = 3, *, minute: int = 20, skip=(), rng_seed: int = 0) -> list[str]:
-    """JSON lines of hourly snapshots from ``start`` (naive local, one per wall-clock hour
-    of the absolute timeline, so a fall-back day has 25), bikes following a seeded walk."""
+    """JSON lines of hourly snapshots from ``start`` (naive local stamps, one per absolute
+    hour, so a fall-back day has 25), drifting 2 s a snapshot as EMT's do; bikes follow a
+    seeded walk."""
     import numpy as np
 
     rng = np.random.default_rng(rng_seed)
@@ -38,7 +39,7 @@ def hourly_snapshots(start: str, hours: int, n_stations: int = 3, *, minute: int
         bikes = np.clip(bikes + rng.integers(-3, 4, n_stations), 0, 20)
         if h in skip:
             continue
-        local = (t0 + pd.Timedelta(hours=h, minutes=minute)).tz_localize(None)
+        local = (t0 + pd.Timedelta(hours=h, minutes=minute, seconds=2 * h)).tz_convert("Europe/Madrid").tz_localize(None)
         stamp = local.strftime("%Y-%m-%dT%H:%M:%S.%f")
         lines.append(snapshot_line(stamp, [station_record(s + 1, int(b)) for s, b in enumerate(bikes)]))
     return lines
