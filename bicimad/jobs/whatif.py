@@ -73,7 +73,7 @@ class WhatIfConfig:
 
     name: str = "whatif"
     """name of the sweep (the default output folder is runs/whatif/<name>)"""
-    scenario: str = "synthetic"
+    scenario: str = "synthetic-default"
     """base scenario: a name in sim/scenarios/ or a path to a scenario TOML"""
     start: str | None = None
     """first simulated day (YYYY-MM-DD); default: the scenario's own"""
@@ -149,6 +149,10 @@ def make_tasks(config: WhatIfConfig) -> list[Task]:
 # The sweep engine: local process pool or Ray, resumable, in a fixed result order
 # ---------------------------------------------------------------------------------------------
 
+class TaskFailed(RuntimeError):
+    """A task raised; the message names the task. Finished tasks stay stored."""
+
+
 def _task_file(out: Path, task: Task) -> Path:
     return out / "tasks" / f"{task.task_id}.json"
 
@@ -167,16 +171,22 @@ def _load_done(out: Path, tasks: list[Task]) -> dict[str, dict]:
 
 
 def _store(out: Path, task: Task, result: dict) -> None:
-    from bicimad.io import write_json
+    from bicimad.io import atomic_open
 
-    write_json(_task_file(out, task), {"task": dataclasses.asdict(task), "result": result})
+    # keys kept in the task function's order, so a resumed sweep's table has the same columns
+    with atomic_open(_task_file(out, task), "w", encoding="utf-8") as fh:
+        json.dump({"task": dataclasses.asdict(task), "result": result}, fh, indent=1)
 
 
 def _iter_local(fn, tasks: list[Task], workers: int):
     """(task, result) as tasks finish, in a pool of ``workers`` processes (in-process for 1)."""
     if workers == 1:
         for task in tasks:
-            yield task, fn(task)
+            try:
+                result = fn(task)
+            except Exception as exc:
+                raise TaskFailed(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
+            yield task, result
         return
     import concurrent.futures as cf
     import multiprocessing
@@ -185,7 +195,14 @@ def _iter_local(fn, tasks: list[Task], workers: int):
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(fn, task): task for task in tasks}
         for future in cf.as_completed(futures):
-            yield futures[future], future.result()
+            task = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:
+                for other in futures:
+                    other.cancel()
+                raise TaskFailed(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
+            yield task, result
 
 
 def _iter_ray(fn, tasks: list[Task], address: str, workers: int):
@@ -204,7 +221,13 @@ def _iter_ray(fn, tasks: list[Task], address: str, workers: int):
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                yield pending.pop(ref), ray.get(ref)
+                task = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                    raise TaskFailed(f"task {task.task_id} failed: {type(cause).__name__}: {cause}") from exc
+                yield task, result
     finally:
         if started_here:
             ray.shutdown()
@@ -315,12 +338,18 @@ def run(args) -> int:
 
     from bicimad import config as paths
     from bicimad.cli import CommandError
-    from bicimad.jobs.batch import EXIT_USAGE, ConfigError, load_config, write_config
+    from bicimad.jobs.batch import EXIT_SOFTWARE, EXIT_USAGE, ConfigError, load_config, write_config
 
     try:
         config = load_config(WhatIfConfig, args.config)
     except ConfigError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
+    try:
+        from bicimad.sim import load_scenario
+
+        load_scenario(config.scenario)
+    except ValueError as exc:
+        raise CommandError(f"{args.config}: scenario: {exc}", EXIT_USAGE) from None
     out = Path(args.out) if args.out else paths.runs_dir(args.data_dir) / "whatif" / config.name
     out.mkdir(parents=True, exist_ok=True)
     write_config(config, out / "whatif.toml")
@@ -329,8 +358,12 @@ def run(args) -> int:
     log.info("%d tasks (%d scenario points x %d planners x %d seeds)", len(tasks),
              len(tasks) // (len(config.planners) * config.seeds), len(config.planners), config.seeds)
     t0 = time.perf_counter()
-    rows = run_sweep(tasks, simulate_task, out, workers=workers, ray_address=args.ray,
-                     progress=not args.no_progress)
+    try:
+        rows = run_sweep(tasks, simulate_task, out, workers=workers, ray_address=args.ray,
+                         progress=not args.no_progress)
+    except TaskFailed as exc:
+        raise CommandError(f"{exc} (finished tasks are kept in {out / 'tasks'}; re-run to resume)",
+                           EXIT_SOFTWARE) from None
     wall = time.perf_counter() - t0
     written = write_outputs(rows, out)
     print(f"{len(rows)} tasks, {sum(r['days'] for r in rows)} scenario-days in {wall:.1f} s")
@@ -339,11 +372,50 @@ def run(args) -> int:
     return 0
 
 
+
 def simulate_task(task: Task) -> dict:
     """Simulate one task: the base scenario with the task's fleet and demand multiplier, driven
-    by the task's planner, seeded by the task's seed."""
-    try:
-        from bicimad.sim import run_episode  # noqa: F401
-    except ImportError as exc:
-        raise RuntimeError("the simulator (bicimad.sim.run_episode) is not available in this build") from exc
-    raise NotImplementedError
+    by the task's planner. Day ``d`` of the task is an independent day (starting from the
+    network's initial bikes) whose riders come from the task's seed and ``d`` only."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from bicimad.plan import make_planner
+    from bicimad.sim import load_scenario, run_episode
+    from bicimad.sim.network import synthetic_network
+    from bicimad.sim.riders import synthetic_demand
+
+    t0 = time.perf_counter()
+    scenario = load_scenario(task.scenario).override({
+        "fleet.trucks": task.trucks,
+        "fleet.truck_capacity": task.truck_capacity,
+        "fleet.visits_per_hour": task.visits_per_hour,
+        "fleet.radius_km": task.radius_km,
+        "fleet.initial_load": min(load_scenario(task.scenario).fleet.initial_load, task.truck_capacity),
+        "fleet.bases": [],  # bases are chosen for the task's fleet size
+        "riders.demand_multiplier": task.demand_scale,
+    })
+    if scenario.network.source != "synthetic":
+        raise ValueError(f"scenario {scenario.name!r}: what-if sweeps run on synthetic networks "
+                         f"(network.source = {scenario.network.source!r})")
+    network = synthetic_network(scenario.network.stations, scenario.network.seed)
+    start = pd.Timestamp(task.start or "2018-09-27")
+    day_seeds = np.random.SeedSequence(task.seed).generate_state(task.days, dtype=np.uint32)
+    rows = []
+    for day in range(task.days):
+        date = (start + pd.Timedelta(days=day)).date().isoformat()
+        demand = synthetic_demand(network, date=date, seed=scenario.network.seed)
+        result = run_episode(network, demand, None, scenario, make_planner(task.planner), seed=int(day_seeds[day]))
+        rows.append(result.summary.iloc[0])
+    days = pd.DataFrame(rows)
+    counts = {k: int(days[k].sum()) for k in ("balanced", "empty", "full", "empty_and_full")}
+    total = sum(counts.values())
+    return {
+        **counts,
+        "problem_share": (total - counts["balanced"]) / total if total else math.nan,
+        **{k: float(days[k].sum()) for k in ("lost_trips", "diverted_returns", "bikes_moved", "truck_km")},
+        "decision_s_per_hour": float(days["decision_s_per_hour"].mean()),
+        "task_s": time.perf_counter() - t0,
+    }

@@ -60,8 +60,9 @@ def test_tasks_cover_the_grid_with_common_seeds():
 def test_interrupted_sweep_resumes_without_rerunning_finished_tasks(tmp_path):
     tasks = make_tasks(CONFIG)
     fn, calls = crash_after(7)
-    with pytest.raises(Crash):
+    with pytest.raises(whatif.TaskFailed, match="killed after 7 tasks") as err:
         run_sweep(tasks, fn, tmp_path / "sweep", workers=1, progress=False)
+    assert tasks[7].task_id in str(err.value)
     assert len(list((tmp_path / "sweep" / "tasks").glob("*.json"))) == 7
 
     fn2, calls2 = crash_after(10_000)
