@@ -68,6 +68,9 @@ class MobilityLabsConfig:
     """GET with header ``accessToken``; answers ``{"code": "00", "data": [station, ...]}``."""
 
 
+#: BiciMAD's public GBFS discovery file (the system operator's feed since 2023).
+BICIMAD_GBFS_URL = "https://madrid.publicbikesystem.net/customer/gbfs/v2/gbfs.json"
+
 #: Environment variables holding MobilityLabs credentials, as (variable, request header) pairs;
 #: the first complete pair wins.
 CREDENTIAL_ENV = (
@@ -90,9 +93,9 @@ def _light(bikes: int, capacity: int, available: bool) -> int:
     return 0 if share < 0.3 else 1 if share > 0.7 else 2
 
 
-def _emt_station(*, station_id: int, number: str, name: str, address: str, lat: float, lon: float,
+def emt_station_record(*, station_id: int, number: str, name: str, address: str, lat: float, lon: float,
                  capacity: int, bikes: int, free: int, active: bool, available: bool, reserved: int = 0) -> dict:
-    """The 13 fields of an EMT station record, in EMT's key order."""
+    """The 13 fields of an EMT station record, in EMT's key order (shared with the synthetic city)."""
     return {
         "activate": int(active), "name": name, "reservations_count": int(reserved),
         "light": _light(bikes, capacity, available and active), "total_bases": int(capacity),
@@ -156,8 +159,9 @@ def fetch_gbfs(base_url: str, dest_dir: Path, *, session=None, policy: HttpPolic
                sleep: Callable[[float], None] = time.sleep) -> Path:
     """Fetch a GBFS system's station state and store it as one EMT snapshot under ``dest_dir/gbfs/``.
 
-    ``base_url`` is a ``gbfs.json`` discovery URL, or a folder URL holding ``gbfs.json`` or
-    ``station_information.json`` and ``station_status.json`` side by side. The snapshot time is
+    ``base_url`` is a ``gbfs.json`` discovery URL (BiciMAD's: :data:`BICIMAD_GBFS_URL`), or a
+    folder URL holding ``gbfs.json`` or the ``station_information`` and ``station_status`` feeds
+    side by side (with or without ``.json``). The snapshot time is
     the status feed's ``last_updated``. Stations missing from either feed are left out.
     """
     import requests
@@ -183,10 +187,20 @@ def fetch_gbfs(base_url: str, dest_dir: Path, *, session=None, policy: HttpPolic
         discovery_url = base_url if base_url.endswith(".json") else urljoin(folder, "gbfs.json")
         discovery = get(discovery_url, "discovery", missing_ok=not base_url.endswith(".json"))
         feeds = _gbfs_feeds(discovery) if discovery else {}
-        info_url = feeds.get("station_information") or urljoin(folder, "station_information.json")
-        status_url = feeds.get("station_status") or urljoin(folder, "station_status.json")
-        info = get(info_url, "station_information")
-        status = get(status_url, "station_status")
+
+        def feed(name: str) -> tuple[str, dict]:
+            if name in feeds:
+                return feeds[name], get(feeds[name], name)
+            # No discovery: the feeds side by side, named with '.json' or (as some systems do) without.
+            url = urljoin(folder, f"{name}.json")
+            body = get(url, name, missing_ok=True)
+            if body is None:
+                url = urljoin(folder, name)
+                body = get(url, name)
+            return url, body
+
+        info_url, info = feed("station_information")
+        status_url, status = feed("station_status")
     finally:
         if own:
             session.close()
@@ -207,7 +221,7 @@ def fetch_gbfs(base_url: str, dest_dir: Path, *, session=None, policy: HttpPolic
             free = int(st.get("num_docks_available", 0))
             broken = int(st.get("num_bikes_disabled", st.get("num_vehicles_disabled", 0)) or 0)
             capacity = int(inf.get("capacity") or bikes + free + broken + int(st.get("num_docks_disabled", 0) or 0))
-            stations.append(_emt_station(
+            stations.append(emt_station_record(
                 station_id=_gbfs_station_id(sid), number=str(inf.get("short_name") or sid),
                 name=_gbfs_text(inf.get("name")), address=_gbfs_text(inf.get("address")),
                 lat=float(inf["lat"]), lon=float(inf["lon"]), capacity=capacity, bikes=bikes, free=free,
@@ -273,7 +287,7 @@ def _station_from_mobilitylabs(record: dict, k: int, url: str) -> dict:
         bikes = int(record["dock_bikes"])
         free = int(record["free_bases"])
         capacity = int(record.get("total_bases") or bikes + free)
-        return _emt_station(
+        return emt_station_record(
             station_id=int(record["id"]), number=str(record.get("number", record["id"])),
             name=str(record.get("name", "")), address=str(record.get("address", "")),
             lat=float(lat), lon=float(lon), capacity=capacity, bikes=bikes, free=free,

@@ -34,8 +34,8 @@ Files (under ``raw_root/synthetic/``)
   local offset, hour-truncated unplug time).
 
 Trips are written for the first ``trip_days`` days only (default 7, one full week: about
-100,000 trips, ~33 MB), because a full month in EMT's verbose format would be ~140 MB; the
-snapshots cover every day, as in the real data available for Sep 2018. ``trip_days=None``
+100,000 trips, ~37 MB), because a full month in EMT's verbose format would be ~150 MB; the
+snapshots (~35 MB for 30 days) cover every day, as in the real data available for Sep 2018. ``trip_days=None``
 writes every day. The truth (:class:`SyntheticCity`) covers the whole period either way.
 
 Time: demand is defined per local (Europe/Madrid) hour. On a DST change the missing local hour
@@ -49,7 +49,7 @@ import hashlib
 import heapq
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -58,6 +58,7 @@ import numpy as np
 
 from bicimad.config import TZ
 from bicimad.io import atomic_open
+from bicimad.opendata.live import emt_station_record
 
 #: Sol (km 0), the centre of the generated network.
 CENTRE = (40.4169, -3.7035)
@@ -197,6 +198,28 @@ class SyntheticCity:
         rates = self.trip_rates[day_type, hour]
         return rates / rates.sum(axis=1, keepdims=True)
 
+    def rates_frame(self):
+        """Expected pickups and returns per station, day type and local hour, as a long DataFrame
+        (station_id, day_type, hour, pickup_rate, return_rate), before the day factor."""
+        import pandas as pd
+
+        shape = self.return_rate.shape  # (2, 24, n)
+        day_type, hour, station = np.indices(shape).reshape(3, -1)
+        return pd.DataFrame({
+            "station_id": self.station_id[station], "day_type": day_type, "hour": hour,
+            "pickup_rate": self.pickup_rate.ravel(), "return_rate": self.return_rate.ravel(),
+        })
+
+    def od_frame(self, day_type: int):
+        """The day's P(destination | origin) for a day type, in the ``od`` table's columns."""
+        import pandas as pd
+
+        daily = self.trip_rates[day_type].sum(axis=0)
+        prob = daily / daily.sum(axis=1, keepdims=True)
+        origin, dest = np.nonzero(prob)
+        return pd.DataFrame({"from_station": self.station_id[origin], "to_station": self.station_id[dest],
+                             "prob": prob[origin, dest]})
+
     def distance_m(self) -> np.ndarray:
         """Straight-line distances between stations (m), shape (n, n)."""
         return _distances(self.lat, self.lon)
@@ -319,7 +342,9 @@ def _return_rates(trip_rates: np.ndarray, dist: np.ndarray) -> np.ndarray:
     Spill across midnight uses the same day type's earlier hours (the day types are periodic).
     """
     median, sigma = _duration_params(dist)
-    z = np.sqrt(2.0) * _erfinv(np.linspace(-1, 1, 66)[1:-1])  # 64 equiprobable normal quantiles
+    from scipy.special import erfinv
+
+    z = np.sqrt(2.0) * erfinv(np.linspace(-1, 1, 66)[1:-1])  # 64 evenly spaced normal quantiles
     hours = median[..., None] * np.exp(sigma[..., None] * z) / SECONDS_PER_HOUR
     max_k = int(np.ceil(hours.max())) + 1
     at_least = [np.clip(hours - (k - 1), 0.0, 1.0).mean(axis=-1) for k in range(1, max_k + 1)]
@@ -329,12 +354,6 @@ def _return_rates(trip_rates: np.ndarray, dist: np.ndarray) -> np.ndarray:
         spilled = np.einsum("dhij,ij->dhj", trip_rates, share)
         returns += np.roll(spilled, k, axis=1)
     return returns
-
-
-def _erfinv(y: np.ndarray) -> np.ndarray:
-    from scipy.special import erfinv
-
-    return erfinv(y)
 
 
 def _local_hour_starts(dates: list[date]) -> np.ndarray:
@@ -529,21 +548,14 @@ def generate_city(seed: int | np.random.Generator = 0, **params) -> SyntheticCit
 # EMT file formats
 # ---------------------------------------------------------------------------------------------
 
-def _light(bikes: int, capacity: int) -> int:
-    """EMT's traffic light: 0 few bikes, 1 many, 2 in between (3 is 'not available')."""
-    share = bikes / capacity
-    return 0 if share < 0.3 else 1 if share > 0.7 else 2
-
-
 def _station_records(city: SyntheticCity, bikes: np.ndarray) -> list[dict]:
-    """The 13 EMT station fields, in EMT's key order."""
+    """EMT's 13 station fields for every station holding ``bikes``."""
     return [
-        {
-            "activate": 1, "name": city.name[k], "reservations_count": 0, "light": _light(int(b), int(c)),
-            "total_bases": int(c), "free_bases": int(c - b), "number": city.number[k],
-            "longitude": f"{city.lon[k]:.7f}", "no_available": 0, "address": city.address[k],
-            "latitude": f"{city.lat[k]:.7f}", "dock_bikes": int(b), "id": int(city.station_id[k]),
-        }
+        emt_station_record(
+            station_id=int(city.station_id[k]), number=city.number[k], name=city.name[k], address=city.address[k],
+            lat=float(city.lat[k]), lon=float(city.lon[k]), capacity=int(c), bikes=int(b), free=int(c - b),
+            active=True, available=True,
+        )
         for k, (b, c) in enumerate(zip(bikes, city.capacity))
     ]
 
@@ -653,8 +665,3 @@ def write_city(raw_root: Path, *, seed: int = 0, **params) -> list[Path]:
             if old not in written and _OWN_FILES.match(old.name):
                 old.unlink()
     return paths
-
-
-def params_dict(params: CityParams) -> dict:
-    """The parameters as plain JSON-able values (for manifests and run records)."""
-    return asdict(params)

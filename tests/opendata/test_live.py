@@ -140,6 +140,15 @@ def test_gbfs_folder_without_discovery_and_v3_names(server, tmp_path):
     assert ("/bike/gbfs.json", ) == tuple(p for p, _ in server.seen[:1])  # discovery tried first
 
 
+def test_gbfs_feeds_without_json_suffix(server, tmp_path):
+    server.routes["/es/station_information"] = INFO
+    server.routes["/es/station_status"] = STATUS
+    path = fetch_gbfs(server.base + "/es", tmp_path, policy=POLICY)
+    assert [s["id"] for s in _read_snapshot(path)["stations"]] == [1, 2, 57]
+    assert [p for p, _ in server.seen] == ["/es/gbfs.json", "/es/station_information.json", "/es/station_information",
+                                          "/es/station_status.json", "/es/station_status"]
+
+
 def test_gbfs_retries_5xx_and_reports_bad_records(server, tmp_path):
     server.routes["/g/station_information.json"] = INFO
     server.routes["/g/station_status.json"] = STATUS

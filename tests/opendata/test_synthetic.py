@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from bicimad.opendata import schemas
 from bicimad.opendata.synthetic import generate_city, write_city
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -207,6 +208,13 @@ def test_truth_rates_are_recovered_from_the_draws():
     # Every expected pickup is returned somewhere: returns by plug hour conserve the daily volume.
     np.testing.assert_allclose(city.return_rate.sum(axis=(1, 2)), city.pickup_rate.sum(axis=(1, 2)))
     np.testing.assert_allclose(city.od_prob(0, 8).sum(axis=1), 1.0)
+    rates = city.rates_frame()
+    assert len(rates) == 2 * 24 * 40
+    monday_8 = rates[(rates.day_type == 0) & (rates.hour == 8)]
+    np.testing.assert_allclose(monday_8.pickup_rate.to_numpy(), city.trip_rates[0, 8].sum(axis=1))
+    od = schemas.conform(city.od_frame(1), "od").to_pandas()
+    np.testing.assert_allclose(od.groupby("from_station").prob.sum(), 1.0)
+    assert set(od.from_station) == set(city.station_id.tolist())
 
 
 def test_dst_autumn_and_spring():
