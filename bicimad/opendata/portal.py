@@ -226,7 +226,8 @@ class _Fetcher:
         server_name = None
         for _ in self._attempts(url):
             have = part.stat().st_size if part.exists() else 0
-            headers = {"Range": f"bytes={have}-"} if have else {}
+            # Identity encoding: byte ranges must count the bytes as stored, not a compressed stream.
+            headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
             try:
                 with self._get(url, headers=headers, stream=True) as response:
                     status = response.status_code
@@ -240,7 +241,7 @@ class _Fetcher:
                     if status >= 400:
                         raise DownloadError(f"{url}: HTTP {status} {response.reason}")
                     server_name = _disposition_name(response.headers.get("Content-Disposition")) or server_name
-                    total = _expected_size(response, have)
+                    total = _expected_size(response)
                     if status == 206:
                         start = _range_start(response.headers.get("Content-Range"))
                         if start != have:
@@ -268,7 +269,8 @@ class _Fetcher:
         raise DownloadError(f"{url}: gave up after {self.config.retries + 1} attempts ({last})")
 
 
-def _expected_size(response, have: int) -> int | None:
+def _expected_size(response) -> int | None:
+    """The full file's size, from Content-Range (206) or Content-Length (200), where given."""
     if response.status_code == 206:
         m = re.search(r"/(\d+)\s*$", response.headers.get("Content-Range", ""))
         return int(m.group(1)) if m else None
