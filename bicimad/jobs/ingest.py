@@ -101,9 +101,14 @@ def _copy_in(raw: Path, manifest: dict, path: Path) -> None:
             stored = f  # already in the raw store
         else:
             stored = base / f.relative_to(path) if path.is_dir() else base
-            if not (stored.exists() and stored.stat().st_size == f.stat().st_size and sha256_file(stored) == sha256_file(f)):
+            if stored.exists():
+                if sha256_file(stored) != sha256_file(f):
+                    raise CommandError(f"--from {f}: differs from {stored}, already in raw/ under that name; raw data "
+                                       "is immutable, so give the new version another name", EXIT_BAD_INPUT)
+            else:
                 with atomic_path(stored) as tmp:
                     shutil.copyfile(f, tmp)
+                    tmp.chmod(0o444)  # raw is immutable
         _record_raw(raw, manifest, stored, str(f))
 
 
@@ -137,7 +142,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     from bicimad.opendata import normalise
     from bicimad.opendata.rejects import IngestError, Rejects
 
-    root = config.data_dir(args.data_dir)
+    root = config.data_dir(args.data_dir).resolve()
     raw, processed = config.raw_dir(root), config.processed_dir(root)
     raw.mkdir(parents=True, exist_ok=True)
     manifest = _load_raw_manifest(raw)
@@ -145,6 +150,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         raise CommandError("--synthetic builds tables from the synthetic city alone; ingest real sources separately")
 
     if args.synthetic:
+        # The synthetic city is generated, not received: a new seed replaces the old files.
+        manifest = {rel: entry for rel, entry in manifest.items() if not rel.startswith(f"{SYNTHETIC}/")}
         written = _lazy("synthetic", "--synthetic").write_city(raw, seed=args.seed)
         for p in written:
             _record_raw(raw, manifest, Path(p), f"synthetic city, seed {args.seed}")
@@ -176,6 +183,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             raise CommandError(f"raw file {f} is in the manifest but missing; restore it or re-ingest its source")
 
     parts_manifest = normalise.load_manifest(processed)
+    normalise.remove_stale_parts(processed)
     results = []
     show = not args.no_progress
     with tqdm(total=sum(f.stat().st_size for f in files), unit="B", unit_scale=True, desc="ingest",
@@ -184,8 +192,9 @@ def run_ingest(args: argparse.Namespace) -> int:
             done = bar.n
             bar.set_postfix_str(f.name[-40:])
             try:
+                rel = f.relative_to(raw).as_posix()
                 results.append(normalise.read_to_parts(
-                    f, f.relative_to(raw).as_posix(), processed, parts_manifest,
+                    f, rel, processed, parts_manifest, expected_sha256=manifest[rel]["sha256"],
                     progress=lambda pos, done=done: bar.update(done + pos - bar.n)))
             except IngestError as exc:
                 raise CommandError(str(exc), EXIT_BAD_INPUT) from exc

@@ -32,7 +32,7 @@ from bicimad.config import TZ
 from bicimad.io import atomic_path, sha256_file, write_json
 from bicimad.opendata import formats, schemas
 from bicimad.opendata.readers import SNAPSHOT_PART_COLUMNS, STATION_PART_COLUMNS, TRIP_PART_COLUMNS
-from bicimad.opendata.rejects import Rejects
+from bicimad.opendata.rejects import IngestError, Rejects
 from bicimad.opendata.times import hour_floor, localize_wall_clock
 
 log = logging.getLogger(__name__)
@@ -127,10 +127,23 @@ def load_manifest(processed: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def read_to_parts(path: Path, source: str, processed: Path, manifest: dict, *,
+def remove_stale_parts(processed: Path) -> None:
+    """Delete temporary part files a killed process left behind (never renamed, never in the manifest)."""
+    for tmp in (processed / "parts").glob(".*.tmp"):
+        tmp.unlink()
+
+
+def read_to_parts(path: Path, source: str, processed: Path, manifest: dict, *, expected_sha256: str | None = None,
                   progress: Callable[[int], None] | None = None) -> FileResult:
-    """Read one raw file into parts and record it in the manifest (skipped if already there)."""
+    """Read one raw file into parts and record it in the manifest (skipped if already there).
+
+    ``expected_sha256`` is the checksum the raw manifest recorded: a raw file that changed
+    since is refused, because raw data is immutable.
+    """
     sha = sha256_file(path)
+    if expected_sha256 and sha != expected_sha256:
+        raise IngestError(f"raw file {path} changed since it was recorded (sha256 {expected_sha256[:12]} -> "
+                          f"{sha[:12]}); raw data is immutable: restore it or remove its entry from raw/manifest.json")
     if sha in manifest:
         entry = manifest[sha]
         return FileResult(source, sha, entry["format"], entry["rows"], entry["rejected"], entry["warnings"], skipped=True)
