@@ -21,7 +21,6 @@ if ENV_ID not in gymnasium.registry:
 _EXPORTS = {
     "run_episode": "bicimad.sim.rollout",
     "EpisodeResult": "bicimad.sim.rollout",
-    "NoOpPlanner": "bicimad.sim.rollout",
     "Scenario": "bicimad.sim.scenario",
     "load_scenario": "bicimad.sim.scenario",
     "write_scenario": "bicimad.sim.scenario",

@@ -22,17 +22,23 @@ def resolve_scenario(scenario: Scenario | str | None) -> Scenario:
     return load_scenario(scenario)
 
 
-def build_sim(scenario=None, network: Network | None = None, demand=None, forecast: Demand | None = None,
-              n_envs: int = 1) -> FleetSim:
-    """A :class:`FleetSim` with defaults filled in: a synthetic scenario builds its own seeded
-    network and demand; a processed one needs ``network`` and ``demand`` passed in."""
-    scenario = resolve_scenario(scenario)
+def scenario_inputs(scenario: Scenario, network: Network | None = None, demand=None):
+    """(network, demand) of a scenario: a synthetic one builds its own seeded network and
+    demand where not given; a processed one needs both passed in (see bicimad.sim.data)."""
     if network is None or demand is None:
         if scenario.network.source != "synthetic":
             raise ValueError(f"scenario {scenario.name!r} (network.source = {scenario.network.source!r}) "
                              "needs a network and demand: build them with bicimad.sim.data")
         network = network or synthetic_network(scenario.network.stations, scenario.network.seed)
         demand = demand or synthetic_demand(network, seed=scenario.network.seed)
+    return network, demand
+
+
+def build_sim(scenario=None, network: Network | None = None, demand=None, forecast: Demand | None = None,
+              n_envs: int = 1) -> FleetSim:
+    """A :class:`FleetSim` for a scenario (a :class:`Scenario`, TOML path or bundled name)."""
+    scenario = resolve_scenario(scenario)
+    network, demand = scenario_inputs(scenario, network, demand)
     return FleetSim(network, scenario, demand, n_envs=n_envs, forecast=forecast)
 
 

@@ -15,19 +15,10 @@ import pandas as pd
 
 from bicimad.opendata.schemas import OCCUPANCY_SUMMARY_COLUMNS
 from bicimad.sim.core import FleetSim
-from bicimad.sim.interface import FleetView, Plan, Planner
+from bicimad.sim.interface import Planner
 from bicimad.sim.network import Network
 from bicimad.sim.riders import Demand
 from bicimad.sim.scenario import Scenario
-
-
-class NoOpPlanner:
-    """Trucks stay at their bases: the baseline every plan is compared with."""
-
-    name = "no-op"
-
-    def plan(self, view: FleetView) -> Plan:
-        return [[] for _ in range(view.n_trucks)]
 
 
 @dataclass
@@ -56,27 +47,28 @@ def run_episode(network: Network, truth_demand, forecast: Demand | None, scenari
 
     ``truth_demand``: the riders (a :class:`Demand` of rates or a ``TripReplay``);
     ``forecast``: what the planner may see (defaults to the truth rates, for synthetic runs);
-    ``horizon``: hours of forecast in each :class:`FleetView` (default: the rest of the day).
+    ``horizon``: hours of forecast in each :class:`FleetView` (default: the rest of the day);
+    ``planner`` None: the trucks stay idle (summary row ``planner = "none"``).
     """
-    planner = planner or NoOpPlanner()
     sim = FleetSim(network, scenario, truth_demand, n_envs=1, forecast=forecast)
     sim.reset([rider_rng(seed)])
+    name = planner.name if planner is not None else "none"
     steps: list[dict] = []
     decision_s = 0.0
     hours = range(sim.H)
     if progress:
         from tqdm import tqdm
 
-        hours = tqdm(hours, desc=f"{planner.name} seed {seed}", unit="h", leave=False)
+        hours = tqdm(hours, desc=f"{name} seed {seed}", unit="h", leave=False)
     for _ in hours:
         view = sim.fleet_view(0, horizon)
         t0 = time.perf_counter()
-        plan = planner.plan(view)
+        plan = planner.plan(view) if planner is not None else [[] for _ in range(view.n_trucks)]
         spent = time.perf_counter() - t0
         decision_s += spent
         out = sim.execute_plan(plan)
         steps.append({"hour": sim.hours[view.hour_index], "decision_s": spent, **out})
-    summary = sim.summary(0, planner=planner.name, decision_s_per_hour=decision_s / max(sim.H, 1))
+    summary = sim.summary(0, planner=name, decision_s_per_hour=decision_s / max(sim.H, 1))
     return EpisodeResult(
         occupancy=sim.occupancy_table(0),
         summary=pd.DataFrame([summary], columns=list(OCCUPANCY_SUMMARY_COLUMNS)),
