@@ -69,8 +69,8 @@ CAPACITIES = np.array([12, 15, 18, 20, 21, 24, 27, 30])
 CAPACITY_SHARES = np.array([0.03, 0.05, 0.09, 0.07, 0.05, 0.40, 0.14, 0.17])
 #: Relative all-purpose trip volume per local hour, weekday and weekend.
 BASE_PROFILE = np.array([
-    [.45, .30, .20, .12, .08, .10, .25, .55, .75, .75, .75, .80, .90, 1.0, 1.05, .95, .90, .95, 1.0, 1.0, .95, .85, .70, .55],
-    [.80, .70, .55, .40, .30, .20, .15, .15, .20, .35, .60, .80, .95, 1.0, .95, .90, .95, 1.0, 1.0, 1.0, .95, .85, .75, .70],
+    [.40, .25, .15, .09, .06, .08, .15, .35, .65, .70, .62, .60, .66, .85, 1.15, 1.15, .92, .92, 1.0, 1.0, .92, .78, .60, .52],
+    [.85, .75, .60, .42, .30, .22, .16, .12, .18, .32, .55, .78, .92, 1.0, 1.0, .85, .95, 1.0, 1.05, 1.15, 1.15, 1.0, .85, .75],
 ])
 #: Madrid streets used for synthetic station names (non-ASCII on purpose: EMT's files have it).
 STREETS = (
@@ -103,12 +103,12 @@ class CityParams:
     """First local day (YYYY-MM-DD)."""
     days: int = 30
     """Number of days of snapshots (and of demand)."""
-    trips_per_day: float = 16_500.0
+    trips_per_day: float = 16_000.0
     """Expected trip demand per day over the period; realised trips are fewer, as pickups at an
     empty station are lost (the default realises about 14,200 a day, EMT's Sep 2018 count)."""
-    weekend_volume: float = 0.72
+    weekend_volume: float = 0.68
     """Weekend day volume relative to a weekday."""
-    commute_share: tuple[float, float] = (0.35, 0.05)
+    commute_share: tuple[float, float] = (0.26, 0.04)
     """Share of a day's trips that are commuting (morning + evening), weekday and weekend."""
     round_trip_share: tuple[float, float] = (0.04, 0.08)
     """Share of all-purpose trips that return to their start station, weekday and weekend."""
@@ -118,7 +118,7 @@ class CityParams:
     """Standard deviation of the log of each day's demand multiplier."""
     trip_days: int | None = 7
     """Write trips for the first this many days only (None: every day); snapshots cover all days."""
-    trucks: int = 4
+    trucks: int = 3
     """Operator trucks moving bikes every hour (0: no truck moves)."""
     truck_capacity: int = 20
     """Bikes a truck carries at most."""
@@ -305,7 +305,7 @@ def _demand(p: CityParams, rng, lat, lon, capacity, business, day_types) -> np.n
     commute = np.outer(residential, business * size) * np.exp(-dist / 2500.0) * offdiag
     commute /= commute.sum()
     hours = np.arange(24) + 0.5
-    morning = np.exp(-0.5 * ((hours - 8.3) / 0.8) ** 2)
+    morning = np.exp(-0.5 * ((hours - 8.6) / 0.7) ** 2)
     evening = np.exp(-0.5 * ((hours - 18.8) / 1.2) ** 2)
     morning, evening = morning / morning.sum(), evening / evening.sum()
     n_weekend = int(np.count_nonzero(day_types))

@@ -131,6 +131,19 @@ def test_weekday_docked_bikes_dip_at_commuting_hours(week):
     assert (profile[1].std() / profile[1].mean()) < (profile[0].std() / profile[0].mean())
 
 
+def test_hourly_profile_matches_real_september_2018(week, shared_data):
+    """EMT's city-wide hourly ride counts of Sep 2018 against the city's expected pickups."""
+    import pandas as pd
+
+    real = pd.read_csv(shared_data / "raw/trips/derived/ireneromero_bicimad/bicimad_hourly.csv")
+    profile = week.pickup_rate.sum(axis=2)
+    for day_type, label in ((0, "weekday"), (1, "weekend")):
+        real_profile = real[real.weekend == label].groupby("hour").rides.mean().reindex(range(24)).to_numpy()
+        assert np.corrcoef(real_profile, profile[day_type])[0, 1] > 0.93, label
+    real_ratio = (real[real.weekend == "weekend"].rides.mean() / real[real.weekend == "weekday"].rides.mean())
+    assert profile[1].sum() / profile[0].sum() == pytest.approx(real_ratio, rel=0.1)
+
+
 def test_commuting_flows_run_to_the_centre_in_the_morning_and_back_in_the_evening(week):
     trips = week.trips
     weekday = week.day_type[trips["day"]] == 0
