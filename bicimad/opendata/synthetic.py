@@ -149,6 +149,7 @@ class SyntheticCity:
 
     params: CityParams
     seed: int
+    """The int seed (-1 where a Generator was passed)."""
     station_id: np.ndarray
     """EMT station id per station (int, ascending, with gaps)."""
     number: list[str]
@@ -176,7 +177,8 @@ class SyntheticCity:
     snapshot_bikes: np.ndarray
     """Docked bikes at each snapshot kept: shape (n snapshots, n stations)."""
     trips: dict[str, np.ndarray] = field(repr=False)
-    """Realised trips: unplug_ts, plug_ts (epoch s), from_idx, to_idx (station indices), diverted (bool), day (index)."""
+    """Realised trips: unplug_ts, plug_ts (epoch s), from_idx, to_idx (station indices, to_idx after any
+    diversion), diverted (bool), day (index into ``dates``), hour (local unplug hour)."""
     lost_pickups: dict[str, np.ndarray] = field(repr=False)
     """Pickups that found the station empty: ts, station_idx."""
     truck_moves: dict[str, np.ndarray] = field(repr=False)
