@@ -92,58 +92,49 @@ def test_whole_hour_times_are_spread_with_the_seed():
     assert np.all(a.minute // 60 == np.sort([0, 0, 1]))
 
 
-@pytest.mark.parametrize("window", [(7, 4), (17, 4)])
-def test_replay_real_trips_2018_09_27(shared_data, window):
-    """The real 2018-09-27 origin-destination trips (Usos092018_Estaciones.xlsx) on the real
-    172-station network from the snapshot at the window's start: every trip is a rider; those
-    starting at a station the replay has emptied are lost, and bikes are conserved."""
-    from openpyxl import load_workbook
-
-    path = shared_data / "raw/trips/derived/javomorales_BiciMadAnalysis/Usos092018_Estaciones.xlsx"
-    stations_path = shared_data / "raw/trips/derived/gia-urjc_Bike3S-Simulator/conf_27-06-2018/stations_configuration.json"
-    assert path.exists() and stations_path.exists()
-    start_hour, hours = window
-    sheet = {7: "7-10", 17: "17-20"}[start_hour]
-    rows = list(load_workbook(path, read_only=True)[sheet].iter_rows(min_row=2, max_col=4, values_only=True))
-    rows = [r for r in rows if r[0] is not None and r[2] is not None and r[3] is not None]
-    snap = _sep2018_snapshot(shared_data, start_hour)
-    network = Network.build(snap.index, snap["lat"], snap["lon"], snap["capacity"], snap["bikes"])
+@pytest.mark.parametrize("start_hour", [7, 17])
+def test_replay_real_trips_2018_09_27(real_processed, start_hour):
+    """The real 2018-09-27 origin-destination trips (hours 7-10 and 17-20) replayed on the
+    real network from the snapshot at the window's start, with no trucks: a trip is lost only
+    at a station the replay has emptied, and bikes are conserved."""
+    _, processed = real_processed
     start = pd.Timestamp(f"2018-09-27 {start_hour:02d}:00", tz=TZ)
-    trips = pd.DataFrame({
-        "unplug_ts": [pd.Timestamp(f"2018-09-27 {int(h):02d}:00", tz=TZ) for _, h, _, _ in rows],
-        "plug_ts": pd.NaT, "duration_s": np.nan,
-        "from_station": [int(o) for *_, o, _ in rows], "to_station": [int(d) for *_, d in rows],
-    })
-    replay_ = TripReplay.from_trips(trips, network, start, hours=hours)
-    assert len(replay_.minute) > 0.95 * len(rows)  # only trips at stations outside the snapshot drop
-    scenario = Scenario(name="replay").override({"fleet.trucks": 0, "episode.hours": hours})
-    result = run_episode(network, replay_, None, scenario, None, seed=0)
+    network = processed.network_at(start)
+    assert 160 <= network.n <= 172
+    trips = processed.trips[processed.trips["source"].str.contains("Usos092018")]
+    replay_ = TripReplay.from_trips(trips, network, start, hours=4)
+    n_window = ((trips["unplug_ts"] >= start) & (trips["unplug_ts"] < start + pd.Timedelta(hours=4))).sum()
+    assert len(replay_.minute) > 0.95 * n_window > 2500
+    scenario = Scenario(name="replay").override({"fleet.trucks": 0, "episode.hours": 4})
+    sim = FleetSim(network, scenario, replay_)
+    sim.reset([rider_rng(0)])
+    total = sim.total_bikes()[0]
+    while not sim.done:
+        sim.step(np.zeros((1, 0), np.int64))
+        assert sim.total_bikes()[0] == total
+    occ = sim.occupancy_table()
+    lost = occ[occ["lost_trips"] > 0]
+    assert 0 < occ["lost_trips"].sum() < 0.5 * len(replay_.minute)
+    assert set(lost["state"]) <= {"empty", "empty_and_full"}
+    assert len(occ) == 4 * network.n
+
+
+def test_replay_real_april_2020_day(real_processed):
+    """A full lockdown-exit day of real trips (Apr 2020, real durations, 20 % EMT staff) on the
+    stations table's network: runs a whole day, conserves bikes, leaves long trips riding."""
+    _, processed = real_processed
+    trips = processed.trips[processed.trips["source"].str.contains("202004_movements")]
+    day = pd.Timestamp("2020-04-28", tz=TZ)
+    stations = processed.stations[processed.stations["station_id"].isin(trips["from_station"])]
+    network = Network.from_tables(stations)
+    replay_ = TripReplay.from_trips(trips, network, day, hours=24)
+    on_day = trips[(trips["unplug_ts"] >= day) & (trips["unplug_ts"] < day + pd.Timedelta(days=1))]
+    assert len(replay_.minute) == on_day["to_station"].notna().sum() > 500
+    assert replay_.whole_hours  # EMT truncates unplug times to the hour: minutes are drawn
+    result = run_episode(network, replay_, None, Scenario(name="apr").override({"fleet.trucks": 0}), None, seed=1)
     row = result.summary.iloc[0]
     occ = result.occupancy
-    assert row["lost_trips"] == occ["lost_trips"].sum() < len(replay_.minute)
-    assert row["balanced"] + row["empty"] + row["full"] + row["empty_and_full"] == hours * network.n
-    # a lost trip can only happen at a station that was empty in that hour
-    lost = occ[occ["lost_trips"] > 0]
-    assert set(lost["state"]) <= {"empty", "empty_and_full"}
-
-
-def _sep2018_snapshot(shared_data, hour: int) -> pd.DataFrame:
-    """Stations of the first snapshot at ``hour`` on 2018-09-27 (EstacionesVacias.xlsx), with coordinates."""
-    from openpyxl import load_workbook
-
-    book = load_workbook(shared_data / "raw/stations/javomorales_BiciMadAnalysis/EstacionesVacias.xlsx", read_only=True)
-    prefix = f"2018-09-27T{hour:02d}"
-    snap = {}
-    for fecha, sid, total, bikes, *_ in book["Sheet1"].iter_rows(min_row=2, values_only=True):
-        if isinstance(fecha, str) and fecha.startswith(prefix):
-            snap.setdefault(fecha[:16], []).append((int(sid), int(total), int(bikes)))
-    first = snap[min(snap)]
-    info = {}
-    for sid, _name, _total, _number, _address, lon, lat, *_ in book["Estaciones"].iter_rows(min_row=2, values_only=True):
-        if sid is not None:
-            info[int(sid)] = (float(lat), float(lon))
-    frame = pd.DataFrame(first, columns=["station_id", "capacity", "bikes"]).set_index("station_id")
-    frame = frame[frame.index.isin(info)]
-    frame["lat"] = [info[s][0] for s in frame.index]
-    frame["lon"] = [info[s][1] for s in frame.index]
-    return frame.sort_index()
+    assert row["balanced"] + row["empty"] + row["full"] + row["empty_and_full"] == 24 * network.n
+    assert row["lost_trips"] == occ["lost_trips"].sum() > 0
+    assert set(occ.loc[occ["lost_trips"] > 0, "state"]) <= {"empty", "empty_and_full"}
+    assert set(occ.loc[occ["diverted_returns"] > 0, "state"]) <= {"full", "empty_and_full"}
