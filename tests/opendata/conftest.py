@@ -8,6 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bicimad.cli import main
+from bicimad.opendata import schemas
+
 
 def station_record(sid: int, bikes: int, capacity: int = 20, free: int | None = None, **extra) -> dict:
     """One station of an EMT snapshot, all 13 fields."""
@@ -72,3 +75,23 @@ def raw_src(tmp_path) -> Path:
     src = tmp_path / "src"
     src.mkdir()
     return src
+
+
+@pytest.fixture(scope="session")
+def real_ingest(shared_data, tmp_path_factory):
+    """One `bicimad ingest --from <shared raw>` per test session: (data root, tables, ingest log).
+
+    The per-file tests read the parts this run wrote, so the real data is parsed only once.
+    """
+    root = tmp_path_factory.mktemp("real")
+    assert main(["--data-dir", str(root), "ingest", "--from", str(shared_data / "raw"), "--no-progress"]) == 0
+    processed = root / "processed"
+    tables = {t: schemas.read_table(t, processed / f"{t}.parquet") for t in ("stations", "snapshots", "trips", "station_hours")}
+    log = json.loads((processed / "ingest.json").read_text(encoding="utf-8"))
+    return root, tables, log
+
+
+def part(root: Path, log: dict, rel: str, kind: str) -> pd.DataFrame:
+    """The part of one shared file (``rel`` under raw/) written by :func:`real_ingest`."""
+    (entry,) = [f for f in log["files"] if f["source"] == f"local/raw/{rel}"]
+    return pd.read_parquet(root / "processed" / "parts" / f"{entry['sha256'][:16]}.{kind}.parquet")

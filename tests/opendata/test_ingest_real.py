@@ -7,17 +7,14 @@ import pytest
 
 from bicimad.cli import main
 from bicimad.io import sha256_file
-from bicimad.opendata import schemas
 
 TZ = "Europe/Madrid"
 
 
-@pytest.fixture(scope="module")
-def ingested(shared_data, tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    assert main(["--data-dir", str(root), "ingest", "--from", str(shared_data / "raw"), "--no-progress"]) == 0
-    processed = root / "processed"
-    return root, {t: schemas.read_table(t, processed / f"{t}.parquet") for t in ("stations", "snapshots", "trips", "station_hours")}
+@pytest.fixture
+def ingested(real_ingest):
+    root, tables, _log = real_ingest
+    return root, tables
 
 
 def test_snapshot_counts(ingested):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from bicimad.opendata.formats import AUXILIARY, file_format, read_file
 from bicimad.opendata.rejects import Rejects
+
+from .conftest import part
 
 # Records per part kind for every file under raw/ (PROVENANCE.md); auxiliary files yield none.
 EXPECTED = {
@@ -39,9 +39,7 @@ EXPECTED = {
 }
 
 
-@functools.lru_cache(maxsize=None)
 def _read(path, label):
-    """Read a file once per test session (the big ones take seconds); callers must not mutate."""
     rejects = Rejects()
     frames: dict[str, list[pd.DataFrame]] = {}
     for _fmt, chunk in read_file(path, label, rejects):
@@ -55,35 +53,33 @@ def test_every_shared_file_is_covered(shared_data):
 
 
 @pytest.mark.parametrize("rel", sorted(EXPECTED))
-def test_file_parses_with_documented_counts(shared_data, rel):
-    path = shared_data / "raw" / rel
-    tables, rejects = _read(path, rel)
-    counts = {kind: len(df) for kind, df in tables.items() if kind != "stations" or "stations" in EXPECTED[rel]}
+def test_file_parses_with_documented_counts(shared_data, real_ingest, rel):
+    _root, _tables, log = real_ingest
+    (entry,) = [f for f in log["files"] if f["source"] == f"local/raw/{rel}"]
+    rows = {kind: n for kind, n in entry["rows"].items() if kind != "stations" or "stations" in EXPECTED[rel]}
+    assert rows == EXPECTED[rel]
+    assert entry["rejected"] == {}
     if not EXPECTED[rel]:
-        assert file_format(path) == AUXILIARY
-        counts = {k: n for k, n in counts.items() if k != "stations"}
-    assert counts == EXPECTED[rel]
-    assert rejects.total() == 0, rejects.summary_lines()
+        assert entry["format"] == AUXILIARY == file_format(shared_data / "raw" / rel)
 
 
-def test_sep_2018_snapshots_are_719_instants_of_172_stations(shared_data):
+def test_sep_2018_snapshots_are_719_instants_of_172_stations(real_ingest):
+    root, _, log = real_ingest
     rel = "stations/javomorales_BiciMadAnalysis/EstacionesVacias.xlsx"
-    tables, _ = _read(shared_data / "raw" / rel, rel)
-    snaps = tables["snapshots"]
+    snaps = part(root, log, rel, "snapshots")
     assert snaps["ts_local"].nunique() == 719
     assert snaps["station_id"].nunique() == 172
     assert snaps["station_id"].between(1, 175).all()
     assert str(snaps["ts_local"].min()) == "2018-09-01 00:21:08.052690"
     assert str(snaps["ts_local"].max()) == "2018-09-30 23:42:38.647290"
     assert (snaps["bikes"] <= snaps["capacity"]).all()
-    stations = tables["stations"]
+    stations = part(root, log, rel, "stations")
     assert set(stations.loc[stations["source"].str.endswith("#Estaciones"), "station_id"]) == set(snaps["station_id"])
 
 
-def test_situaciones_has_numbers_but_no_ids(shared_data):
-    rel = "stations/gonfuso_AnalyticsBiciMad/situaciones_2019-07_2019-10.parquet"
-    tables, _ = _read(shared_data / "raw" / rel, rel)
-    snaps = tables["snapshots"]
+def test_situaciones_has_numbers_but_no_ids(real_ingest):
+    root, _, log = real_ingest
+    snaps = part(root, log, "stations/gonfuso_AnalyticsBiciMad/situaciones_2019-07_2019-10.parquet", "snapshots")
     assert snaps["station_id"].isna().all()
     assert snaps["number"].nunique() == 215
     assert snaps["free_docks"].notna().all() and snaps["available"].notna().all()
