@@ -320,12 +320,17 @@ def build_station_hours(snapshots: pd.DataFrame, trips: pd.DataFrame, complete_t
     if not grids:
         return schemas.empty_frame("station_hours")
     spans = pd.concat(grids, ignore_index=True)
-    rows = []
+    ids_parts, hour_parts = [], []
     for (lo, hi), group in spans.groupby(["min", "max"]):
-        hours = pd.date_range(lo.tz_convert("UTC"), hi.tz_convert("UTC"), freq="h").tz_convert(TZ)
+        # Hours as UTC integers: tiling tz-aware timestamps would go through Python objects.
+        hours = pd.date_range(lo.tz_convert("UTC"), hi.tz_convert("UTC"), freq="h").as_unit("us").asi8
         ids = group["station_id"].astype(int).unique()
-        rows.append(pd.DataFrame({"station_id": np.repeat(ids, len(hours)), "hour": np.tile(hours, len(ids))}))
-    grid = pd.concat(rows, ignore_index=True).drop_duplicates(["station_id", "hour"])
+        ids_parts.append(np.repeat(ids, len(hours)))
+        hour_parts.append(np.tile(hours, len(ids)))
+    grid = pd.DataFrame({
+        "station_id": np.concatenate(ids_parts).astype(np.int32),
+        "hour": pd.to_datetime(np.concatenate(hour_parts), unit="us", utc=True).tz_convert(TZ),
+    }).drop_duplicates(["station_id", "hour"])
 
     sh = grid.merge(first[["station_id", "hour", "ts", "bikes", "capacity", "free_docks"]], on=["station_id", "hour"], how="left")
     sh = sh.rename(columns={"ts": "snapshot_ts"})

@@ -122,8 +122,10 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
 
 def _to_int(values, name: str, lines, source: str, rejects: Rejects, bad: np.ndarray, required: bool = True) -> pd.Series:
     """Numeric column as nullable Int64; non-numeric or fractional values reject their record."""
-    raw = pd.Series(values, dtype=object)
-    num = pd.to_numeric(raw, errors="coerce")
+    raw = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    raw = raw.reset_index(drop=True)
+    num = raw if pd.api.types.is_numeric_dtype(raw.dtype) else _map_unique(raw, _number_or_nan)
+    num = num.astype(float)
     missing = raw.isna().to_numpy()
     invalid = (num.isna().to_numpy() & ~missing) | (num.notna().to_numpy() & (num.fillna(0) % 1 != 0).to_numpy())
     for i in np.flatnonzero(invalid & ~bad):
@@ -134,6 +136,24 @@ def _to_int(values, name: str, lines, source: str, rejects: Rejects, bad: np.nda
             rejects.add(source, lines[i], name, "missing field")
         bad |= missing
     return num.where(~invalid).round().astype("Int64")
+
+
+def _number_or_nan(value) -> float:
+    if isinstance(value, bool):
+        return float("nan")
+    try:
+        return float(value.replace(",", ".").strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _map_unique(values: pd.Series, fn) -> pd.Series:
+    """``values.map(fn)`` computed once per distinct value (columns repeat a few hundred values)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = pd.Series([fn(u) for u in uniques], dtype=object)
+    out = mapped.reindex(codes).to_numpy() if len(uniques) else np.full(len(values), None, dtype=object)
+    out = pd.Series(out, index=values.index, dtype=object)
+    return out.where(codes >= 0, None)
 
 
 def _check(cond: np.ndarray, name: str, reason: str, values, lines, source: str, rejects: Rejects, bad: np.ndarray) -> None:
@@ -168,8 +188,10 @@ def normalise_number(value) -> str | None:
 
 def _coord(values) -> pd.Series:
     """Coordinates arrive as strings, floats or decimal-comma strings."""
-    s = pd.Series(values, dtype=object).map(lambda v: v.replace(",", ".").strip() if isinstance(v, str) else v)
-    return pd.to_numeric(s, errors="coerce")
+    raw = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        return raw.astype(float)
+    return _map_unique(raw, _number_or_nan).astype(float)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,17 +226,18 @@ def _station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *,
     col = lambda key: df[key] if key in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)  # noqa: E731
     bad = np.zeros(len(df), bool)
     frame = pd.DataFrame({
-        "station_id": _to_int(col("id").to_numpy(object), "id", lines, source, rejects, bad, required=False),
-        "number": col("number").map(normalise_number).to_numpy(object),
+        "station_id": _to_int(col("id"), "id", lines, source, rejects, bad, required=False),
+        "number": _map_unique(col("number"), normalise_number).to_numpy(object),
     })
     for i in np.flatnonzero(frame["station_id"].isna().to_numpy() & pd.isna(frame["number"]).to_numpy() & ~bad):
         rejects.add(source, lines[i], "id", "missing field (neither id nor number)")
         bad[i] = True
     stamps = df["_stamp"]
     dated = stamps.notna().any()
-    ints = lambda key, required=False: _to_int(col(key).to_numpy(object), key, lines, source, rejects, bad, required=required)  # noqa: E731
+    ints = lambda key, required=False: _to_int(col(key), key, lines, source, rejects, bad, required=required)  # noqa: E731
     if dated:
-        ts = pd.to_datetime(stamps, errors="coerce", format="ISO8601")
+        ts = stamps if pd.api.types.is_datetime64_dtype(stamps.dtype) else _map_unique(
+            stamps, lambda v: pd.to_datetime(v, errors="coerce", format="ISO8601")).astype("datetime64[us]")
         for i in np.flatnonzero(ts.isna().to_numpy() & ~bad):
             rejects.add(source, lines[i], "_id", "unparsable snapshot time", stamps.iloc[i])
         bad |= ts.isna().to_numpy()
@@ -237,8 +260,8 @@ def _station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *,
         "number": frame["number"][keep],
         "name": (names.map(text) if text else names).to_numpy(object),
         "address": (addresses.map(text) if text else addresses).to_numpy(object),
-        "lat": _coord(col("latitude")[keep].to_numpy(object)).to_numpy(),
-        "lon": _coord(col("longitude")[keep].to_numpy(object)).to_numpy(),
+        "lat": _coord(col("latitude")[keep]).to_numpy(),
+        "lon": _coord(col("longitude")[keep]).to_numpy(),
         "capacity": frame["capacity"][keep],
         "as_of": frame["ts_local"][keep] if dated else pd.NaT,
         "source": source,
