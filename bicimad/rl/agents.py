@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 @runtime_checkable
@@ -70,9 +71,9 @@ class MultiCategorical:
         self.log_probs = torch.log_softmax(logits, dim=-1)              # (batch, k, width)
 
     def sample(self) -> torch.Tensor:
-        # Gumbel-max: one batched argmax instead of a multinomial draw per component.
-        uniform = torch.rand_like(self.log_probs).clamp_(1e-20, 1.0)
-        return torch.argmax(self.log_probs - torch.log(-torch.log(uniform)), dim=-1)
+        # One multinomial draw over all (batch, component) rows; masked choices have probability 0.
+        batch, k, width = self.log_probs.shape
+        return torch.multinomial(self.log_probs.exp().reshape(batch * k, width), 1).reshape(batch, k)
 
     def mode(self) -> torch.Tensor:
         return torch.argmax(self.log_probs, dim=-1)
@@ -159,6 +160,28 @@ class MLPAgent(_CategoricalActorCritic):
 
     def features(self, obs):
         return obs.flatten(1).float()
+
+    # The MLP paths call the functional ops directly: for networks this small, per-module call
+    # overhead costs as much as the arithmetic, and rollouts call the agent once per step.
+    @staticmethod
+    def _mlp(x: torch.Tensor, net: nn.Sequential) -> torch.Tensor:
+        first, _, second, _, head = net
+        x = torch.tanh(F.linear(x, first.weight, first.bias))
+        x = torch.tanh(F.linear(x, second.weight, second.bias))
+        return F.linear(x, head.weight, head.bias)
+
+    def get_action_and_value(self, obs, action=None, mask=None):
+        x = self.features(obs)
+        dist = MultiCategorical(self._mlp(x, self.actor), self.nvec, mask)
+        if action is None:
+            action = dist.sample()
+        return action, dist.log_prob(action), dist.entropy(), self._mlp(x, self.critic).squeeze(-1)
+
+    def actor_logits(self, obs):
+        return self._mlp(self.features(obs), self.actor)
+
+    def get_value(self, obs):
+        return self._mlp(self.features(obs), self.critic).squeeze(-1)
 
 
 class NatureCNNAgent(_CategoricalActorCritic):

@@ -53,7 +53,8 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
     # -- setup: seeding, envs, agent, optimiser, storage, logger -----------------------------------
     run = Run("ppo", config, out_dir, make_agent=make_agent, envs=envs, progress=progress)
     agent, buf = run.agent, run.buffer
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5,
+                                 fused=True)  # one kernel for all parameters
     scheduler = linear_schedule(optimizer, config.num_iterations, config.anneal_lr)
     extra = {"kl_beta": config.kl_beta}
     run.restore(optimizer, scheduler, extra, resume)

@@ -43,7 +43,8 @@ def train(config: ReinforceConfig, out_dir: str | Path, *, make_agent: AgentFact
     # -- setup: seeding, envs, agent, optimiser, storage, logger -----------------------------------
     run = Run("reinforce", config, out_dir, make_agent=make_agent, envs=envs, progress=progress)
     agent, buf = run.agent, run.buffer
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5,
+                                 fused=True)  # one kernel for all parameters
     scheduler = linear_schedule(optimizer, config.num_iterations, config.anneal_lr)
     extra: dict = {}
     run.restore(optimizer, scheduler, extra, resume)
