@@ -60,6 +60,7 @@ class FleetSim:
         self.ride_minutes = np.maximum(1, np.ceil(self.road_km / scenario.riders.speed_kmh * 60)).astype(np.int64)
         self.bases = self._bases()
         self.reachable = (network.distance_km[self.bases] <= scenario.fleet.radius_km) & network.available[None, :]
+        self._near = network.neighbours[:, :16]
         walk = scenario.riders.walk_km
         self.walk_to = [[int(j) for j in network.neighbours[i] if network.distance_km[i, j] <= walk]
                         for i in range(self.n)] if walk > 0 else None
@@ -88,7 +89,8 @@ class FleetSim:
         self._moved = np.zeros(E, np.int64)
         self._km = np.zeros(E)
         self._rejected = np.zeros(E, np.int64)
-        self._pending: dict[int, list[np.ndarray]] = {}  # minute -> flat stations of diverted riders
+        self.ring = np.zeros((1, E * n), np.int64)  # sized at reset (see _load_streams)
+        self.beyond = np.zeros(E, np.int64)  # riders whose trip ends after the episode
         self.t = 0
         self.step_index = 0
 
@@ -121,26 +123,45 @@ class FleetSim:
         self.class_counts[:] = 0
         for v in self.totals.values():
             v[:] = 0
-        self._pending = {}
+        self.beyond[:] = 0
         self.t = 0
         self.step_index = 0
 
     def _load_streams(self, streams: list[RiderStream]) -> None:
-        """Merge the envs' streams into one pickup order and one arrival order by minute."""
-        sizes = [len(s) for s in streams]
-        env = np.repeat(np.arange(self.E), sizes)
+        """Merge the envs' streams (each sorted by minute) into one pickup order by minute,
+        by counting (a stable merge in O(events)); size the arrival ring."""
+        E, T = self.E, self.T
+        sizes = np.array([len(s) for s in streams])
+        env = np.repeat(np.arange(E), sizes)
         minute = np.concatenate([s.minute for s in streams]).astype(np.int64)
-        order = np.argsort(minute, kind="stable")  # each stream is sorted: a merge of E runs
-        self.ev_minute = minute[order]
-        self.ev_origin = (env * self.n + np.concatenate([s.origin for s in streams]))[order]
-        self.ev_dest = (env * self.n + np.concatenate([s.dest for s in streams]))[order]
-        self.ev_rank = np.concatenate([s.rank for s in streams])[order]
-        self.ev_env = env[order]
-        self.ev_arrival = self.ev_minute + np.concatenate([s.travel for s in streams])[order]
-        self.ev_ptr = np.searchsorted(self.ev_minute, np.arange(self.T + 1))
-        self.arr_order = np.argsort(self.ev_arrival, kind="stable")
-        self.arr_ptr = np.searchsorted(self.ev_arrival[self.arr_order], np.arange(self.T + 1))
-        self.served = np.zeros(len(minute), bool)
+        counts = np.bincount(env * T + minute, minlength=E * T).reshape(E, T)
+        first_in_env = np.cumsum(counts, axis=1) - counts                   # (E, T) start within own stream
+        merged_start = (np.cumsum(counts.T.ravel()) - counts.T.ravel()).reshape(T, E)  # start in merged order
+        local = np.arange(len(env)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        pos = merged_start[minute, env] + local - first_in_env[env, minute]
+        n = self.n
+
+        def merged(values, dtype=np.int64):
+            out = np.empty(len(pos), dtype)
+            out[pos] = values
+            return out
+
+        self.ev_origin = merged(env * n + np.concatenate([s.origin for s in streams]))
+        self.ev_dest = merged(env * n + np.concatenate([s.dest for s in streams]))
+        self.ev_rank = merged(np.concatenate([s.rank for s in streams]), np.int32)
+        self.ev_env = merged(env)
+        travel = np.concatenate([s.travel for s in streams]).astype(np.int64)
+        self.ev_arrival = merged(minute + travel)
+        self.ev_ptr = np.r_[0, np.cumsum(counts.sum(axis=0))]
+        # Riders (and diverted riders) still riding, by arrival minute modulo the ring length;
+        # an arrival is never a full ring ahead, and those after the episode's end wait in `beyond`.
+        longest = max(int(travel.max()) if len(travel) else 1, int(self.ride_minutes.max()))
+        length = min(longest, T) + 2
+        if self.ring.shape != (length, E * n):
+            self.ring = np.zeros((length, E * n), np.int64)
+        else:
+            self.ring[:] = 0
+        self._ring_flat = self.ring.reshape(-1)
 
     # ------------------------------------------------------------------ views
     @property
@@ -160,12 +181,7 @@ class FleetSim:
 
     def in_transit(self) -> np.ndarray:
         """(E,) riders on a bike now (picked up, not docked yet; diverted ones included)."""
-        riding = self.served & (self.ev_arrival >= self.t)
-        count = np.bincount(self.ev_env[riding], minlength=self.E)
-        for batch in self._pending.values():
-            for flat in batch:
-                count += np.bincount(flat // self.n, minlength=self.E)
-        return count
+        return self.ring.reshape(-1, self.E, self.n).sum(axis=(0, 2)) + self.beyond
 
     def total_bikes(self) -> np.ndarray:
         """(E,) docked + on trucks + in transit: constant over an episode."""
@@ -297,60 +313,72 @@ class FleetSim:
         self.visits_left[e_idx, j_idx] -= 1
 
     def _visits(self, t: int) -> None:
-        """Trucks arriving at minute ``t`` load or unload, in truck order."""
-        b, cap, n = self.bikes, self.cap, self.n
-        for j in range(self.k):
-            es = np.flatnonzero(self.visit_minute[:, j] == t)
-            if len(es) == 0:
-                continue
-            flat = es * n + self.visit_station[es, j]
-            level = self.visit_level[es, j]
-            wanted = np.where(np.isnan(level), self.visit_take[es, j],
-                              b[flat] - np.rint(np.nan_to_num(level) * cap[flat]).astype(np.int64))
-            load = self.truck_load[es, j]
-            most_in = np.minimum(b[flat], self.scenario.fleet.truck_capacity - load)
-            most_out = np.minimum(load, cap[flat] - b[flat])
-            moved = np.clip(wanted, -most_out, most_in)
-            b[flat] -= moved
-            self.truck_load[es, j] = load + moved
-            self.truck_pos[es, j] = self.visit_station[es, j]
-            self._moved[es] += np.abs(moved)
-            self.empty_h[flat[b[flat] == 0]] = True
-            self.full_h[flat[b[flat] >= cap[flat]]] = True
+        """Trucks arriving at minute ``t`` load or unload (two at one station: in truck order)."""
+        es, js = np.nonzero(self.visit_minute == t)
+        if len(es) == 0:
+            return
+        flat = es * self.n + self.visit_station[es, js]
+        if len(np.unique(flat)) == len(flat):
+            self._transfer(es, js, flat)
+        else:
+            for i in range(len(es)):
+                self._transfer(es[i:i + 1], js[i:i + 1], flat[i:i + 1])
+
+    def _transfer(self, es: np.ndarray, js: np.ndarray, flat: np.ndarray) -> None:
+        b, cap = self.bikes, self.cap
+        level = self.visit_level[es, js]
+        target = np.rint(np.where(np.isnan(level), 0.0, level) * cap[flat]).astype(np.int64)
+        wanted = np.where(np.isnan(level), self.visit_take[es, js], b[flat] - target)
+        load = self.truck_load[es, js]
+        moved = np.clip(wanted, -np.minimum(load, cap[flat] - b[flat]),
+                        np.minimum(b[flat], self.scenario.fleet.truck_capacity - load))
+        b[flat] -= moved
+        self.truck_load[es, js] = load + moved
+        self.truck_pos[es, js] = self.visit_station[es, js]
+        np.add.at(self._moved, es, np.abs(moved))
+        self.empty_h[flat[b[flat] == 0]] = True
+        self.full_h[flat[b[flat] >= cap[flat]]] = True
 
     def _minute(self, t: int) -> None:
         b = self.bikes
-        a0, a1 = self.arr_ptr[t], self.arr_ptr[t + 1]
-        if a1 > a0:
-            ev = self.arr_order[a0:a1]
-            ev = ev[self.served[ev]]
-            if len(ev):
-                self._dock(self.ev_dest[ev], t)
-        if self._pending:
-            batch = self._pending.pop(t, None)
-            if batch is not None:
-                self._dock(np.concatenate(batch), t)
+        row = self.ring[t % len(self.ring)]
+        arriving = np.flatnonzero(row)
+        if len(arriving):
+            count = row[arriving]
+            row[arriving] = 0
+            self._dock(arriving, count, t)
         p0, p1 = self.ev_ptr[t], self.ev_ptr[t + 1]
         if p1 > p0:
             origin = self.ev_origin[p0:p1]
             ok = self.ev_rank[p0:p1] < b[origin]
-            self.served[p0:p1] = ok
             hit = origin if ok.all() else origin[ok]
             np.subtract.at(b, hit, 1)
             if len(hit) < len(origin):
                 missed = np.flatnonzero(~ok) + p0
                 if self.walk_to is not None:
-                    missed = self._walk(missed)
+                    walked, missed = self._walk(missed)
+                    ok[walked - p0] = True
                 np.add.at(self.lost_h, self.ev_origin[missed], 1)
             self.empty_h[hit[b[hit] == 0]] = True
+            ride = np.arange(p0, p1)[ok] if not ok.all() else slice(p0, p1)
+            self._ride(self.ev_arrival[ride], self.ev_dest[ride])
 
-    def _dock(self, flat: np.ndarray, t: int) -> None:
+    def _ride(self, arrival: np.ndarray, flat: np.ndarray) -> None:
+        """Riders now on their way to ``flat``, docking at minute ``arrival``."""
+        late = arrival >= self.T
+        if late.any():
+            np.add.at(self.beyond, flat[late] // self.n, 1)
+            arrival, flat = arrival[~late], flat[~late]
+        np.add.at(self._ring_flat, (arrival % len(self.ring)) * self.ring.shape[1] + flat, 1)
+
+    def _dock(self, flat: np.ndarray, count: np.ndarray, t: int) -> None:
+        """``count`` riders dock at each of the (distinct) stations ``flat``; the overflow rides on."""
         b, cap = self.bikes, self.cap
-        np.add.at(b, flat, 1)
-        over = b[flat] > cap[flat]
-        if over.any():
-            full = np.unique(flat[over])
-            excess = b[full] - cap[full]
+        b[flat] += count
+        over = b[flat] - cap[flat]
+        if (over > 0).any():
+            full = flat[over > 0]
+            excess = over[over > 0]
             b[full] = cap[full]
             self.div_h[full] += excess
             self._divert(full, excess, t)
@@ -359,20 +387,21 @@ class FleetSim:
     def _divert(self, full: np.ndarray, excess: np.ndarray, t: int) -> None:
         """Riders at full stations ride on to the nearest station with a free dock now."""
         env, here = np.divmod(full, self.n)
-        cand = self.network.neighbours[here]
-        flat = env[:, None] * self.n + cand
-        has_dock = (self.bikes[flat] < self.cap[flat]) & self.avail[flat]
-        choice = np.where(has_dock.any(axis=1), has_dock.argmax(axis=1), 0)
-        there = cand[np.arange(len(here)), choice]
-        arrive = t + self.ride_minutes[here, there]
-        for a, f, x in zip(arrive.tolist(), (env * self.n + there).tolist(), excess.tolist()):
-            self._pending.setdefault(a, []).append(np.full(x, f, np.int64))  # after the end: still riding
+        for near in (self._near, self.network.neighbours):  # the nearest few first, all if need be
+            cand = near[here]
+            flat = env[:, None] * self.n + cand
+            has_dock = (self.bikes[flat] < self.cap[flat]) & self.avail[flat]
+            if has_dock.any(axis=1).all():
+                break
+        there = cand[np.arange(len(here)), has_dock.argmax(axis=1)]  # none free at all: the nearest
+        arrival = t + self.ride_minutes[here, there]
+        self._ride(np.repeat(arrival, excess), np.repeat(env * self.n + there, excess))
 
-    def _walk(self, missed: np.ndarray) -> np.ndarray:
+    def _walk(self, missed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Riders who found no bike try stations within walking distance, nearest first;
-        returns the events still lost."""
+        returns (events that found a bike, events still lost)."""
         b = self.bikes
-        still = []
+        walked, still = [], []
         for ev in missed.tolist():
             env, here = divmod(int(self.ev_origin[ev]), self.n)
             for j in self.walk_to[here]:
@@ -380,12 +409,12 @@ class FleetSim:
                 if b[f] > 0 and self.avail[f]:
                     b[f] -= 1
                     self.empty_h[f] |= b[f] == 0
-                    self.served[ev] = True
                     self._walked[env] += 1
+                    walked.append(ev)
                     break
             else:
                 still.append(ev)
-        return np.asarray(still, dtype=np.int64)
+        return np.asarray(walked, dtype=np.int64), np.asarray(still, dtype=np.int64)
 
     # ------------------------------------------------------------------ planners
     def plan_arrays(self, plan: Plan, visit: int) -> tuple[np.ndarray, np.ndarray]:

@@ -54,10 +54,12 @@ class RiderStream:
     rank: np.ndarray    #: (m,) int32
 
     @classmethod
-    def build(cls, minute, origin, dest, travel, n_stations: int) -> "RiderStream":
+    def build(cls, minute, origin, dest, travel, n_stations: int, presorted: bool = False) -> "RiderStream":
+        """Sort (unless ``presorted`` by minute then origin) and number the riders."""
         minute, origin, dest, travel = (np.asarray(x, dtype=np.int32) for x in (minute, origin, dest, travel))
-        order = np.lexsort((origin, minute))
-        minute, origin, dest, travel = minute[order], origin[order], dest[order], travel[order]
+        if not presorted:
+            order = np.lexsort((origin, minute))
+            minute, origin, dest, travel = minute[order], origin[order], dest[order], travel[order]
         key = minute.astype(np.int64) * n_stations + origin
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
         run_start = np.repeat(starts, np.diff(np.r_[starts, len(key)]))
@@ -190,9 +192,9 @@ class PoissonSampler:
         probs = balance_od(od, self.pickup, returns)
         cdf = np.cumsum(probs, axis=2)
         cdf[:, :, -1] = 1.0
-        # Row r of the flattened (hour, origin) table is shifted by r, so one global
-        # searchsorted draws every rider's destination from its own row.
-        self._cdf_shifted = (cdf.reshape(-1, self.n) + np.arange(self.n_hours * self.n)[:, None]).ravel()
+        # Per hour, origin row i of the table is shifted by i, so one searchsorted per hour
+        # draws every rider's destination from its own row (an hour's table stays in cache).
+        self._cdf_shifted = (cdf + np.arange(self.n)[None, :, None]).reshape(self.n_hours, -1)
         self.travel = travel_minutes(network, scenario)
 
     def draw(self, rng: np.random.Generator) -> RiderStream:
@@ -200,10 +202,21 @@ class PoissonSampler:
         cell = np.repeat(np.arange(counts.size), counts)
         hour, origin = np.divmod(cell, self.n)
         minute = hour * 60 + rng.integers(0, 60, len(cell))
-        u = rng.random(len(cell)) * (1 - 1e-12)
-        dest = np.searchsorted(self._cdf_shifted, cell + u, side="right") - cell * self.n
-        dest = np.minimum(dest, self.n - 1)
-        return RiderStream.build(minute, origin, dest, self.travel[origin, dest], self.n)
+        # Riders of one (hour, origin) cell are exchangeable, so sorted uniforms are as good as
+        # unsorted ones and make the search walk the table once.
+        query = origin + rng.random(len(cell)) * (1 - 1e-12)
+        bounds = np.r_[0, np.cumsum(counts.reshape(self.n_hours, self.n).sum(axis=1))]
+        dest = np.empty(len(cell), np.int64)
+        for h in range(self.n_hours):
+            q = np.sort(query[bounds[h]:bounds[h + 1]])  # origins ascending already: sorts within a cell
+            dest[bounds[h]:bounds[h + 1]] = np.searchsorted(self._cdf_shifted[h], q, side="right")
+        dest = np.minimum(dest - origin * self.n, self.n - 1)
+        # Cells come hour by hour, origins ascending: a stable sort on the minute alone gives
+        # (minute, origin) order (16-bit keys sort in linear time).
+        key = minute.astype(np.int16 if self.n_hours * 60 < 2**15 else np.int64)
+        order = np.argsort(key, kind="stable")
+        origin, dest = origin[order], dest[order]
+        return RiderStream.build(minute[order], origin, dest, self.travel[origin, dest], self.n, presorted=True)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,108 @@
+"""Simulator throughput: the scalar env, the numpy vector env, and gymnasium's CartPole
+vector env as the reference for numpy-vectorised speed, measured in the same run.
+
+    taskset -c 0 .venv/bin/python tests/bench/bench_sim.py          # markdown table for BENCHMARKS.md
+    .venv/bin/python -m pytest -m bench tests/bench/bench_sim.py -s  # the same, checked against the targets
+
+Network: the synthetic default (210 stations, ~14,200 trips a day, 6 trucks, 2 visits per
+hour: 48 steps a day, each one decision per truck). Actions are drawn beforehand from the
+action mask, so the timings are the env's own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+#: Targets from the issue.
+TARGET_TRUCK_DECISIONS_PER_S = 20_000
+TARGET_DAY_MS_PER_ENV = 50.0
+
+
+def _actions(sim, rng, n_envs: int, steps: int) -> np.ndarray:
+    """Legal random actions for every env and step (station within reach or idle, any level)."""
+    reach = [np.r_[np.flatnonzero(sim.reachable[j]), sim.n] for j in range(sim.k)]
+    acts = np.zeros((steps, n_envs, 2 * sim.k), np.int64)
+    for j in range(sim.k):
+        acts[:, :, 2 * j] = rng.choice(reach[j], size=(steps, n_envs))
+        acts[:, :, 2 * j + 1] = rng.integers(len(sim.fill_levels), size=(steps, n_envs))
+    return acts
+
+
+def time_scalar(days: int = 3) -> dict:
+    from bicimad.sim.env import RebalanceEnv
+
+    env = RebalanceEnv()
+    acts = _actions(env.sim, np.random.default_rng(0), 1, env.sim.n_steps)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    steps = 0
+    for d in range(days):
+        env.reset(seed=d)
+        for a in acts:
+            env.step(a[0])
+            steps += 1
+    wall = time.perf_counter() - t0
+    return {"envs": 1, "steps_per_s": steps / wall, "truck_decisions_per_s": steps * env.sim.k / wall,
+            "day_ms_per_env": 1000 * wall / days}
+
+
+def time_vector(n_envs: int = 64, days: int = 2) -> dict:
+    from bicimad.sim.vector import RebalanceVectorEnv
+
+    env = RebalanceVectorEnv(n_envs)
+    acts = _actions(env.sim, np.random.default_rng(0), n_envs, env.sim.n_steps)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    steps = 0
+    for d in range(days):
+        env.reset(seed=1000 * d)
+        for a in acts:
+            env.step(a)
+            steps += n_envs
+    wall = time.perf_counter() - t0
+    return {"envs": n_envs, "steps_per_s": steps / wall, "truck_decisions_per_s": steps * env.sim.k / wall,
+            "day_ms_per_env": 1000 * wall / (days * n_envs)}
+
+
+def time_cartpole(n_envs: int = 64, steps: int = 2000) -> dict:
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    env = CartPoleVectorEnv(num_envs=n_envs)
+    env.reset(seed=0)
+    acts = np.random.default_rng(0).integers(2, size=(steps, n_envs))
+    t0 = time.perf_counter()
+    for a in acts:
+        env.step(a)
+    wall = time.perf_counter() - t0
+    return {"envs": n_envs, "steps_per_s": steps * n_envs / wall}
+
+
+def measure() -> dict:
+    return {"scalar": time_scalar(), "vector": time_vector(), "cartpole": time_cartpole()}
+
+
+def table(r: dict) -> str:
+    s, v, c = r["scalar"], r["vector"], r["cartpole"]
+    lines = [
+        "| env | env-steps/s | truck decisions/s | one day (210 stations, 6 trucks) per env | vs CartPoleVectorEnv(64) env-steps/s |",
+        "|---|---|---|---|---|",
+        f"| Rebalance-v0, 1 env | {s['steps_per_s']:,.0f} | {s['truck_decisions_per_s']:,.0f} | {s['day_ms_per_env']:.1f} ms | {s['steps_per_s'] / c['steps_per_s']:.4f} |",
+        f"| Rebalance vector env, 64 envs | {v['steps_per_s']:,.0f} | {v['truck_decisions_per_s']:,.0f} | {v['day_ms_per_env']:.1f} ms | {v['steps_per_s'] / c['steps_per_s']:.4f} |",
+        f"| CartPoleVectorEnv, 64 envs (reference) | {c['steps_per_s']:,.0f} | - | - | 1 |",
+    ]
+    return "\n".join(lines)
+
+
+@pytest.mark.bench
+def test_sim_throughput():
+    result = measure()
+    print("\n" + table(result))
+    assert result["vector"]["truck_decisions_per_s"] >= TARGET_TRUCK_DECISIONS_PER_S
+    assert result["vector"]["day_ms_per_env"] < TARGET_DAY_MS_PER_ENV
+
+
+if __name__ == "__main__":
+    print(table(measure()))
