@@ -81,6 +81,10 @@ def _check_value(value: Any, type_: Any, key: str, source: str) -> Any:
         args = typing.get_args(type_)
         item_type = args[0] if args else Any
         return tuple(_check_value(v, item_type, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin is dict or type_ is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key}: expected a table, got {type(value).__name__} {value!r}")
+        return dict(value)
     if type_ is Any:
         return value
     if type_ is float and isinstance(value, int) and not isinstance(value, bool):

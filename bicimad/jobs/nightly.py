@@ -1,0 +1,596 @@
+"""``bicimad nightly --date D``: tomorrow's truck plan and predicted occupancy, as a cron job.
+
+On the night of day D the job runs these steps, each writing its outputs atomically and then
+recording them (with checksums) in the run folder's step ledger:
+
+1. ``ingest``: new raw data (the synthetic default, a local folder, or EMT's portal) into the
+   processed tables, including the station-hour table;
+2. ``demand_model``: retrain the demand model if the newest one is older than the schedule
+   (``demand.retrain_every_days``), else reuse it;
+3. ``forecast``: pickup and return rates per station-hour for D+1 (``forecast.parquet``) and
+   the origin-destination table (``od.parquet``);
+4. ``simulate``: every configured planner drives the simulator over D+1 on the forecast
+   demand, from the last state seen on D, for ``seeds`` demand draws (common to all planners):
+   ``occupancy/<planner>.parquet`` (seed 0), ``occupancy.csv`` (means and intervals over
+   seeds) and ``plans/<planner>.csv``;
+5. ``plan``: ``plan.csv``, the dispatched planner's plan, per truck and hour: the stations in
+   order and the bikes to load (> 0) or unload (< 0);
+6. ``report``: ``report.html``;
+7. ``manifest``: ``manifest.json`` (inputs with checksums, model version, seeds, git commit,
+   config, step timings).
+
+The run folder (default ``<data>/runs/nightly/<D>``) also holds the config (``nightly.toml``),
+the log (``nightly.log``) and the ledger (``ledger.json``).
+
+Re-running the same date skips the steps already done (``--force`` redoes them); a run killed
+at any moment resumes at the step it was in, since a step's outputs replace the old ones only
+when complete and the step counts as done only once recorded. Seeds derive from the config's
+seed and the date alone, so a re-run reproduces the same plan. One run at a time per data
+folder: a lock file (``<data>/runs/nightly.lock``) holds the running pid; a second run exits
+with code 75, and a lock left by a killed run is taken over.
+
+Exit codes (for cron):
+
+====  ==================================================================================
+0     the run finished, or was already complete
+2     bad command line or bad config (the message names the key)
+65    input data present but unusable (schema or values; the message names file and field)
+66    input data missing (e.g. no snapshots up to the date, local folder absent)
+70    a step failed unexpectedly (traceback in nightly.log); re-running resumes at that step
+75    another nightly run holds the lock; try again later
+====  ==================================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from bicimad.jobs.batch import Step
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "pipelines/nightly.toml"
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceConfig:
+    """Where new raw data comes from."""
+
+    kind: str = "synthetic"
+    """synthetic (the embedded default city), local (a folder of EMT raw files) or portal (EMT's open-data portal)"""
+    path: str | None = None
+    """local: the folder to ingest"""
+    seed: int = 0
+    """synthetic: the city's seed"""
+
+    def validate(self) -> None:
+        if self.kind not in ("synthetic", "local", "portal"):
+            raise ValueError(f"source.kind: must be synthetic, local or portal, got {self.kind!r}")
+        if self.kind == "local" and not self.path:
+            raise ValueError("source.path: required when source.kind is 'local'")
+
+
+@dataclasses.dataclass(frozen=True)
+class DemandConfig:
+    """The demand model and its refresh schedule."""
+
+    model: str = "lightgbm"
+    """model to train and forecast with"""
+    retrain_every_days: int = 7
+    """retrain when the newest model's data ends this many days or more before the date"""
+    history_days: int = 28
+    """days of station-hours the model is trained on"""
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """keyword arguments of the model (e.g. num_boost_round for lightgbm)"""
+
+    def validate(self) -> None:
+        if self.retrain_every_days < 1:
+            raise ValueError("demand.retrain_every_days: must be >= 1")
+        if self.history_days < 1:
+            raise ValueError("demand.history_days: must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class NightlyConfig:
+    """The nightly job, loaded from TOML (see pipelines/nightly.toml)."""
+
+    scenario: str = "synthetic-default"
+    """fleet scenario (a name in sim/scenarios/ or a path); its network is the ingested one"""
+    planners: tuple[str, ...] = ("noop", "greedy", "ortools")
+    """planners whose predicted occupancy is compared"""
+    dispatch: str = "ortools"
+    """the planner whose plan goes to the trucks (plan.csv); must be one of planners"""
+    seeds: int = 3
+    """demand draws per planner for the predicted occupancy"""
+    seed: int = 2018
+    """root seed; a run's seeds derive from it and the date"""
+    source: SourceConfig = SourceConfig()
+    demand: DemandConfig = DemandConfig()
+
+    def validate(self) -> None:
+        if not self.planners:
+            raise ValueError("planners: needs at least one planner")
+        if self.dispatch not in self.planners:
+            raise ValueError(f"dispatch: {self.dispatch!r} is not one of planners {list(self.planners)}")
+        if self.seeds < 1:
+            raise ValueError("seeds: must be >= 1")
+
+
+class BadConfig(ValueError):
+    """A config value found unusable only when a step uses it (exit 2)."""
+
+
+class NoInputError(RuntimeError):
+    """Input the run needs is missing (exit 66)."""
+
+
+class BadInputError(RuntimeError):
+    """Input is present but unusable (exit 65)."""
+
+
+@dataclasses.dataclass
+class NightlyRun:
+    """Everything a step needs: the config, the dates, the folders and the seeds."""
+
+    config: NightlyConfig
+    date: dt.date
+    data_root: Path
+    run_dir: Path
+
+    @property
+    def processed(self) -> Path:
+        return self.data_root / "processed"
+
+    @property
+    def target(self) -> dt.date:
+        """The day planned for: D+1."""
+        return self.date + dt.timedelta(days=1)
+
+    @property
+    def seeds(self) -> list[int]:
+        """Demand-draw seeds, derived from the root seed and the date only."""
+        import numpy as np
+
+        root = np.random.SeedSequence(self.config.seed, spawn_key=(self.date.toordinal(),))
+        return [int(s.generate_state(1, dtype=np.uint32)[0]) for s in root.spawn(self.config.seeds)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps: each writes its outputs atomically and returns them for the ledger
+# ---------------------------------------------------------------------------------------------
+
+def step_ingest(ctx: NightlyRun):
+    """Raw data into the processed tables (the ingest job's own resumable, duplicate-free path)."""
+    import argparse
+
+    from bicimad.cli import CommandError
+    from bicimad.jobs import ingest
+    from bicimad.jobs.batch import StepResult
+    from bicimad.opendata.schemas import read_table
+
+    source = ctx.config.source
+    if source.kind == "local" and not Path(source.path).exists():
+        raise NoInputError(f"source.path: {source.path} does not exist")
+    month = ctx.date.strftime("%Y-%m")
+    args = argparse.Namespace(
+        data_dir=str(ctx.data_root), synthetic=source.kind == "synthetic", seed=source.seed,
+        paths=[Path(source.path)] if source.kind == "local" else None,
+        portal=f"{month}:{month}" if source.kind == "portal" else None,
+        live=None, gbfs_url=None, strict=False, max_reject_share=0.01, no_progress=True)
+    try:
+        ingest.run_ingest(args)
+    except CommandError as exc:
+        if exc.code == ingest.EXIT_BAD_INPUT:
+            raise BadInputError(f"ingest: {exc}") from None
+        raise NoInputError(f"ingest: {exc}") from None
+    processed = ctx.processed
+    snapshots = read_table("snapshots", processed / "snapshots.parquet")
+    last = snapshots["ts"].max()
+    if pd_isna(last) or last.date() < ctx.date:
+        raise NoInputError(f"{processed / 'snapshots.parquet'}: no snapshot on {ctx.date} "
+                           f"(latest: {'none' if pd_isna(last) else last})")
+    tables = [processed / f"{name}.parquet" for name in ("stations", "snapshots", "station_hours")]
+    return StepResult(outputs=[], facts={"inputs": [str(p) for p in tables if p.exists()],
+                                         "latest_snapshot": str(last)})
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def _load_history(ctx: NightlyRun):
+    """station_hours and stations up to the end of D (nothing after: no leakage)."""
+    import pandas as pd
+
+    from bicimad.config import TZ
+    from bicimad.opendata.schemas import read_table
+
+    station_hours = read_table("station_hours", ctx.processed / "station_hours.parquet")
+    stations = read_table("stations", ctx.processed / "stations.parquet")
+    end = pd.Timestamp(ctx.target).tz_localize(TZ)
+    start = end - pd.Timedelta(days=ctx.config.demand.history_days)
+    history = station_hours[(station_hours["hour"] >= start) & (station_hours["hour"] < end)]
+    if history["net_flow"].notna().sum() == 0:
+        raise NoInputError(f"{ctx.processed / 'station_hours.parquet'}: no station-hours with net flow "
+                           f"in the {ctx.config.demand.history_days} days before {ctx.target}")
+    return history, stations
+
+
+def _model_dir(ctx: NightlyRun) -> Path:
+    return ctx.data_root / "models" / "demand"
+
+
+def step_demand_model(ctx: NightlyRun):
+    """Reuse the newest nightly demand model trained on data up to D, unless it is due for a
+    refresh (its data ends ``retrain_every_days`` or more before D): then train a new one on the
+    ``history_days`` before D+1. Models live in ``<data>/models/demand/<model>-<last day>``."""
+    import json
+
+    import numpy as np
+
+    from bicimad.demand.models import make_model
+    from bicimad.demand.panel import build_panel
+    from bicimad.io import write_json
+    from bicimad.jobs.batch import StepResult, git_commit
+
+    cfg = ctx.config.demand
+    candidates = []
+    for card in _model_dir(ctx).glob(f"{cfg.model}-*/card.json"):
+        meta = json.loads(card.read_text(encoding="utf-8"))
+        last = dt.date.fromisoformat(meta["last_day"])
+        if last <= ctx.date and (ctx.date - last).days < cfg.retrain_every_days:
+            candidates.append((last, card.parent, meta))
+    if candidates:
+        last, directory, meta = max(candidates, key=lambda c: c[0])
+        log.info("demand model %s is current (data to %s); not retrained", directory.name, last)
+        return StepResult(facts={"version": directory.name, "path": str(directory), "retrained": False, **meta})
+
+    history, stations = _load_history(ctx)
+    panel = build_panel(history, stations, end=ctx.target)
+    train = np.ones(panel.n_days, dtype=bool)
+    t0 = time.perf_counter()
+    try:
+        model = make_model(cfg.model, **cfg.params)
+    except (TypeError, ValueError) as exc:
+        raise BadConfig(f"demand.params: {exc}") from None
+    model.fit(panel, train)
+    version = f"{cfg.model}-{ctx.date.isoformat()}"
+    directory = _model_dir(ctx) / version
+    model.save(directory)
+    meta = {"model": cfg.model, "first_day": panel.days[0].date().isoformat(), "last_day": ctx.date.isoformat(),
+            "stations": int(panel.n_stations), "train_s": round(time.perf_counter() - t0, 1),
+            "git": git_commit()["commit"]}
+    write_json(directory / "card.json", meta)  # written last: a model without a card is never reused
+    log.info("trained demand model %s in %.1f s", version, meta["train_s"])
+    return StepResult(facts={"version": version, "path": str(directory), "retrained": True, **meta})
+
+
+def step_forecast(ctx: NightlyRun):
+    """forecast.parquet (rates per station-hour of D+1) and od.parquet."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from bicimad.demand.models import DemandModel
+    from bicimad.demand.od import build_od
+    from bicimad.demand.panel import build_panel
+    from bicimad.jobs.batch import StepResult
+    from bicimad.opendata.schemas import read_table, write_table
+
+    ledger = json.loads((ctx.run_dir / "ledger.json").read_text(encoding="utf-8"))["steps"]
+    model_path = Path(ledger["demand_model"]["facts"]["path"])
+    model = DemandModel.load(model_path)
+    history, stations = _load_history(ctx)
+    panel = build_panel(history, stations, end=ctx.target + dt.timedelta(days=1))
+    day = panel.day_index(ctx.target)
+    pick, ret = model.predict_rates(panel, np.array([day]))
+    pick, ret = pick[0], ret[0]
+    method = np.full(pick.shape, model_path.name, dtype=object)
+    # Stations the model does not know (new, or too little history): the network-wide median
+    # rate of the same hour, marked as a fallback in ``method``.
+    unknown = ~(np.isfinite(pick) & np.isfinite(ret))
+    if unknown.any():
+        hourly_pick = np.nan_to_num(np.nanmedian(np.where(unknown, np.nan, pick), axis=1, keepdims=True))
+        hourly_ret = np.nan_to_num(np.nanmedian(np.where(unknown, np.nan, ret), axis=1, keepdims=True))
+        pick = np.where(unknown, hourly_pick, pick)
+        ret = np.where(unknown, hourly_ret, ret)
+        method[unknown] = "fallback:hourly-median"
+        log.warning("forecast: %d station(s) without model rates use the hourly median",
+                    int(unknown.any(axis=0).sum()))
+    hours = panel.hour_stamps(day)
+    n = panel.n_stations
+    forecast = pd.DataFrame({
+        "station_id": np.tile(panel.station_ids, len(hours)),
+        "hour": np.repeat(hours, n),
+        "pickup_rate": np.maximum(pick, 0).ravel(),
+        "return_rate": np.maximum(ret, 0).ravel(),
+        "method": method.ravel(),
+    }).drop_duplicates(["station_id", "hour"])  # the spring-forward hour is shifted onto the next
+    trips_path = ctx.processed / "trips.parquet"
+    trips = read_table("trips", trips_path) if trips_path.exists() else None
+    if trips is not None:
+        trips = trips[trips["unplug_ts"] < pd.Timestamp(ctx.target).tz_localize(hours.tz)]
+    od = build_od(stations[stations["station_id"].isin(panel.station_ids)], trips)
+    outputs = [write_table(forecast, "forecast", ctx.run_dir / "forecast.parquet"),
+               write_table(od, "od", ctx.run_dir / "od.parquet")]
+    return StepResult(outputs=outputs, facts={
+        "model": model_path.name, "pickups": round(float(forecast["pickup_rate"].sum()), 1),
+        "returns": round(float(forecast["return_rate"].sum()), 1),
+        "fallback_stations": int(unknown.any(axis=0).sum())})
+
+
+def _episode_inputs(ctx: NightlyRun):
+    """The network at the last snapshot of D and the forecast demand of D+1."""
+    import pandas as pd
+
+    from bicimad.opendata.schemas import read_table
+    from bicimad.sim.data import Processed
+    from bicimad.sim.network import Network
+    from bicimad.sim.riders import Demand
+
+    data = Processed.load(ctx.data_root, with_hours=False)
+    before = data.instants(end=pd.Timestamp(ctx.target))
+    if len(before) == 0:
+        raise NoInputError(f"no snapshot before {ctx.target}")
+    snapshot = data.snapshots[data.snapshots["ts"] == before[-1]]
+    network = Network.from_tables(data.stations, snapshot)
+    forecast = read_table("forecast", ctx.run_dir / "forecast.parquet")
+    od = read_table("od", ctx.run_dir / "od.parquet")
+    return data.stations, network, Demand.from_tables(network, forecast, od), before[-1]
+
+
+class RecordingPlanner:
+    """Wraps a planner and keeps every hour's plan: (hour index, route per truck)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.plans: list[tuple[int, list]] = []
+
+    def plan(self, view):
+        plan = self.inner.plan(view)
+        self.plans.append((view.hour_index, plan))
+        return plan
+
+
+def plan_rows(planner: str, recorded: list[tuple[int, list]], hours, station_ids) -> list[dict]:
+    """A recorded plan as rows: per truck and hour, the visits in order with bikes to load
+    (> 0, taken from the station) or unload (< 0, left there)."""
+    rows = []
+    for hour_index, routes in recorded:
+        for truck, route in enumerate(routes):
+            for order, visit in enumerate(route, start=1):
+                if visit.bikes == 0:
+                    continue
+                rows.append({"planner": planner, "truck": truck + 1, "hour": hours[hour_index], "order": order,
+                             "station_id": int(station_ids[visit.station]), "bikes": int(visit.bikes),
+                             "action": "load" if visit.bikes > 0 else "unload"})
+    return rows
+
+
+def step_simulate(ctx: NightlyRun):
+    """Every planner over D+1 on the forecast demand, for each seed (common to all planners)."""
+    import pandas as pd
+
+    from bicimad.io import atomic_path
+    from bicimad.jobs.batch import StepResult
+    from bicimad.opendata.schemas import write_table
+    from bicimad.plan import make_planner
+    from bicimad.report.occupancy import mean_interval, summary_table
+    from bicimad.sim import load_scenario, run_episode, write_scenario
+
+    from tqdm import tqdm
+
+    stations, network, demand, start = _episode_inputs(ctx)
+    scenario = load_scenario(ctx.config.scenario)
+    outputs = [write_scenario(scenario, ctx.run_dir / "scenario.toml")]
+    rows, plans = [], []
+    with tqdm(total=len(ctx.config.planners) * len(ctx.seeds), desc="simulate", unit="episode") as bar:
+        for name in ctx.config.planners:
+            per_seed = []
+            for index, seed in enumerate(ctx.seeds):
+                planner = RecordingPlanner(make_planner(name))
+                result = run_episode(network, demand, demand, scenario, planner, seed=seed)
+                per_seed.append(result.summary.iloc[0].to_dict())
+                if index == 0:  # the plan and the station-hour detail come from the first draw
+                    path = write_table(result.occupancy, "occupancy", ctx.run_dir / "occupancy" / f"{name}.parquet")
+                    outputs.append(path)
+                    plans += plan_rows(name, planner.plans, demand.hours, network.station_ids)
+                bar.update()
+            mean = {k: (sum(r[k] for r in per_seed) / len(per_seed)) for k in per_seed[0] if k != "planner"}
+            _, lo, hi = mean_interval([r["problem_share"] for r in per_seed])
+            rows.append({**mean, "planner": name, "problem_share_lo": lo, "problem_share_hi": hi,
+                         "seeds": len(per_seed)})
+    summary = summary_table(rows)
+    with atomic_path(ctx.run_dir / "occupancy.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    plan_columns = ["planner", "truck", "hour", "order", "station_id", "bikes", "action"]
+    plans = pd.DataFrame(plans, columns=plan_columns)
+    names = stations.drop_duplicates("station_id")[["station_id", "number", "name"]]
+    plans = plans.merge(names, on="station_id", how="left")[plan_columns[:5] + ["number", "name"] + plan_columns[5:]]
+    with atomic_path(ctx.run_dir / "plans.csv") as tmp:
+        plans.to_csv(tmp, index=False)
+    write_table(stations, "stations", ctx.run_dir / "stations.parquet")
+    outputs += [ctx.run_dir / "occupancy.csv", ctx.run_dir / "plans.csv", ctx.run_dir / "stations.parquet"]
+    return StepResult(outputs=outputs, facts={"start_snapshot": str(start), "stations": int(network.n),
+                                              "scenario": scenario.name, "seeds": ctx.seeds})
+
+
+def step_plan(ctx: NightlyRun):
+    """plan.csv: the dispatched planner's plan, per truck and hour, stations in order."""
+    import pandas as pd
+
+    from bicimad.io import atomic_path
+    from bicimad.jobs.batch import StepResult
+
+    plans = pd.read_csv(ctx.run_dir / "plans.csv")
+    plan = plans[plans["planner"] == ctx.config.dispatch].drop(columns="planner")
+    with atomic_path(ctx.run_dir / "plan.csv") as tmp:
+        plan.to_csv(tmp, index=False)
+    return StepResult(outputs=[ctx.run_dir / "plan.csv"],
+                      facts={"dispatch": ctx.config.dispatch, "visits": len(plan),
+                             "bikes_moved": int(plan["bikes"].abs().sum() // 2) if len(plan) else 0})
+
+
+def step_report(ctx: NightlyRun):
+    """report.html for the run folder."""
+    from bicimad.jobs.batch import StepResult
+    from bicimad.report.html import build_report, load_run
+
+    run = load_run(ctx.run_dir, label=f"plan for {ctx.target}")
+    out = build_report([run], ctx.run_dir / "report.html", title=f"BiciMAD nightly plan for {ctx.target}")
+    return StepResult(outputs=[out])
+
+
+def step_manifest(ctx: NightlyRun):
+    """manifest.json: inputs with checksums, model version, seeds, code version, config, steps."""
+    import json
+
+    from bicimad.jobs.batch import StepResult, config_to_dict, file_inputs, git_commit
+    from bicimad.io import write_json
+
+    ledger = json.loads((ctx.run_dir / "ledger.json").read_text(encoding="utf-8"))["steps"]
+    model = ledger["demand_model"]["facts"]
+    inputs = [ctx.processed / f"{name}.parquet" for name in ("stations", "snapshots", "trips", "station_hours")]
+    manifest = {
+        "date": ctx.date.isoformat(),
+        "target_date": ctx.target.isoformat(),
+        "config": config_to_dict(ctx.config),
+        "seeds": ctx.seeds,
+        "git": git_commit(),
+        "inputs": file_inputs(inputs + [ctx.data_root / "raw" / "manifest.json"]),
+        "models": {"demand": model},
+        "planners": list(ctx.config.planners),
+        "dispatch": ctx.config.dispatch,
+        "outputs": {name: entry["outputs"] for name, entry in ledger.items()},
+        "steps": {name: {"seconds": entry["seconds"], "finished": entry["finished"], **entry["facts"]}
+                  for name, entry in ledger.items() if name not in ("demand_model",)},
+    }
+    write_json(ctx.run_dir / "manifest.json", manifest)
+    return StepResult(outputs=[ctx.run_dir / "manifest.json"])
+
+
+STEPS = [Step(name, fn) for name, fn in (
+    ("ingest", step_ingest),
+    ("demand_model", step_demand_model),
+    ("forecast", step_forecast),
+    ("simulate", step_simulate),
+    ("plan", step_plan),
+    ("report", step_report),
+    ("manifest", step_manifest),
+)]
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "nightly", help="tonight's run: ingest, forecast D+1, plan and simulate, report",
+        description=__doc__.split("\n\n")[0] + " See `pydoc bicimad.jobs.nightly` for the steps. "
+        "Exit codes: 0 done (or already complete), 2 bad config, 65 unusable input, 66 missing input, "
+        "70 a step failed (re-run resumes), 75 another run holds the lock.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--date", required=True, help="the night's date D (YYYY-MM-DD); plans D+1")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="job config (TOML)")
+    parser.add_argument("--out", default=None, help="run folder (default: <data-dir>/runs/nightly/<D>)")
+    parser.add_argument("--force", action="store_true", help="redo every step even if recorded done")
+    parser.set_defaults(func=run)
+
+
+def _attach_log(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "nightly.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        # the file gets INFO even when the console shows warnings only
+        root.setLevel(logging.INFO)
+        for other in root.handlers:
+            if other is not handler and other.level == logging.NOTSET:
+                other.setLevel(logging.WARNING)
+    return handler
+
+
+def run(args) -> int:
+    from bicimad import config as paths
+    from bicimad.cli import CommandError
+    from bicimad.jobs import batch
+
+    try:
+        date = dt.date.fromisoformat(args.date)
+    except ValueError:
+        raise CommandError(f"--date: expected YYYY-MM-DD, got {args.date!r}", batch.EXIT_USAGE) from None
+    try:
+        config = batch.load_config(NightlyConfig, args.config)
+    except batch.ConfigError as exc:
+        raise CommandError(str(exc), batch.EXIT_USAGE) from None
+    data_root = paths.data_dir(args.data_dir)
+    run_dir = Path(args.out) if args.out else paths.runs_dir(args.data_dir) / "nightly" / date.isoformat()
+    lock = batch.RunLock(paths.runs_dir(args.data_dir) / "nightly.lock")
+    try:
+        lock.acquire()
+    except batch.LockHeld as exc:
+        raise CommandError(f"another nightly run is in progress: {exc}", batch.EXIT_TEMPFAIL) from None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = _attach_log(run_dir)
+        try:
+            return _run_locked(config, date, data_root, run_dir, force=args.force)
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    finally:
+        lock.release()
+
+
+def _run_locked(config: NightlyConfig, date: dt.date, data_root: Path, run_dir: Path, force: bool) -> int:
+    from bicimad.cli import CommandError
+    from bicimad.jobs import batch
+    from bicimad.opendata.schemas import SchemaError
+
+    ctx = NightlyRun(config, date, data_root, run_dir)
+    config_path = run_dir / "nightly.toml"
+    if config_path.exists() and not force:
+        previous = batch.load_config(NightlyConfig, config_path)
+        if previous != config:
+            raise CommandError(f"{run_dir} was run with a different config ({config_path}); "
+                               "use --force to redo the run with this one, or --out for another folder",
+                               batch.EXIT_USAGE)
+    if force or not config_path.exists():
+        batch.write_config(config, config_path)
+    log.info("nightly run for %s (plans %s) in %s", date, ctx.target, run_dir)
+    t0 = time.perf_counter()
+    try:
+        status = batch.run_steps(STEPS, ctx, batch.Ledger(run_dir / "ledger.json"), force=force)
+    except BadConfig as exc:
+        log.error("bad config: %s", exc)
+        raise CommandError(str(exc), batch.EXIT_USAGE) from None
+    except NoInputError as exc:
+        log.error("missing input: %s", exc)
+        raise CommandError(str(exc), batch.EXIT_NOINPUT) from None
+    except (BadInputError, SchemaError) as exc:
+        log.error("unusable input: %s", exc)
+        raise CommandError(str(exc), batch.EXIT_DATAERR) from None
+    except Exception as exc:
+        log.exception("step failed")
+        raise CommandError(f"{type(exc).__name__}: {exc} (details in {run_dir / 'nightly.log'}; "
+                           "re-run to resume)", batch.EXIT_SOFTWARE) from None
+    done = [name for name, s in status.items() if s == "done"]
+    verdict = "already complete" if not done else f"{len(done)} step(s) run"
+    print(f"nightly {date} -> plan for {ctx.target}: {verdict} in {time.perf_counter() - t0:.1f} s")
+    print(f"plan: {(run_dir / 'plan.csv').resolve()}")
+    print(f"report: {(run_dir / 'report.html').resolve()}")
+    return batch.EXIT_OK
