@@ -149,7 +149,6 @@ class FleetSim:
         self.ev_origin = merged(env * n + np.concatenate([s.origin for s in streams]))
         self.ev_dest = merged(env * n + np.concatenate([s.dest for s in streams]))
         self.ev_rank = merged(np.concatenate([s.rank for s in streams]), np.int32)
-        self.ev_env = merged(env)
         travel = np.concatenate([s.travel for s in streams]).astype(np.int64)
         self.ev_arrival = merged(minute + travel)
         self.ev_ptr = np.r_[0, np.cumsum(counts.sum(axis=0))]

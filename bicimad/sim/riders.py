@@ -192,9 +192,15 @@ class PoissonSampler:
         probs = balance_od(od, self.pickup, returns)
         cdf = np.cumsum(probs, axis=2)
         cdf[:, :, -1] = 1.0
-        # Per hour, origin row i of the table is shifted by i, so one searchsorted per hour
-        # draws every rider's destination from its own row (an hour's table stays in cache).
-        self._cdf_shifted = (cdf + np.arange(self.n)[None, :, None]).reshape(self.n_hours, -1)
+        self._cdf = cdf.reshape(-1)
+        # Guide table (indexed search): for row r and bucket k, the first destination whose
+        # cumulative probability exceeds k / n. A draw u starts at its bucket's entry and
+        # steps forward, a step or two on average, instead of a binary search.
+        shifted = (cdf + np.arange(self.n)[None, :, None]).reshape(self.n_hours, -1)
+        buckets = (np.arange(self.n)[:, None] + np.arange(self.n + 1)[None, :] / self.n).ravel()
+        guide = np.stack([np.searchsorted(row, buckets, side="right") for row in shifted])
+        guide = guide.reshape(self.n_hours, self.n, self.n + 1) - (np.arange(self.n) * self.n)[None, :, None]
+        self._guide = np.minimum(guide, self.n - 1).reshape(-1)
         self.travel = travel_minutes(network, scenario)
 
     def draw(self, rng: np.random.Generator) -> RiderStream:
@@ -202,15 +208,13 @@ class PoissonSampler:
         cell = np.repeat(np.arange(counts.size), counts)
         hour, origin = np.divmod(cell, self.n)
         minute = hour * 60 + rng.integers(0, 60, len(cell))
-        # Riders of one (hour, origin) cell are exchangeable, so sorted uniforms are as good as
-        # unsorted ones and make the search walk the table once.
-        query = origin + rng.random(len(cell)) * (1 - 1e-12)
-        bounds = np.r_[0, np.cumsum(counts.reshape(self.n_hours, self.n).sum(axis=1))]
-        dest = np.empty(len(cell), np.int64)
-        for h in range(self.n_hours):
-            q = np.sort(query[bounds[h]:bounds[h + 1]])  # origins ascending already: sorts within a cell
-            dest[bounds[h]:bounds[h + 1]] = np.searchsorted(self._cdf_shifted[h], q, side="right")
-        dest = np.minimum(dest - origin * self.n, self.n - 1)
+        u = rng.random(len(cell))
+        dest = self._guide[cell * (self.n + 1) + (u * self.n).astype(np.int64)]
+        row = cell * self.n
+        step = np.flatnonzero(self._cdf[row + dest] <= u)
+        while len(step):  # walk on to the first cumulative probability above u
+            dest[step] += 1
+            step = step[self._cdf[row[step] + dest[step]] <= u[step]]
         # Cells come hour by hour, origins ascending: a stable sort on the minute alone gives
         # (minute, origin) order (16-bit keys sort in linear time).
         key = minute.astype(np.int16 if self.n_hours * 60 < 2**15 else np.int64)

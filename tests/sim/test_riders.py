@@ -1,0 +1,62 @@
+"""Rider streams: destinations follow the OD, arrivals follow the return rates, bad inputs are named."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bicimad.config import TZ
+from bicimad.sim.network import Network, synthetic_network
+from bicimad.sim.riders import Demand, PoissonSampler, balance_od, distance_od, synthetic_demand
+from bicimad.sim.scenario import Scenario
+
+
+def test_destinations_follow_the_hourly_od():
+    network = synthetic_network(6, seed=2)
+    day = synthetic_demand(network, daily_trips=1e6, seed=2)
+    demand = Demand(day.hours[8:10], day.pickup_rate[8:10], day.return_rate[8:10])
+    sampler = PoissonSampler(demand, network, Scenario().override({"episode.hours": 2}))
+    stream = sampler.draw(np.random.default_rng(0))
+    probs = np.diff(np.concatenate([np.zeros((2, 6, 1)), sampler._cdf.reshape(2, 6, 6)], axis=2), axis=2)
+    hour = stream.minute // 60
+    for h in range(2):
+        for i in range(6):
+            sel = (hour == h) & (stream.origin == i)
+            n = sel.sum()
+            assert abs(n - demand.pickup_rate[h, i]) < 5 * np.sqrt(demand.pickup_rate[h, i])
+            empirical = np.bincount(stream.dest[sel], minlength=6) / n
+            se = np.sqrt(probs[h, i] * (1 - probs[h, i]) / n)
+            assert np.all(np.abs(empirical - probs[h, i]) <= 5 * se + 1e-9)
+    assert np.all(np.diff(stream.minute) >= 0)
+
+
+def test_balanced_od_matches_return_rates_and_keeps_rows():
+    rng = np.random.default_rng(1)
+    network = synthetic_network(12, seed=1)
+    od = distance_od(network, 1.5, 0.05)
+    pickups = rng.uniform(1, 20, (3, 12))
+    returns = rng.uniform(1, 20, (3, 12))
+    probs = balance_od(od, pickups, returns)
+    np.testing.assert_allclose(probs.sum(axis=2), 1.0)
+    expected = np.einsum("hi,hij->hj", pickups, probs)
+    target = returns * pickups.sum(axis=1, keepdims=True) / returns.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(expected, target, rtol=1e-3)
+
+
+def test_demand_from_tables_aligns_and_rejects_bad_rates():
+    network = Network.build([10, 20], [40.41, 40.42], [-3.70, -3.69], [20, 20])
+    hours = pd.date_range("2019-10-01", periods=2, freq="h", tz=TZ)
+    forecast = pd.DataFrame({"station_id": [20, 10, 20, 99], "hour": [hours[0], hours[1], hours[1], hours[0]],
+                             "pickup_rate": [1.0, 2.0, 3.0, 9.0], "return_rate": [0.5, 0.5, 0.5, 9.0], "method": "t"})
+    demand = Demand.from_tables(network, forecast)
+    np.testing.assert_array_equal(demand.pickup_rate, [[0.0, 1.0], [2.0, 3.0]])
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        Demand(hours, -demand.pickup_rate, demand.return_rate)
+    with pytest.raises(ValueError, match="lacks column"):
+        Demand.from_tables(network, forecast.drop(columns="return_rate"))
+
+
+def test_network_rejects_bad_stations():
+    with pytest.raises(ValueError, match="station 2 has bikes outside"):
+        Network.build([1, 2], [40.4, 40.5], [-3.7, -3.6], [10, 10], bikes=[3, 11])
+    with pytest.raises(ValueError, match="duplicate station ids"):
+        Network.build([1, 1], [40.4, 40.5], [-3.7, -3.6], [10, 10])
