@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job on the embedded default (a synthetic city in EMT's raw formats).
+## The main job on the embedded default (a synthetic city in EMT's raw formats, Sep 2018): the
+## nightly run of 27 Sep, planning the 28th; it prints where the plan and the report are.
+NIGHTLY_DATE ?= 2018-09-27
 run: $(STAMP)
-	$(BIN)/bicimad ingest --synthetic
-	$(BIN)/bicimad data summary
+	$(BIN)/bicimad nightly --date $(NIGHTLY_DATE) --config pipelines/nightly.toml
 
 ## Debian's Chromium and ChromeDriver, for the report's browser test: installed when missing and
 ## running as root; otherwise that test skips with a reason.
