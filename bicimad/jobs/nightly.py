@@ -64,16 +64,16 @@ class SourceConfig:
 
     kind: str = "synthetic"
     """synthetic (the embedded default city), local (a folder of EMT raw files) or portal (EMT's open-data portal)"""
-    path: str | None = None
-    """local: the folder to ingest"""
+    paths: tuple[str, ...] = ()
+    """local: the files or folders to ingest"""
     seed: int = 0
     """synthetic: the city's seed"""
 
     def validate(self) -> None:
         if self.kind not in ("synthetic", "local", "portal"):
             raise ValueError(f"source.kind: must be synthetic, local or portal, got {self.kind!r}")
-        if self.kind == "local" and not self.path:
-            raise ValueError("source.path: required when source.kind is 'local'")
+        if self.kind == "local" and not self.paths:
+            raise ValueError("source.paths: required when source.kind is 'local'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,12 +175,13 @@ def step_ingest(ctx: NightlyRun):
     from bicimad.opendata.schemas import read_table
 
     source = ctx.config.source
-    if source.kind == "local" and not Path(source.path).exists():
-        raise NoInputError(f"source.path: {source.path} does not exist")
+    missing = [p for p in source.paths if not Path(p).exists()] if source.kind == "local" else []
+    if missing:
+        raise NoInputError(f"source.paths: {missing[0]} does not exist")
     month = ctx.date.strftime("%Y-%m")
     args = argparse.Namespace(
         data_dir=str(ctx.data_root), synthetic=source.kind == "synthetic", seed=source.seed,
-        paths=[Path(source.path)] if source.kind == "local" else None,
+        paths=[Path(p) for p in source.paths] if source.kind == "local" else None,
         portal=f"{month}:{month}" if source.kind == "portal" else None,
         live=None, gbfs_url=None, strict=False, max_reject_share=0.01, no_progress=True)
     try:

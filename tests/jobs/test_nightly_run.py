@@ -33,7 +33,7 @@ def city(tmp_path_factory):
         seeds = 2
         [source]
         kind = "local"
-        path = "{root / 'raw' / 'synthetic'}"
+        paths = ["{root / 'raw' / 'synthetic'}"]
         [demand]
         history_days = 7
         params = {{num_boost_round = 20, num_threads = 1}}
