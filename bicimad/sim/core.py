@@ -161,6 +161,9 @@ class FleetSim:
         else:
             self.ring[:] = 0
         self._ring_flat = self.ring.reshape(-1)
+        # Each rider's cell in the ring, precomputed; riders arriving after the end: -1 - env.
+        self.ev_slot = np.where(self.ev_arrival < T, (self.ev_arrival % length) * (E * n) + self.ev_dest,
+                                -1 - self.ev_dest // n)
 
     # ------------------------------------------------------------------ views
     @property
@@ -341,29 +344,38 @@ class FleetSim:
     def _minute(self, t: int) -> None:
         b = self.bikes
         row = self.ring[t % len(self.ring)]
-        arriving = np.flatnonzero(row)
+        arriving = row.nonzero()[0]
         if len(arriving):
             count = row[arriving]
             row[arriving] = 0
             self._dock(arriving, count, t)
         p0, p1 = self.ev_ptr[t], self.ev_ptr[t + 1]
-        if p1 > p0:
-            origin = self.ev_origin[p0:p1]
-            ok = self.ev_rank[p0:p1] < b[origin]
-            hit = origin if ok.all() else origin[ok]
-            np.subtract.at(b, hit, 1)
-            if len(hit) < len(origin):
-                missed = np.flatnonzero(~ok) + p0
-                if self.walk_to is not None:
-                    walked, missed = self._walk(missed)
-                    ok[walked - p0] = True
-                np.add.at(self.lost_h, self.ev_origin[missed], 1)
-            self.empty_h[hit[b[hit] == 0]] = True
-            ride = np.arange(p0, p1)[ok] if not ok.all() else slice(p0, p1)
-            self._ride(self.ev_arrival[ride], self.ev_dest[ride])
+        if p1 == p0:
+            return
+        origin = self.ev_origin[p0:p1]
+        ok = self.ev_rank[p0:p1] < b[origin]
+        everyone = ok.all()
+        hit = origin if everyone else origin[ok]
+        np.subtract.at(b, hit, 1)
+        self.empty_h[hit[b[hit] == 0]] = True
+        if everyone:
+            slots = self.ev_slot[p0:p1]
+        else:
+            missed = (~ok).nonzero()[0] + p0
+            if self.walk_to is not None:  # walkers take a bike nearby, then ride as drawn
+                walked, missed = self._walk(missed)
+                ok[walked - p0] = True
+            np.add.at(self.lost_h, self.ev_origin[missed], 1)
+            slots = self.ev_slot[p0:p1][ok]
+            if len(slots) == 0:
+                return
+        if slots.min() < 0:  # some ride past the episode's end
+            np.add.at(self.beyond, -1 - slots[slots < 0], 1)
+            slots = slots[slots >= 0]
+        np.add.at(self._ring_flat, slots, 1)
 
     def _ride(self, arrival: np.ndarray, flat: np.ndarray) -> None:
-        """Riders now on their way to ``flat``, docking at minute ``arrival``."""
+        """Diverted riders now on their way to ``flat``, docking at minute ``arrival``."""
         late = arrival >= self.T
         if late.any():
             np.add.at(self.beyond, flat[late] // self.n, 1)
@@ -373,15 +385,16 @@ class FleetSim:
     def _dock(self, flat: np.ndarray, count: np.ndarray, t: int) -> None:
         """``count`` riders dock at each of the (distinct) stations ``flat``; the overflow rides on."""
         b, cap = self.bikes, self.cap
-        b[flat] += count
-        over = b[flat] - cap[flat]
-        if (over > 0).any():
-            full = flat[over > 0]
-            excess = over[over > 0]
-            b[full] = cap[full]
-            self.div_h[full] += excess
-            self._divert(full, excess, t)
-        self.full_h[flat[b[flat] >= cap[flat]]] = True
+        docked = b[flat] + count
+        room = cap[flat]
+        over = docked - room
+        if over.max() > 0:
+            spill = over > 0
+            docked[spill] = room[spill]
+            self.div_h[flat[spill]] += over[spill]
+            self._divert(flat[spill], over[spill], t)
+        b[flat] = docked
+        self.full_h[flat[docked == room]] = True
 
     def _divert(self, full: np.ndarray, excess: np.ndarray, t: int) -> None:
         """Riders at full stations ride on to the nearest station with a free dock now."""
