@@ -60,7 +60,7 @@ class Chunk:
 # Line decoding
 # --------------------------------------------------------------------------------------------
 
-def iter_lines(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[tuple[int, str]]:
+def iter_lines(stream: IO[bytes], source: str, rejects: Rejects, first_line: int = 1) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, text) of non-blank lines, decoding each line on its own.
 
     UTF-8 first; a line that is not UTF-8 (EMT's 2018-19 ``track`` addresses are Latin-1) is
@@ -68,7 +68,7 @@ def iter_lines(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[tup
     A last line without its newline is marked so the caller can call it truncated.
     """
     recoded = 0
-    for lineno, raw in enumerate(stream, 1):
+    for lineno, raw in enumerate(stream, first_line):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -80,10 +80,10 @@ def iter_lines(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[tup
         rejects.warn(source, "line(s) not UTF-8, decoded as Latin-1", recoded)
 
 
-def _json_records(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[tuple[int, dict]]:
+def _json_records(stream: IO[bytes], source: str, rejects: Rejects, first_line: int = 1) -> Iterator[tuple[int, dict]]:
     """Parse JSON lines; invalid ones are rejected (the unterminated last one as truncated)."""
     pending: tuple[int, str] | None = None
-    for lineno, text in iter_lines(stream, source, rejects):
+    for lineno, text in iter_lines(stream, source, rejects, first_line):
         if pending is not None:
             yield from _parse_json_line(*pending, source, rejects, last=False)
         pending = (lineno, text)
@@ -103,6 +103,68 @@ def _parse_json_line(lineno: int, text: str, source: str, rejects: Rejects, last
         rejects.add(source, lineno, None, f"expected a JSON object, got {type(obj).__name__}", text[:80])
         return
     yield lineno, obj
+
+
+BLOCK_BYTES = 16 << 20
+
+
+def iter_blocks(stream: IO[bytes], block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, int, bytes]]:
+    """Yield (number of the block's first line, lines in it, block of whole lines).
+
+    Memory is bounded by ``block_bytes`` plus one line; the last block may lack its newline.
+    """
+    carry = b""
+    line = 1
+    while True:
+        data = stream.read(block_bytes)
+        if not data:
+            if carry:
+                yield line, carry.count(b"\n") + 1, carry
+            return
+        data = carry + data if carry else data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        block, carry = data[: cut + 1], data[cut + 1 :]
+        n = block.count(b"\n")
+        yield line, n, block
+        line += n
+
+
+def _block_line_numbers(block: bytes, first_line: int, n_lines: int, rows: int) -> np.ndarray | None:
+    """Line numbers of a block's records, or None when they cannot be matched to ``rows``."""
+    if n_lines == rows:
+        return np.arange(first_line, first_line + n_lines)
+    numbers = [first_line + i for i, ln in enumerate(block.split(b"\n")) if ln.strip()]
+    return np.asarray(numbers) if len(numbers) == rows else None
+
+
+def _arrow_block(block: bytes, schema):
+    """Parse a block of JSON lines with pyarrow against ``schema`` (other fields skipped), or
+    None when any line is not valid for it; the caller then parses line by line to say which."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(
+            io.BytesIO(block),
+            read_options=pj.ReadOptions(use_threads=False, block_size=len(block) + 1),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
+        table.validate(full=True)  # the JSON reader does not check UTF-8 in the strings it keeps
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return table
+
+
+def _first_keys(block: bytes) -> set[str]:
+    """Top-level keys of a block's first record (to report unknown fields cheaply)."""
+    try:
+        obj = json.loads(block.split(b"\n", 1)[0].decode("latin-1"))
+    except json.JSONDecodeError:
+        return set()
+    return set(obj) if isinstance(obj, dict) else set()
 
 
 def _batched(items: Iterable, n: int) -> Iterator[list]:
@@ -274,29 +336,57 @@ def _station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *,
     yield Chunk("stations", info.reset_index(drop=True))
 
 
-def read_snapshot_jsonl(stream: IO[bytes], source: str, rejects: Rejects, chunk_lines: int = 200) -> Iterator[Chunk]:
-    """EMT snapshot JSON lines: ``{"_id": "<naive local ISO>", "stations": [13 fields...]}``."""
-    def records() -> Iterator[tuple[int, object, dict]]:
-        for lineno, obj in _json_records(stream, source, rejects):
-            stamp, stations = obj.get("_id"), obj.get("stations")
-            if stamp is None:
-                rejects.add(source, lineno, "_id", "missing field")
-                continue
-            if not isinstance(stations, list):
-                rejects.add(source, lineno, "stations", "missing field or not a list")
-                continue
-            unknown = set(obj) - {"_id", "stations"}
-            if unknown:
-                rejects.warn(source, f"unknown snapshot field(s) ignored: {', '.join(sorted(unknown))}")
-            for st in stations:
-                if isinstance(st, dict):
-                    yield lineno, stamp, st
-                else:
-                    rejects.add(source, lineno, "stations", "station entry is not an object", st)
+def _snapshot_schema():
+    import pyarrow as pa
 
-    # chunk_lines counts snapshots (lines); each holds ~200 stations.
-    for batch in _batched(records(), chunk_lines * 250):
-        yield from _station_records_to_chunks(batch, source, rejects)
+    text, num = pa.string(), pa.int64()
+    station = pa.struct([("id", num), ("number", text), ("name", text), ("address", text), ("latitude", text),
+                         ("longitude", text), ("light", num), ("activate", num), ("no_available", num),
+                         ("total_bases", num), ("dock_bikes", num), ("free_bases", num), ("reservations_count", num)])
+    return pa.schema([("_id", text), ("stations", pa.list_(station))])
+
+
+def read_snapshot_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_bytes: int = BLOCK_BYTES) -> Iterator[Chunk]:
+    """EMT snapshot JSON lines: ``{"_id": "<naive local ISO>", "stations": [13 fields...]}``.
+
+    Blocks of whole lines go through pyarrow (EMT's own types: coordinates as strings, counts
+    as integers); a block that does not fit is parsed line by line, naming bad lines and fields.
+    """
+    schema = _snapshot_schema()
+    for first_line, n_lines, block in iter_blocks(stream, block_bytes):
+        head = _first_keys(block)
+        if head - {"_id", "stations"}:
+            rejects.warn(source, f"unknown snapshot field(s) ignored: {', '.join(sorted(head - {'_id', 'stations'}))}")
+        table = _arrow_block(block, schema)
+        lines = _block_line_numbers(block, first_line, n_lines, table.num_rows) if table is not None else None
+        if table is None or lines is None or table.column("_id").null_count or table.column("stations").null_count:
+            yield from _snapshots_line_by_line(block, first_line, source, rejects)
+            continue
+        stations = table.column("stations").combine_chunks()
+        flat = stations.flatten()
+        frame = pd.DataFrame({field.name: flat.field(field.name).to_pandas() for field in flat.type})
+        lengths = stations.value_lengths().to_numpy(zero_copy_only=False)
+        frame["_stamp"] = np.repeat(table.column("_id").to_numpy(zero_copy_only=False), lengths)
+        frame["_line"] = np.repeat(lines, lengths)
+        yield from _station_frame_to_chunks(frame, source, rejects)
+
+
+def _snapshots_line_by_line(block: bytes, first_line: int, source: str, rejects: Rejects) -> Iterator[Chunk]:
+    records = []
+    for lineno, obj in _json_records(io.BytesIO(block), source, rejects, first_line):
+        stamp, stations = obj.get("_id"), obj.get("stations")
+        if stamp is None:
+            rejects.add(source, lineno, "_id", "missing field")
+            continue
+        if not isinstance(stations, list):
+            rejects.add(source, lineno, "stations", "missing field or not a list")
+            continue
+        for st in stations:
+            if isinstance(st, dict):
+                records.append((lineno, stamp, st))
+            else:
+                rejects.add(source, lineno, "stations", "station entry is not an object", st)
+    yield from _station_records_to_chunks(records, source, rejects)
 
 
 def read_python_str_snapshot(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[Chunk]:
@@ -377,38 +467,78 @@ def read_snapshot_parquet(path, source: str, rejects: Rejects) -> Iterator[Chunk
 # Trips
 # --------------------------------------------------------------------------------------------
 
-def read_trips_jsonl(stream: IO[bytes], source: str, rejects: Rejects, chunk_lines: int = CHUNK_LINES) -> Iterator[Chunk]:
-    """EMT trip JSON lines, mongoexport (``$oid``, ``$date`` +0200) or compact (``Z``) style."""
-    known = TRIP_FIELDS
+def _trip_schema(mongo_style: bool):
+    import pyarrow as pa
+
+    oid = pa.struct([("$oid", pa.string())])
+    when = pa.struct([("$date", pa.string())]) if mongo_style else pa.string()
+    return pa.schema([("_id", oid), ("unplug_hourTime", when), ("idunplug_station", pa.int64()),
+                      ("idplug_station", pa.int64()), ("travel_time", pa.float64()), ("user_type", pa.int64())])
+
+
+def read_trips_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_bytes: int = BLOCK_BYTES) -> Iterator[Chunk]:
+    """EMT trip JSON lines, mongoexport (``$oid``, ``$date`` +0200) or compact (``Z``) style.
+
+    Each block of whole lines is parsed by pyarrow against the six fields used (the ``track``
+    and other fields are skipped unparsed, so their Latin-1 bytes do no harm); a block with any
+    line pyarrow cannot take is parsed line by line, which names each bad line and field.
+    Unknown fields are reported from the first record of each block.
+    """
     unknown: set[str] = set()
-    for batch in _batched(_json_records(stream, source, rejects), chunk_lines):
-        lines, keys, times, origins, dests, durations, users = [], [], [], [], [], [], []
-        for lineno, obj in batch:
-            if not known.issuperset(obj):
-                unknown.update(k for k in obj if k not in known)
-            oid = obj.get("_id")
-            t = obj.get("unplug_hourTime")
-            lines.append(lineno)
-            keys.append(oid.get("$oid") if isinstance(oid, dict) else oid)
-            times.append(t.get("$date") if isinstance(t, dict) else t)
-            origins.append(obj.get("idunplug_station"))
-            dests.append(obj.get("idplug_station"))
-            durations.append(obj.get("travel_time"))
-            users.append(obj.get("user_type"))
-        yield from _trip_chunk(lines, keys, times, origins, dests, durations, users, source, rejects)
+    schemas: dict[bool, object] = {}
+    for first_line, n_lines, block in iter_blocks(stream, block_bytes):
+        head = _first_keys(block)
+        unknown |= head - TRIP_FIELDS
+        mongo = b'"$date"' in block[: block.find(b"\n")]  # the first record tells the style
+        table = _arrow_block(block, schemas.setdefault(mongo, _trip_schema(mongo)))
+        lines = _block_line_numbers(block, first_line, n_lines, table.num_rows) if table is not None else None
+        if table is None or lines is None:
+            yield from _trips_line_by_line(block, first_line, source, rejects, unknown)
+            continue
+        oid = table.column("_id").combine_chunks().field("$oid")
+        when = table.column("unplug_hourTime").combine_chunks()
+        if mongo:
+            when = when.field("$date")
+        yield from _trip_chunk(
+            lines, oid.to_pandas(), when.to_pandas(), table.column("idunplug_station").to_pandas(),
+            table.column("idplug_station").to_pandas(), table.column("travel_time").to_pandas(),
+            table.column("user_type").to_pandas(), source, rejects)
     if unknown:
         rejects.warn(source, f"unknown trip field(s) ignored: {', '.join(sorted(unknown))}")
 
 
+def _trips_line_by_line(block: bytes, first_line: int, source: str, rejects: Rejects, unknown: set[str]) -> Iterator[Chunk]:
+    lines, keys, times, origins, dests, durations, users = [], [], [], [], [], [], []
+    for lineno, obj in _json_records(io.BytesIO(block), source, rejects, first_line):
+        if not TRIP_FIELDS.issuperset(obj):
+            unknown.update(k for k in obj if k not in TRIP_FIELDS)
+        oid = obj.get("_id")
+        t = obj.get("unplug_hourTime")
+        lines.append(lineno)
+        keys.append(oid.get("$oid") if isinstance(oid, dict) else oid)
+        times.append(t.get("$date") if isinstance(t, dict) else t)
+        origins.append(obj.get("idunplug_station"))
+        dests.append(obj.get("idplug_station"))
+        durations.append(obj.get("travel_time"))
+        users.append(obj.get("user_type"))
+    yield from _trip_chunk(lines, keys, times, origins, dests, durations, users, source, rejects)
+
+
 def _trip_chunk(lines, keys, times, origins, dests, durations, users, source, rejects, *, naive_local=False) -> Iterator[Chunk]:
-    if not lines:
+    if not len(lines):
         return
     bad = np.zeros(len(lines), bool)
+    times = pd.Series(times, dtype=object).reset_index(drop=True)
     if naive_local:
-        unplug = localize_wall_clock(pd.to_datetime(pd.Series(times), errors="coerce"))
+        unplug = localize_wall_clock(pd.to_datetime(times, errors="coerce"))
     else:
-        unplug = parse_instants(pd.Series(times, dtype=object))
-    missing_t = pd.Series(times, dtype=object).isna().to_numpy()
+        # EMT stamps are hour-truncated: a month has ~720 distinct values, parsed once each.
+        codes, uniques = pd.factorize(times)
+        parsed = pd.DatetimeIndex(parse_instants(pd.Series(uniques, dtype=object)))
+        unplug = pd.Series(parsed.take(np.where(codes >= 0, codes, 0)) if len(uniques) else
+                           pd.DatetimeIndex([pd.NaT] * len(times), tz=parsed.tz))
+        unplug[codes < 0] = pd.NaT
+    missing_t = times.isna().to_numpy()
     for i in np.flatnonzero(missing_t):
         rejects.add(source, lines[i], "unplug_hourTime", "missing field")
     for i in np.flatnonzero(unplug.isna().to_numpy() & ~missing_t):
@@ -417,8 +547,8 @@ def _trip_chunk(lines, keys, times, origins, dests, durations, users, source, re
     frm = _to_int(origins, "idunplug_station", lines, source, rejects, bad)
     to = _to_int(dests, "idplug_station", lines, source, rejects, bad, required=False)
     user = _to_int(users, "user_type", lines, source, rejects, bad, required=False)
-    raw_dur = pd.Series(durations, dtype=object)
-    dur = pd.to_numeric(raw_dur, errors="coerce")
+    raw_dur = durations.reset_index(drop=True) if isinstance(durations, pd.Series) else pd.Series(durations, dtype=object)
+    dur = raw_dur.astype(float) if pd.api.types.is_numeric_dtype(raw_dur.dtype) else pd.to_numeric(raw_dur, errors="coerce")
     for i in np.flatnonzero(dur.isna().to_numpy() & raw_dur.notna().to_numpy() & ~bad):
         rejects.add(source, lines[i], "travel_time", "not a number", raw_dur.iloc[i])
     bad |= (dur.isna() & raw_dur.notna()).to_numpy()
@@ -435,7 +565,7 @@ def _trip_chunk(lines, keys, times, origins, dests, durations, users, source, re
         "to_station": to,
         "user_type": user,
         "source": source,
-        "trip_key": pd.Series(keys, dtype=object).map(lambda k: None if k is None else str(k)),
+        "trip_key": pd.Series(keys, dtype=object).reset_index(drop=True).map(lambda k: None if k is None else str(k)),
     })
     yield Chunk("trips", frame[~bad].reset_index(drop=True))
 

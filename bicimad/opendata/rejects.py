@@ -34,6 +34,7 @@ class Rejects:
     warnings: Counter = field(default_factory=Counter)
 
     def add(self, file: str, line, field_: str | None, reason: str, value=None) -> None:
+        line = line.item() if hasattr(line, "item") else line  # numpy scalars print as plain numbers
         key = (file, reason)
         self.counts[key] += 1
         if self.counts[key] <= self.keep_per_reason:
