@@ -43,6 +43,7 @@ class FleetSim:
         self.H = self.sampler.n_hours
         self.hours = self.sampler.hours
         self.T = self.H * 60
+        self.hour_of_day = self.hours.hour.to_numpy()
         self.vph = scenario.fleet.visits_per_hour
         self.slot_edges = [round(60 * s / self.vph) for s in range(self.vph + 1)]
         self.n_steps = self.H * self.vph
@@ -218,7 +219,7 @@ class FleetSim:
         obs[:, o + k:o + 2 * k] = self.truck_pos / max(n - 1, 1)
         left = self.visits_left if self.slot else np.full((self.E, k), self.vph)
         obs[:, o + 2 * k:o + 3 * k] = left / self.vph
-        day_fraction = (self.hours[h].hour + self.slot / self.vph) / 24.0
+        day_fraction = (self.hour_of_day[h] + self.slot / self.vph) / 24.0
         obs[:, o + 3 * k] = np.sin(2 * np.pi * day_fraction)
         obs[:, o + 3 * k + 1] = np.cos(2 * np.pi * day_fraction)
         obs[:, o + 3 * k + 2] = self.slot / self.vph
@@ -320,7 +321,7 @@ class FleetSim:
         if len(es) == 0:
             return
         flat = es * self.n + self.visit_station[es, js]
-        if len(np.unique(flat)) == len(flat):
+        if len(flat) == 1 or len(set(flat.tolist())) == len(flat):
             self._transfer(es, js, flat)
         else:
             for i in range(len(es)):
@@ -465,7 +466,7 @@ class FleetSim:
         end = self.H if horizon is None else min(self.H, h + horizon)
         return FleetView(
             hour_index=h,
-            hour_of_day=int(self.hours[min(h, self.H - 1)].hour),
+            hour_of_day=int(self.hour_of_day[min(h, self.H - 1)]),
             station_ids=self.network.station_ids,
             bikes=self.bikes2d()[env].copy(),
             capacity=self.network.capacity.copy(),
