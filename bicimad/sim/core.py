@@ -201,7 +201,7 @@ class FleetSim:
 
     @property
     def observation_size(self) -> int:
-        return 5 * self.n + 3 * self.k + 4
+        return 5 * self.n + 4 * self.k + 4
 
     def observe(self) -> np.ndarray:
         """(E, observation_size) float32 in [-1, 1]; layout in the env docstring."""
@@ -217,13 +217,15 @@ class FleetSim:
         o = 5 * n
         obs[:, o:o + k] = self.truck_load / self.scenario.fleet.truck_capacity
         obs[:, o + k:o + 2 * k] = self.truck_pos / max(n - 1, 1)
+        obs[:, o + 2 * k:o + 3 * k] = self.bases / max(n - 1, 1)
         left = self.visits_left if self.slot else np.full((self.E, k), self.vph)
-        obs[:, o + 2 * k:o + 3 * k] = left / self.vph
+        obs[:, o + 3 * k:o + 4 * k] = left / self.vph
+        o += 4 * k
         day_fraction = (self.hour_of_day[h] + self.slot / self.vph) / 24.0
-        obs[:, o + 3 * k] = np.sin(2 * np.pi * day_fraction)
-        obs[:, o + 3 * k + 1] = np.cos(2 * np.pi * day_fraction)
-        obs[:, o + 3 * k + 2] = self.slot / self.vph
-        obs[:, o + 3 * k + 3] = self.step_index / self.n_steps
+        obs[:, o] = np.sin(2 * np.pi * day_fraction)
+        obs[:, o + 1] = np.cos(2 * np.pi * day_fraction)
+        obs[:, o + 2] = self.slot / self.vph
+        obs[:, o + 3] = self.step_index / self.n_steps
         return obs
 
     def occupancy_counts(self) -> np.ndarray:

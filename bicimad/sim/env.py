@@ -86,7 +86,7 @@ class RebalanceEnv(gym.Env):
     A planner's `Visit(station, bikes)` is the same move with a bike count instead of a level.
 
     ## Observation Space
-    `Box(-1, 1, (5n + 3k + 4,), float32)`:
+    `Box(-1, 1, (5n + 4k + 4,), float32)`:
 
     | slice | observation | scale |
     |-------|-------------|-------|
@@ -97,8 +97,9 @@ class RebalanceEnv(gym.Env):
     | 4n : 5n | forecast returns this hour, r / (r + capacity) | 0-1 |
     | 5n : 5n+k | truck load / truck capacity | 0-1 |
     | 5n+k : 5n+2k | truck position (station index / (n - 1)) | 0-1 |
-    | 5n+2k : 5n+3k | visits left this hour / visits per hour | 0-1 |
-    | 5n+3k : +2 | sin, cos of the time of day | -1-1 |
+    | 5n+2k : 5n+3k | truck base (station index / (n - 1)) | 0-1 |
+    | 5n+3k : 5n+4k | visits left this hour / visits per hour | 0-1 |
+    | 5n+4k : +2 | sin, cos of the time of day | -1-1 |
     | +2 | slot within the hour / visits per hour | 0-1 |
     | +3 | fraction of the episode done | 0-1 |
 

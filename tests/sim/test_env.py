@@ -20,8 +20,11 @@ def test_check_env_passes_on_registered_default():
     assert env.spec.vector_entry_point == "bicimad.sim.vector:RebalanceVectorEnv"
 
 
-def test_check_env_small(env):
-    check_env(env)
+def test_check_env_small(small_network, small_demand, small_scenario):
+    env = gym.make(ENV_ID, scenario=small_scenario, network=small_network, demand=small_demand, render_mode="ansi")
+    check_env(env.unwrapped)
+    env.reset(seed=0)
+    assert "docked" in env.render()
 
 
 def test_episode_runs_to_truncation_with_occupancy_table(env, small_network):
@@ -58,3 +61,21 @@ def test_episode_runs_to_truncation_with_occupancy_table(env, small_network):
     assert total == pytest.approx(expected)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(env.action_space.sample())
+
+
+def test_make_vec_uses_the_numpy_vector_env():
+    from gymnasium.vector import AutoresetMode
+
+    from bicimad.sim.vector import RebalanceVectorEnv
+
+    scenario = "synthetic-default"
+    envs = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", scenario=scenario)
+    assert isinstance(envs.unwrapped, RebalanceVectorEnv)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs, info = envs.reset(seed=5)
+    assert obs.shape == (3, envs.single_observation_space.shape[0]) and envs.observation_space.contains(obs)
+    assert info["action_mask"].shape == (3, 6, 211)
+    obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    assert reward.shape == (3,) and not terminated.any() and not truncated.any()
+    assert set(info) >= {"lost_trips", "_lost_trips", "occupancy", "action_mask"}
+    envs.close()
