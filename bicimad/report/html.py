@@ -53,6 +53,9 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> RunData:
         summary = occ.summary_table(occ.summarise(frame, planner) for planner, frame in per_planner.items())
     else:
         raise RunFolderError(f"{path}: no occupancy.csv and no occupancy/<planner>.parquet; not a run folder")
+    # station-hour tables in the summary's planner order (the order the run chose)
+    order = {name: i for i, name in enumerate(summary["planner"].astype(str))}
+    per_planner = dict(sorted(per_planner.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
     stations = read_table("stations", path / "stations.parquet") if (path / "stations.parquet").exists() else None
     manifest = {}
     if (path / "manifest.json").exists():
@@ -75,7 +78,8 @@ def _table(frame: pd.DataFrame, css: str) -> str:
             formatters[column] = lambda v: "" if pd.isna(v) else f"{100 * v:.1f} %"
         elif pd.api.types.is_float_dtype(frame[column]):
             whole = bool((frame[column].dropna() % 1 == 0).all())  # counts stored as floats
-            formatters[column] = lambda v, whole=whole: "" if pd.isna(v) else f"{v:,.0f}" if whole else f"{v:,.2f}"
+            formatters[column] = lambda v, whole=whole: ("" if pd.isna(v) else f"{v:,.0f}" if whole
+                                                         else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3g}")
     frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
     formatters = {k.replace("_", " "): f for k, f in formatters.items()}
     return frame.to_html(index=False, classes=css, formatters=formatters, border=0, na_rep="", escape=True)

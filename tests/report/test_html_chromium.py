@@ -54,6 +54,9 @@ def test_report_cli_renders_in_chromium(two_runs, tmp_path, browser):
     assert all(r[6].endswith("%") for r in rows)  # problem share formatted as a percentage
     worst = browser.execute_script("return document.querySelectorAll('table.worst').length;")
     assert worst == 4
+    captions = browser.execute_script(
+        "return Array.from(document.querySelectorAll('figcaption')).map(c => c.innerText);")
+    assert captions == ["2018-09-03 / noop", "2018-09-03 / greedy", "2018-09-04 / noop", "2018-09-04 / ortools"]
     height = browser.execute_script("return document.querySelector('table.summary').getBoundingClientRect().height;")
     assert height > 50  # laid out, not collapsed
 
