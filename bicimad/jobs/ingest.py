@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--seed", type=int, default=0, help="seed of the synthetic city (default 0)")
     src.add_argument("--portal", metavar="START:END", help="download months YYYY-MM:YYYY-MM from EMT's open-data portal")
     src.add_argument("--live", choices=("gbfs", "emt"), help="fetch the live station state as one more snapshot")
-    src.add_argument("--gbfs-url", help="GBFS base URL for --live gbfs (default: the client's BiciMAD feed)")
+    src.add_argument("--gbfs-url", help="GBFS discovery or feed-folder URL for --live gbfs (default: BiciMAD's public feed)")
     chk = p.add_argument_group("bad input")
     chk.add_argument("--strict", action="store_true", help="any rejected record fails the ingest (exit 3)")
     chk.add_argument("--max-reject-share", type=float, default=0.01, metavar="SHARE",
@@ -161,16 +161,22 @@ def run_ingest(args: argparse.Namespace) -> int:
         start, sep, end = args.portal.partition(":")
         if not sep:
             raise CommandError(f"--portal {args.portal!r}: expected START:END as YYYY-MM:YYYY-MM")
-        for p in _lazy("portal", "--portal").download(start, end or start, raw / "portal"):
+        portal = _lazy("portal", "--portal")
+        try:
+            downloaded = portal.download(start, end or start, raw / "portal")
+        except (portal.DownloadError, ValueError) as exc:
+            raise CommandError(f"--portal {args.portal}: {exc}") from exc
+        for p in downloaded:
             _record_raw(raw, manifest, Path(p), "EMT open-data portal")
     if args.live:
         live = _lazy("live", "--live")
-        if args.live == "gbfs":
-            if not args.gbfs_url:
-                raise CommandError("--live gbfs needs --gbfs-url (the feed's base URL)")
-            p = live.fetch_gbfs(args.gbfs_url, raw / "live")
-        else:
-            p = live.fetch_mobilitylabs(raw / "live")
+        try:
+            if args.live == "gbfs":
+                p = live.fetch_gbfs(args.gbfs_url or live.BICIMAD_GBFS_URL, raw / "live")
+            else:
+                p = live.fetch_mobilitylabs(raw / "live")
+        except live.LiveError as exc:
+            raise CommandError(f"--live {args.live}: {exc}") from exc
         _record_raw(raw, manifest, Path(p), f"live {args.live}")
     write_json(_raw_manifest_path(raw), manifest)
 
