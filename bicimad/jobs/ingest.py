@@ -245,7 +245,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 def run_summary(args: argparse.Namespace) -> int:
-    from bicimad.opendata.summary import format_table, summarise
+    from bicimad.opendata.summary import build_info, format_table, summarise
 
     processed = config.processed_dir(config.data_dir(args.data_dir))
     try:
@@ -255,5 +255,5 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
-        print(format_table(rows))
+        print(format_table(rows, build_info(processed)))
     return 0

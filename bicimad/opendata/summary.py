@@ -3,6 +3,7 @@ missing hours and trips."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -42,10 +43,24 @@ def summarise(processed: Path) -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    """A fixed-width text table of :func:`summarise`'s rows."""
+def build_info(processed: Path) -> dict:
+    """What the last successful ingest recorded (dataset, time, counts, rejects), if anything."""
+    path = processed / "ingest.json"
+    if not path.exists():
+        return {}
+    info = json.loads(path.read_text(encoding="utf-8"))
+    return {k: info.get(k) for k in ("dataset", "built", "counts", "rejected")}
+
+
+def format_table(rows: list[dict], info: dict | None = None) -> str:
+    """A fixed-width text table of :func:`summarise`'s rows, under a line about the build."""
+    head = []
+    if info:
+        counts = ", ".join(f"{n:,} {name}" for name, n in (info.get("counts") or {}).items())
+        head.append(f"dataset {info.get('dataset')} built {info.get('built')}: {counts}; "
+                    f"{info.get('rejected') or 0:,} record(s) rejected (processed/rejects.csv)")
     if not rows:
-        return "no data: the processed tables are empty"
+        return "\n".join(head + ["no data: the processed tables are empty"])
     cols = [("source", "source", 48), ("month", "month", 7), ("kind", "kind", 9), ("stations", "stations", 8),
             ("snapshots", "snapshots", 9), ("coverage", "coverage", 8), ("missing_hours", "missing h", 9),
             ("trips", "trips", 8)]
@@ -62,7 +77,7 @@ def format_table(rows: list[dict]) -> str:
             if len(text) > width:
                 text = "…" + text[-(width - 1):]
         return text.ljust(width) if key in ("source", "month", "kind") else text.rjust(width)
-    lines = ["  ".join(h.ljust(w) if k in ("source", "month", "kind") else h.rjust(w) for k, h, w in cols)]
+    lines = head + ["  ".join(h.ljust(w) if k in ("source", "month", "kind") else h.rjust(w) for k, h, w in cols)]
     lines += ["  ".join(cell(r, k, w) for k, _, w in cols) for r in rows]
     snap_rows = sum(r["rows"] for r in rows if r["kind"] == "snapshots")
     trip_rows = sum(r["rows"] for r in rows if r["kind"] == "trips")
