@@ -275,62 +275,41 @@ def step_demand_model(ctx: NightlyRun):
 
 
 def step_forecast(ctx: NightlyRun):
-    """forecast.parquet (rates per station-hour of D+1) and od.parquet."""
+    """forecast.parquet (rates per station-hour of D+1, with the demand module's explicit
+    fallbacks for stations with too little history) and od.parquet (from trips before D+1)."""
     import json
 
-    import numpy as np
     import pandas as pd
 
+    from bicimad.config import TZ
+    from bicimad.demand.forecast import forecast_day
     from bicimad.demand.models import DemandModel
     from bicimad.demand.od import build_od
-    from bicimad.demand.panel import build_panel
     from bicimad.jobs.batch import StepResult
     from bicimad.opendata.schemas import read_table, write_table
 
     ledger = json.loads((ctx.run_dir / "ledger.json").read_text(encoding="utf-8"))["steps"]
     model_path = Path(ledger["demand_model"]["facts"]["path"])
-    model = DemandModel.load(model_path)
-    history, stations = _load_history(ctx)
-    panel = build_panel(history, stations, end=ctx.target + dt.timedelta(days=1))
-    day = panel.day_index(ctx.target)
-    pick, ret = model.predict_rates(panel, np.array([day]))
-    pick, ret = pick[0], ret[0]
-    method = np.full(pick.shape, model_path.name, dtype=object)
-    # Stations the model does not know (new, or too little history): the network-wide median
-    # rate of the same hour, marked as a fallback in ``method``.
-    unknown = ~(np.isfinite(pick) & np.isfinite(ret))
-    if unknown.any():
-        hourly_pick = np.nan_to_num(np.nanmedian(np.where(unknown, np.nan, pick), axis=1, keepdims=True))
-        hourly_ret = np.nan_to_num(np.nanmedian(np.where(unknown, np.nan, ret), axis=1, keepdims=True))
-        pick = np.where(unknown, hourly_pick, pick)
-        ret = np.where(unknown, hourly_ret, ret)
-        method[unknown] = "fallback:hourly-median"
-        log.warning("forecast: %d station(s) without model rates use the hourly median",
-                    int(unknown.any(axis=0).sum()))
-    hours = panel.hour_stamps(day)
-    n = panel.n_stations
-    forecast = pd.DataFrame({
-        "station_id": np.tile(panel.station_ids, len(hours)),
-        "hour": np.repeat(hours, n),
-        "pickup_rate": np.maximum(pick, 0).ravel(),
-        "return_rate": np.maximum(ret, 0).ravel(),
-        "method": method.ravel(),
-    }).drop_duplicates(["station_id", "hour"])  # the spring-forward hour is shifted onto the next
+    station_hours = read_table("station_hours", ctx.processed / "station_hours.parquet")
+    stations = read_table("stations", ctx.processed / "stations.parquet")
+    forecast = forecast_day(DemandModel.load(model_path), station_hours, stations, ctx.target)
+    methods = forecast.attrs.get("methods", {})
     trips_path = ctx.processed / "trips.parquet"
     trips = read_table("trips", trips_path) if trips_path.exists() else None
     if trips is not None:
-        trips = trips[trips["unplug_ts"] < pd.Timestamp(ctx.target).tz_localize(hours.tz)]
-    od = build_od(stations[stations["station_id"].isin(panel.station_ids)], trips)
+        trips = trips[trips["unplug_ts"] < pd.Timestamp(ctx.target).tz_localize(TZ)]
+    od = build_od(stations[stations["station_id"].isin(forecast["station_id"])], trips)
     outputs = [write_table(forecast, "forecast", ctx.run_dir / "forecast.parquet"),
                write_table(od, "od", ctx.run_dir / "od.parquet")]
     return StepResult(outputs=outputs, facts={
-        "model": model_path.name, "pickups": round(float(forecast["pickup_rate"].sum()), 1),
-        "returns": round(float(forecast["return_rate"].sum()), 1),
-        "fallback_stations": int(unknown.any(axis=0).sum())})
+        "model": model_path.name, "methods": methods,
+        "pickups": round(float(forecast["pickup_rate"].sum()), 1),
+        "returns": round(float(forecast["return_rate"].sum()), 1)})
 
 
 def _episode_inputs(ctx: NightlyRun):
-    """The network at the last snapshot of D and the forecast demand of D+1."""
+    """The stations, the last snapshot of D (the start state), the network at that snapshot,
+    and the forecast demand of D+1."""
     import pandas as pd
 
     from bicimad.opendata.schemas import read_table
@@ -346,7 +325,24 @@ def _episode_inputs(ctx: NightlyRun):
     network = Network.from_tables(data.stations, snapshot)
     forecast = read_table("forecast", ctx.run_dir / "forecast.parquet")
     od = read_table("od", ctx.run_dir / "od.parquet")
-    return data.stations, network, Demand.from_tables(network, forecast, od), before[-1]
+    return data.stations, snapshot, network, Demand.from_tables(network, forecast, od)
+
+
+def load_run_inputs(run_dir: str | Path):
+    """A finished nightly run's network (its stations at the start snapshot) and forecast
+    demand, e.g. for what-if sweeps on tomorrow's city."""
+    from bicimad.opendata.schemas import read_table
+    from bicimad.sim.network import Network
+    from bicimad.sim.riders import Demand
+
+    run_dir = Path(run_dir)
+    files = {name: run_dir / f"{name}.parquet" for name in ("stations", "start", "forecast", "od")}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir}: not a finished nightly run folder (missing {missing[0]})")
+    network = Network.from_tables(read_table("stations", files["stations"]), read_table("snapshots", files["start"]))
+    demand = Demand.from_tables(network, read_table("forecast", files["forecast"]), read_table("od", files["od"]))
+    return network, demand
 
 
 class RecordingPlanner:
@@ -391,7 +387,8 @@ def step_simulate(ctx: NightlyRun):
 
     from tqdm import tqdm
 
-    stations, network, demand, start = _episode_inputs(ctx)
+    stations, start_rows, network, demand = _episode_inputs(ctx)
+    start = start_rows["ts"].iloc[0]
     scenario = load_scenario(ctx.config.scenario)
     outputs = [write_scenario(scenario, ctx.run_dir / "scenario.toml")]
     rows, plans = [], []
@@ -421,7 +418,8 @@ def step_simulate(ctx: NightlyRun):
     with atomic_path(ctx.run_dir / "plans.csv") as tmp:
         plans.to_csv(tmp, index=False)
     write_table(stations, "stations", ctx.run_dir / "stations.parquet")
-    outputs += [ctx.run_dir / "occupancy.csv", ctx.run_dir / "plans.csv", ctx.run_dir / "stations.parquet"]
+    write_table(start_rows, "snapshots", ctx.run_dir / "start.parquet")
+    outputs += [ctx.run_dir / name for name in ("occupancy.csv", "plans.csv", "stations.parquet", "start.parquet")]
     return StepResult(outputs=outputs, facts={"start_snapshot": str(start), "stations": int(network.n),
                                               "scenario": scenario.name, "seeds": ctx.seeds})
 

@@ -76,7 +76,10 @@ class WhatIfConfig:
     scenario: str = "synthetic-default"
     """base scenario: a name in sim/scenarios/ or a path to a scenario TOML"""
     start: str | None = None
-    """first simulated day (YYYY-MM-DD); default: the scenario's own"""
+    """first simulated day (YYYY-MM-DD) of a synthetic network; default 2018-09-27"""
+    run: str | None = None
+    """a finished nightly run folder: sweep on its network, start state and forecast day
+    instead of the scenario's synthetic ones (then days must be 1)"""
     days: int = 1
     """consecutive days each task simulates"""
     planners: tuple[str, ...] = ("noop", "greedy")
@@ -99,6 +102,8 @@ class WhatIfConfig:
             raise ValueError("planners: needs at least one planner")
         if self.workers < 0:
             raise ValueError("workers: must be >= 0")
+        if self.run is not None and self.days != 1:
+            raise ValueError("days: a nightly run folder holds one forecast day; days must be 1 with run")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +112,7 @@ class Task:
 
     scenario: str
     start: str | None
+    run: str | None
     days: int
     trucks: int
     truck_capacity: int
@@ -140,7 +146,7 @@ def make_tasks(config: WhatIfConfig) -> list[Task]:
         point = dict(zip(GRID_PARAMS, values))
         for planner in config.planners:
             for index, seed in enumerate(seeds):
-                tasks.append(Task(scenario=config.scenario, start=config.start, days=config.days,
+                tasks.append(Task(scenario=config.scenario, start=config.start, run=config.run, days=config.days,
                                   planner=planner, seed_index=index, seed=seed, **point))
     return tasks
 
@@ -350,6 +356,13 @@ def run(args) -> int:
         load_scenario(config.scenario)
     except ValueError as exc:
         raise CommandError(f"{args.config}: scenario: {exc}", EXIT_USAGE) from None
+    if config.run:
+        from bicimad.jobs.nightly import load_run_inputs
+
+        try:
+            load_run_inputs(config.run)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CommandError(f"{args.config}: run: {exc}", EXIT_USAGE) from None
     out = Path(args.out) if args.out else paths.runs_dir(args.data_dir) / "whatif" / config.name
     out.mkdir(parents=True, exist_ok=True)
     write_config(config, out / "whatif.toml")
@@ -375,8 +388,10 @@ def run(args) -> int:
 
 def simulate_task(task: Task) -> dict:
     """Simulate one task: the base scenario with the task's fleet and demand multiplier, driven
-    by the task's planner. Day ``d`` of the task is an independent day (starting from the
-    network's initial bikes) whose riders come from the task's seed and ``d`` only."""
+    by the task's planner, on the scenario's synthetic network or on a nightly run's network,
+    start state and forecast (``task.run``). Day ``d`` of the task is an independent day
+    (starting from the network's initial bikes) whose riders come from the task's seed and
+    ``d`` only."""
     import time
 
     import numpy as np
@@ -397,17 +412,24 @@ def simulate_task(task: Task) -> dict:
         "fleet.bases": [],  # bases are chosen for the task's fleet size
         "riders.demand_multiplier": task.demand_scale,
     })
-    if scenario.network.source != "synthetic":
-        raise ValueError(f"scenario {scenario.name!r}: what-if sweeps run on synthetic networks "
-                         f"(network.source = {scenario.network.source!r})")
-    network = synthetic_network(scenario.network.stations, scenario.network.seed)
-    start = pd.Timestamp(task.start or "2018-09-27")
+    if task.run:
+        from bicimad.jobs.nightly import load_run_inputs
+
+        network, demand = load_run_inputs(task.run)
+        day_inputs = [(network, demand)]
+    else:
+        if scenario.network.source != "synthetic":
+            raise ValueError(f"scenario {scenario.name!r} (network.source = {scenario.network.source!r}): "
+                             "give a nightly run folder as `run` for a processed network")
+        network = synthetic_network(scenario.network.stations, scenario.network.seed)
+        start = pd.Timestamp(task.start or "2018-09-27")
+        day_inputs = [(network, synthetic_demand(network, date=(start + pd.Timedelta(days=d)).date().isoformat(),
+                                                 seed=scenario.network.seed)) for d in range(task.days)]
     day_seeds = np.random.SeedSequence(task.seed).generate_state(task.days, dtype=np.uint32)
     rows = []
-    for day in range(task.days):
-        date = (start + pd.Timedelta(days=day)).date().isoformat()
-        demand = synthetic_demand(network, date=date, seed=scenario.network.seed)
-        result = run_episode(network, demand, None, scenario, make_planner(task.planner), seed=int(day_seeds[day]))
+    for (network, demand), day_seed in zip(day_inputs, day_seeds):
+        # the planner sees the demand it is judged on: a what-if asks what the fleet could do
+        result = run_episode(network, demand, None, scenario, make_planner(task.planner), seed=int(day_seed))
         rows.append(result.summary.iloc[0])
     days = pd.DataFrame(rows)
     counts = {k: int(days[k].sum()) for k in ("balanced", "empty", "full", "empty_and_full")}

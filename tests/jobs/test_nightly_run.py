@@ -142,3 +142,32 @@ def test_date_beyond_the_data_exits_66(city, tmp_path):
     done = nightly(tmp_path / "data", city, "--date", "2018-10-20")
     assert done.returncode == 66, done.stderr
     assert "no snapshot on 2018-10-20" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_whatif_sweeps_the_fleet_on_a_nightly_run(reference, tmp_path):
+    run_dir = reference[0] / "runs" / "nightly" / DATE
+    config = tmp_path / "sweep.toml"
+    config.write_text(textwrap.dedent(f"""
+        name = "tomorrow"
+        run = "{run_dir}"
+        planners = ["noop", "greedy"]
+        seeds = 1
+        [grid]
+        trucks = [0, 6]
+    """), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "bicimad", "whatif", "--config", str(config), "--out",
+                           str(tmp_path / "out"), "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = pd.read_csv(tmp_path / "out" / "results.csv").set_index(["planner", "trucks"])
+    stations = len(read_table("stations", run_dir / "stations.parquet"))
+    assert (results[["balanced", "empty", "full", "empty_and_full"]].sum(axis=1) == 24 * stations).all()
+    assert results.loc[("noop", 0), "problem_share"] == results.loc[("greedy", 0), "problem_share"]
+    assert results.loc[("greedy", 6), "bikes_moved"] > 0
+
+
+def test_whatif_with_a_folder_that_is_not_a_run_is_a_config_error(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(f'run = "{tmp_path}"\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "bicimad", "whatif", "--config", str(config), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "not a finished nightly run folder" in done.stderr
