@@ -74,10 +74,10 @@ class FileResult:
 
     @property
     def reject_share(self) -> float:
+        """Rejected records over all records read (snapshot rows or trips; station rows for a station list)."""
         bad = sum(self.rejected.values())
-        total = bad + sum(n for kind, n in self.rows.items() if kind != "stations") + (
-            self.rows.get("stations", 0) if set(self.rows) <= {"stations"} else 0)
-        return bad / total if total else 0.0
+        kept = sum(n for kind, n in self.rows.items() if kind != "stations") or self.rows.get("stations", 0)
+        return bad / (bad + kept) if bad + kept else 0.0
 
 
 @dataclass

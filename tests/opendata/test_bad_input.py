@@ -84,6 +84,8 @@ def test_unknown_field_is_kept_and_reported():
     ({"dock_bikes": 25, "free_bases": 0}, "dock_bikes", "more bikes than docks (dock_bikes > total_bases)"),
     ({"free_bases": 15}, "free_bases", "dock_bikes + free_bases > total_bases"),
     ({"total_bases": "many"}, "total_bases", "not an integer"),
+    ({"dock_bikes": None}, "dock_bikes", "missing field"),
+    ({"id": None, "number": None}, "id", "missing field (neither id nor number)"),
 ])
 def test_impossible_snapshot_values(change, field, reason):
     stations = [station_record(1, 5), {**station_record(2, 10), **change}, station_record(3, 0)]
