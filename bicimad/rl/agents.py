@@ -44,6 +44,13 @@ class Agent(Protocol):
 
 AgentFactory = Callable[[gym.Space, gym.Space], Agent]
 
+#: Optional fast path: an agent may define ``numpy_policy()`` returning a :data:`NumpyPolicy`, a
+#: snapshot of its current weights that maps ``(obs, mask, rng)`` to numpy
+#: ``(action (batch, k), log_prob (batch,), value (batch,))``. Rollouts then run without torch,
+#: whose per-call overhead dominates for small networks; training still uses torch.
+NumpyPolicy = Callable[[np.ndarray, "np.ndarray | None", np.random.Generator],
+                       tuple[np.ndarray, np.ndarray, np.ndarray]]
+
 
 class MultiCategorical:
     """Independent categorical choices over ``nvec`` with optional invalid-action masking.
@@ -97,6 +104,32 @@ def _padding_mask(nvec: tuple[int, ...], device) -> torch.Tensor:
         with torch.inference_mode(False):  # cached: must be usable under autograd later
             _PADDING_CACHE[key] = torch.arange(width, device=device)[None, :] < torch.tensor(nvec, device=device)[:, None]
     return _PADDING_CACHE[key]
+
+
+def sample_numpy(logits: np.ndarray, nvec: tuple[int, ...], mask: np.ndarray | None,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy twin of :class:`MultiCategorical`: ``(action (batch, k), summed log_prob (batch,))``."""
+    batch, width = logits.shape[0], max(nvec)
+    if all(n == width for n in nvec):
+        padded = logits.reshape(batch, len(nvec), width)
+        allowed = None if mask is None else mask.reshape(batch, len(nvec), width)
+    else:
+        valid = np.arange(width)[None, :] < np.array(nvec)[:, None]
+        padded = np.full((batch, len(nvec), width), -1e9, np.float32)
+        padded[:, valid] = logits
+        allowed = np.zeros((batch, len(nvec), width), bool)
+        allowed[:, valid] = True if mask is None else mask
+    if allowed is not None:
+        padded = np.where(allowed, padded, np.float32(-1e9))
+    shifted = padded - padded.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    cdf = np.cumsum(np.exp(log_probs), -1)
+    # First index whose cumulative probability exceeds u: zero-probability (masked) choices
+    # never are, since their cumulative value equals the previous one.
+    u = rng.random((batch, len(nvec), 1), dtype=np.float32) * cdf[..., -1:]
+    action = (cdf > u).argmax(-1)
+    log_prob = np.take_along_axis(log_probs, action[..., None], -1)[..., 0].sum(-1)
+    return action, log_prob
 
 
 def action_nvec(action_space: gym.Space) -> tuple[int, ...]:
@@ -179,6 +212,25 @@ class MLPAgent(_CategoricalActorCritic):
 
     def actor_logits(self, obs):
         return self._mlp(self.features(obs), self.actor)
+
+    def numpy_policy(self) -> NumpyPolicy:
+        """A numpy snapshot of the current weights for rollouts (see :data:`NumpyPolicy`)."""
+        def weights(net):
+            return [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy())
+                    for layer in net if isinstance(layer, nn.Linear)]
+
+        actor, critic, nvec = weights(self.actor), weights(self.critic), self.nvec
+
+        def mlp(x, layers):
+            (w1, b1), (w2, b2), (w3, b3) = layers
+            return np.tanh(np.tanh(x @ w1 + b1) @ w2 + b2) @ w3 + b3
+
+        def policy(obs, mask, rng):
+            x = obs.reshape(len(obs), -1).astype(np.float32, copy=False)
+            action, log_prob = sample_numpy(mlp(x, actor), nvec, mask, rng)
+            return action, log_prob, mlp(x, critic)[:, 0]
+
+        return policy
 
     def get_value(self, obs):
         return self._mlp(self.features(obs), self.critic).squeeze(-1)

@@ -107,19 +107,29 @@ def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
 # --- storage ------------------------------------------------------------------------------------
 
 class RolloutBuffer:
-    """Preallocated time-major tensors written in place by :meth:`Run.collect_rollout`."""
+    """Preallocated time-major arrays written in place by :meth:`Run.collect_rollout`.
+
+    Storage is numpy (cheap per-step writes); the attributes ``obs``, ``actions``, ``logprobs``,
+    ``rewards``, ``dones``, ``values``, ``masks`` are torch views of the same memory.
+    """
 
     def __init__(self, num_steps: int, num_envs: int, obs_space: gym.Space, nvec: tuple[int, ...],
                  masked: bool):
         shape = (num_steps, num_envs)
-        obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
-        self.obs = torch.zeros(shape + obs_space.shape, dtype=obs_dtype)
-        self.actions = torch.zeros(shape + (len(nvec),), dtype=torch.long)
-        self.logprobs = torch.zeros(shape)
-        self.rewards = torch.zeros(shape)
-        self.dones = torch.zeros(shape)
-        self.values = torch.zeros(shape)
-        self.masks = torch.ones(shape + (sum(nvec),), dtype=torch.bool) if masked else None
+        self.arrays = {
+            "obs": np.zeros(shape + obs_space.shape, np.uint8 if obs_space.dtype == np.uint8 else np.float32),
+            "actions": np.zeros(shape + (len(nvec),), np.int64),
+            "logprobs": np.zeros(shape, np.float32),
+            "rewards": np.zeros(shape, np.float32),
+            "dones": np.zeros(shape, np.float32),
+            "values": np.zeros(shape, np.float32),
+        }
+        if masked:
+            self.arrays["masks"] = np.ones(shape + (sum(nvec),), bool)
+        for name, array in self.arrays.items():
+            setattr(self, name, torch.from_numpy(array))
+        if not masked:
+            self.masks = None
 
     def flat(self, name: str) -> torch.Tensor | None:
         """A stored tensor with time and env axes merged, for minibatching."""
@@ -256,6 +266,7 @@ class Run:
         self.next_mask = self._mask(infos)
         self.buffer = RolloutBuffer(config.num_steps, config.num_envs, obs_space, self.nvec,
                                     masked=self._mask_source is not None)
+        self.rng = np.random.default_rng(config.seed)  # numpy-policy rollouts sample from it
         self.iteration = 0
         self.global_step = 0
         self.progress = progress
@@ -298,6 +309,7 @@ class Run:
             self.iteration, self.global_step = state["iteration"], state["global_step"]
             self._restore_envs(state["envs"])
             _set_rng_state(state["rng"])
+            self.rng.bit_generator.state = state["rng"]["rollout"]
         self._start_step = self.global_step
         self.logger = MetricsLogger(self.out_dir, resume_step=self.global_step if resume else None)
         if self.progress:
@@ -339,7 +351,7 @@ class Run:
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "extra": dict(extra),
-            "rng": _rng_state(),
+            "rng": {**_rng_state(), "rollout": self.rng.bit_generator.state},
             "envs": self._env_state(),
         }
         path = self.out_dir / CHECKPOINT
@@ -358,30 +370,35 @@ class Run:
         return stop_after_steps is None or self.global_step - self._start_step < stop_after_steps
 
     def collect_rollout(self) -> None:
-        """Fill the buffer with ``num_steps`` vector steps; log every episode that ends."""
-        cfg, buf, agent = self.config, self.buffer, self.agent
+        """Fill the buffer with ``num_steps`` vector steps; log every episode that ends.
+
+        Uses the agent's ``numpy_policy()`` snapshot when it has one (see agents.py), else torch.
+        """
+        cfg, arrays, agent = self.config, self.buffer.arrays, self.agent
         single = len(self.nvec) == 1 and isinstance(self.envs.single_action_space, gym.spaces.Discrete)
+        fast = agent.numpy_policy() if hasattr(agent, "numpy_policy") else None
         for t in range(cfg.num_steps):
-            obs = torch.as_tensor(self.next_obs)
-            mask = None if self.next_mask is None else torch.as_tensor(self.next_mask)
-            with torch.inference_mode():
-                action, logprob, _, value = agent.get_action_and_value(obs, mask=mask)
-            buf.obs[t] = obs
-            buf.actions[t] = action
-            buf.logprobs[t] = logprob
-            buf.values[t] = value
-            if mask is not None:
-                buf.masks[t] = mask
-            env_action = action[:, 0].numpy() if single else action.numpy()
-            self.next_obs, reward, terminated, truncated, infos = self.envs.step(env_action)
-            reward = np.asarray(reward, dtype=np.float32)
+            if fast is not None:
+                action, logprob, value = fast(self.next_obs, self.next_mask, self.rng)
+            else:
+                mask = None if self.next_mask is None else torch.as_tensor(self.next_mask)
+                with torch.inference_mode():
+                    action, logprob, _, value = agent.get_action_and_value(torch.as_tensor(self.next_obs), mask=mask)
+                action, logprob, value = action.numpy(), logprob.numpy(), value.numpy()
+            arrays["obs"][t] = self.next_obs
+            arrays["actions"][t] = action
+            arrays["logprobs"][t] = logprob
+            arrays["values"][t] = value
+            if self.next_mask is not None:
+                arrays["masks"][t] = self.next_mask
+            self.next_obs, reward, terminated, truncated, infos = self.envs.step(action[:, 0] if single else action)
+            arrays["rewards"][t] = reward
             cut = np.flatnonzero(truncated & ~terminated)
             if len(cut):  # truncation bootstrap: the episode would have gone on
                 final_obs = torch.as_tensor(np.stack(infos["final_obs"][cut]))
                 with torch.inference_mode():
-                    reward[cut] += cfg.gamma * agent.get_value(final_obs).numpy()
-            buf.rewards[t] = torch.from_numpy(reward)
-            buf.dones[t] = torch.from_numpy((terminated | truncated).astype(np.float32))
+                    arrays["rewards"][t, cut] += cfg.gamma * agent.get_value(final_obs).numpy()
+            arrays["dones"][t] = terminated | truncated
             self.next_mask = self._mask(infos)
             self.global_step += cfg.num_envs
             for ret, length in episode_returns(infos):
@@ -407,11 +424,11 @@ class Run:
         self.logger.flush()
         if self._bar is not None:
             self._bar.update(self.config.batch_size)
-        if self.iteration % self.config.checkpoint_every == 0 or self.iteration == self.config.num_iterations:
+        if self.iteration % self.config.checkpoint_every == 0:
             self.save(optimizer, scheduler, extra)
 
     def close(self, optimizer, scheduler, extra: dict) -> Path:
-        """Final checkpoint and learning curve; returns the output folder."""
+        """Final checkpoint (also when stopped early) and learning curve; returns the output folder."""
         self.save(optimizer, scheduler, extra)
         self.logger.close()
         if self._bar is not None:

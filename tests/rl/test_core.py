@@ -117,3 +117,25 @@ def test_default_agent_shapes():
     assert action.shape == (2, 1) and logprob.shape == entropy.shape == value.shape == (2,)
     with pytest.raises(TypeError, match="MultiBinary"):
         make_agent(gym.spaces.Box(-1, 1, (3,)), gym.spaces.MultiBinary(3))
+
+
+def test_numpy_rollout_policy_matches_torch_and_respects_masks():
+    torch.manual_seed(0)
+    agent = make_agent(gym.spaces.Box(-1, 1, (6,)), gym.spaces.MultiDiscrete([4, 3]))
+    policy = agent.numpy_policy()
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(256, 6)).astype(np.float32)
+    mask = rng.random((256, 7)) < 0.5
+    mask[:, 0] = mask[:, 4] = True
+    action, log_prob, value = policy(obs, mask, rng)
+    assert np.take_along_axis(mask, action + np.array([0, 4]), 1).all()
+    with torch.no_grad():
+        _, lp, _, v = agent.get_action_and_value(torch.as_tensor(obs), torch.as_tensor(action), torch.as_tensor(mask))
+    np.testing.assert_allclose(log_prob, lp.numpy(), atol=1e-5)
+    np.testing.assert_allclose(value, v.numpy(), atol=1e-5)
+    # Sampled frequencies follow the policy: the first component's choices, unmasked, one state.
+    many = np.repeat(obs[:1], 20_000, axis=0)
+    sampled, _, _ = policy(many, None, rng)
+    with torch.no_grad():
+        probs = agent.distribution(torch.as_tensor(obs[:1])).log_probs.exp()[0, 0].numpy()
+    np.testing.assert_allclose(np.bincount(sampled[:, 0], minlength=4) / 20_000, probs, atol=0.015)
