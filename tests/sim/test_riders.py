@@ -60,3 +60,19 @@ def test_network_rejects_bad_stations():
         Network.build([1, 2], [40.4, 40.5], [-3.7, -3.6], [10, 10], bikes=[3, 11])
     with pytest.raises(ValueError, match="duplicate station ids"):
         Network.build([1, 1], [40.4, 40.5], [-3.7, -3.6], [10, 10])
+
+
+def test_bases_cover_the_network_and_follow_demand():
+    from bicimad.sim.network import choose_bases
+
+    network = synthetic_network(210, seed=0)
+    demand = synthetic_demand(network, seed=0)
+    weights = (demand.pickup_rate + demand.return_rate).sum(axis=0)
+    bases = choose_bases(network, 6, weights, radius_km=3.5)
+    assert len(set(bases.tolist())) == 6
+    assert np.all(network.distance_km[bases].min(axis=0) <= 3.5)  # every station within some truck's reach
+    np.testing.assert_array_equal(bases, choose_bases(network, 6, weights, radius_km=3.5))  # deterministic
+    # all the weight on one corner of the city pulls a base there
+    corner = np.argmax(network.lat + network.lon)
+    heavy = np.where(network.distance_km[corner] < 0.5, 1000.0, 1.0)
+    assert network.distance_km[choose_bases(network, 6, heavy, radius_km=3.5)][:, corner].min() < 0.5
