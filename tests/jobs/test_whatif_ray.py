@@ -37,7 +37,7 @@ def test_ray_local_cluster_equals_local_pool(tmp_path, small_scenario):
     config = WhatIfConfig(scenario=str(small_scenario), planners=("noop", "greedy"), seeds=2, seed=5,
                           grid=SweepGrid(trucks=(0, 4), demand_scale=(1.3,)))
     tasks = make_tasks(config)
-    local = run_sweep(tasks, whatif.simulate_task, tmp_path / "local", workers=2, progress=False)
+    local = run_sweep(tasks, whatif.simulate_task, tmp_path / "local", workers=1, progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         on_ray = run_sweep(tasks, whatif.simulate_task, tmp_path / "ray", ray_address="auto", progress=False)
