@@ -248,6 +248,18 @@ def normalise_number(value) -> str | None:
     return (m.group(1) + m.group(2)) if m else (text or None)
 
 
+def _parse_naive_stamps(values: pd.Series) -> pd.Series:
+    """Naive ISO stamps (EMT ``_id``) to datetime64, parsing each distinct stamp once."""
+    codes, uniques = pd.factorize(values.astype(object))
+    parsed = pd.DatetimeIndex(pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce", format="ISO8601"))
+    if getattr(parsed, "tz", None) is not None:  # a stamp with an offset is not a naive wall clock
+        parsed = parsed.tz_convert("Europe/Madrid").tz_localize(None)
+    out = parsed.as_unit("us").take(np.where(codes >= 0, codes, 0)) if len(uniques) else pd.DatetimeIndex([pd.NaT] * len(values))
+    out = pd.Series(out, index=values.index).astype("datetime64[us]")
+    out[codes < 0] = pd.NaT
+    return out
+
+
 def _coord(values) -> pd.Series:
     """Coordinates arrive as strings, floats or decimal-comma strings."""
     raw = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
@@ -298,8 +310,7 @@ def _station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *,
     dated = stamps.notna().any()
     ints = lambda key, required=False: _to_int(col(key), key, lines, source, rejects, bad, required=required)  # noqa: E731
     if dated:
-        ts = stamps if pd.api.types.is_datetime64_dtype(stamps.dtype) else _map_unique(
-            stamps, lambda v: pd.to_datetime(v, errors="coerce", format="ISO8601")).astype("datetime64[us]")
+        ts = stamps if pd.api.types.is_datetime64_dtype(stamps.dtype) else _parse_naive_stamps(stamps)
         for i in np.flatnonzero(ts.isna().to_numpy() & ~bad):
             rejects.add(source, lines[i], "_id", "unparsable snapshot time", stamps.iloc[i])
         bad |= ts.isna().to_numpy()
@@ -315,6 +326,12 @@ def _station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *,
         frame["capacity"] = ints("total_bases")
     frame["source"] = source
     keep = ~bad
+    if dated:
+        yield Chunk("snapshots", frame[keep][list(SNAPSHOT_PART_COLUMNS)].reset_index(drop=True))
+        # One station row per station and stamp would be huge; the latest per station suffices.
+        latest = frame[keep].sort_values("ts_local", kind="stable").drop_duplicates(["station_id", "number"], keep="last")
+        keep = np.zeros(len(frame), bool)
+        keep[latest.index] = True
     text = (lambda v: fix_text(v) if isinstance(v, str) else v) if fix_text else None
     names, addresses = col("name")[keep], col("address")[keep]
     info = pd.DataFrame({
@@ -325,14 +342,9 @@ def _station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *,
         "lat": _coord(col("latitude")[keep]).to_numpy(),
         "lon": _coord(col("longitude")[keep]).to_numpy(),
         "capacity": frame["capacity"][keep],
-        "as_of": frame["ts_local"][keep] if dated else pd.NaT,
+        "as_of": localize_wall_clock(frame["ts_local"][keep]) if dated else pd.NaT,
         "source": source,
     })
-    if dated:
-        yield Chunk("snapshots", frame[keep][list(SNAPSHOT_PART_COLUMNS)].reset_index(drop=True))
-        # One station row per station and stamp would be huge; the latest per station suffices.
-        info = info.sort_values("as_of").drop_duplicates(["station_id", "number"], keep="last")
-        info["as_of"] = localize_wall_clock(info["as_of"])
     yield Chunk("stations", info.reset_index(drop=True))
 
 
