@@ -49,6 +49,7 @@ class ObservationConfig:
     horizon_hours: int = 3      #: forecast hours for targets and expected events
     visits_per_hour: int = 2    #: visit slots per truck the action has
     hidden: int = 64            #: width of the shared MLP
+    prior: float = 1.0          #: initial weight of the expected-events prior on the logits
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,19 @@ class Observation:
     target: np.ndarray          # (n,) target inventory per station
 
 
-def observe(view: FleetView, config: ObservationConfig) -> Observation:
-    """Features, candidate stations and the action mask for ``view``."""
+def observe(view: FleetView, config: ObservationConfig, events: np.ndarray | None = None) -> Observation:
+    """Features, candidate stations and the action mask for ``view``.
+
+    ``events`` (from :func:`~bicimad.plan.targets.expected_events` over the view's first
+    ``horizon_hours``) may be passed in: it depends on the forecast only, not on the bikes, so
+    copies of one city at the same hour share it.
+    """
     if view.visits_per_hour != config.visits_per_hour:
         raise ValueError(f"policy plans {config.visits_per_hour} visits per hour; the fleet makes {view.visits_per_hour}")
     k, c, n = view.n_trucks, config.candidates, view.n_stations
     hours = max(1, min(config.horizon_hours, view.pickup_rate.shape[0]))
-    events = expected_events(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours])
+    if events is None:
+        events = expected_events(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours])
     target = station_targets(events)
     bikes = view.bikes.astype(np.int64)
     capacity = np.maximum(view.capacity.astype(np.float64), 1.0)
@@ -162,8 +169,8 @@ class FleetAgent(nn.Module):
         # unloading there (the truck will usually have loaded first), so an untrained policy
         # already makes valuable load-then-unload stops; PPO adjusts the weights with the rest.
         prior = torch.zeros(v, 2)
-        prior[0, 0] = 3.0
-        prior[1:, 1] = 3.0
+        prior[0, 0] = config.prior
+        prior[1:, 1] = config.prior
         self.prior_weight = nn.Parameter(prior)
         self.critic = nn.Sequential(layer_init(nn.Linear(h, h)), nn.Tanh(), layer_init(nn.Linear(h, 1), std=1.0))
 

@@ -78,13 +78,12 @@ def expected_events(
         survival = stats.poisson.sf(ks[:, None], total[None, :])        # P(N >= k + 1)
 
         # Accumulate sum_k c_k * P^k w for w = [r, V_next] without forming P: apply the jump
-        # chain k times to both vectors (P^k acts on functions of the end state).
+        # chain k times to both vectors at once (P^k acts on functions of the end state).
         new_value = np.zeros_like(value)
-        reward_k, value_k = rate, value
+        pair = np.stack([rate, value])                                  # (2, n, width)
         for k in ks:
-            new_value += (survival[k] / safe_total)[:, None] * reward_k + pmf[k][:, None] * value_k
-            reward_k = _jump(reward_k, p_up, p_down, at_empty, at_full)
-            value_k = _jump(value_k, p_up, p_down, at_empty, at_full)
+            new_value += (survival[k] / safe_total)[:, None] * pair[0] + pmf[k][:, None] * pair[1]
+            pair = _jump(pair, p_up, p_down, at_empty, at_full)
         # A station with no demand in this hour keeps its value.
         value = np.where((total > 0)[:, None], new_value, value)
     return np.where(valid, value, np.inf)
@@ -92,8 +91,8 @@ def expected_events(
 
 def _jump(f, p_up, p_down, at_empty, at_full):
     """``(P f)(x)``: expected value of ``f`` after one jump of the uniformised chain from ``x``."""
-    up = np.concatenate([f[:, 1:], f[:, -1:]], axis=1)
-    down = np.concatenate([f[:, :1], f[:, :-1]], axis=1)
+    up = np.concatenate([f[..., 1:], f[..., -1:]], axis=-1)
+    down = np.concatenate([f[..., :1], f[..., :-1]], axis=-1)
     # Blocked moves (return at a full station, pickup at an empty one) leave the state unchanged.
     up = np.where(at_full, f, up)
     down = np.where(at_empty, f, down)

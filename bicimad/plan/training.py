@@ -1,0 +1,127 @@
+"""Training the fleet policy: optional imitation of the OR-Tools planner, then PPO.
+
+PPO starts from a policy whose logits already prefer valuable stops (the prior in
+:class:`~bicimad.plan.policy.FleetAgent`). With ``imitation_days > 0`` it first clones the
+OR-Tools planner's decisions (a warm start: cross-entropy on the planner's stops mapped to the
+policy's candidates, on states the planner itself visits), so PPO fine-tunes a policy that
+starts close to the optimiser instead of exploring from scratch. PPO itself is the generic core
+(:mod:`bicimad.rl.ppo`) driving :class:`~bicimad.plan.fleet_env.FleetPlanningVectorEnv`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bicimad.plan.fleet_env import FleetPlanningVectorEnv
+from bicimad.plan.policy import FleetAgent, Observation, ObservationConfig, save_policy
+from bicimad.sim.interface import Plan
+
+
+@dataclass
+class TrainingConfig:
+    """What ``bicimad train-agent`` trains with (written into the model card)."""
+
+    seed: int = 0                   #: seeds torch, numpy and the simulated riders
+    total_steps: int = 20_000       #: PPO env steps (fleet-hours summed over the envs)
+    num_envs: int = 8               #: simulated cities stepped in lockstep
+    learning_rate: float = 3e-4     #: Adam learning rate (annealed to 0)
+    gamma: float = 0.9              #: discount per hour
+    ent_coef: float = 0.01          #: entropy bonus
+    imitation_days: int = 0         #: days of OR-Tools demonstrations per env before PPO (0: none)
+    imitation_epochs: int = 20      #: passes over the demonstrations
+    observation: ObservationConfig = field(default_factory=ObservationConfig)
+
+
+def plan_to_action(obs: Observation, plan: Plan, visits: int) -> np.ndarray:
+    """The policy action closest to ``plan``: each stop as its candidate index, "no visit"
+    where the planner stops nowhere or at a station outside the truck's candidates."""
+    k, c = obs.candidates.shape
+    action = np.full(k * visits, c, dtype=np.int64)
+    for truck, route in enumerate(plan):
+        for slot, visit in enumerate(route[:visits]):
+            hit = np.flatnonzero(obs.candidates[truck] == visit.station)
+            if hit.size:
+                action[truck * visits + slot] = hit[0]
+    return action
+
+
+def demonstrations(envs: FleetPlanningVectorEnv, planner, days: int, seed: int):
+    """(features, masks, actions) of ``planner`` driving ``envs`` for ``days`` episodes."""
+    visits = envs.scenario.fleet.visits_per_hour
+    features, masks, actions = [], [], []
+    obs, info = envs.reset(seed=seed)
+    for _ in range(days * envs.sim.H):
+        step_actions = np.stack([plan_to_action(o, planner.plan(view), visits)
+                                 for view, o in zip(envs._views, envs._obs)])
+        features.append(obs)
+        masks.append(info["action_mask"])
+        actions.append(step_actions)
+        obs, _, _, _, info = envs.step(step_actions)
+    return np.concatenate(features), np.concatenate(masks), np.concatenate(actions)
+
+
+def behaviour_clone(agent: FleetAgent, features, masks, actions, epochs: int, seed: int,
+                    lr: float = 1e-3, batch: int = 64) -> list[float]:
+    """Fit the policy to demonstrated actions (cross-entropy); returns the loss per epoch."""
+    rng = np.random.default_rng(seed)
+    optimiser = torch.optim.Adam(agent.parameters(), lr=lr)
+    x, m, a = (torch.as_tensor(v) for v in (features, masks, actions))
+    # Demonstrated choices the mask forbids (rare: a stop the planner makes after loading
+    # elsewhere) are allowed, so the loss is finite.
+    k = a.shape[1]
+    width = m.shape[1] // k
+    m = m.clone().reshape(len(m), k, width)
+    m.scatter_(2, a[:, :, None], True)
+    m = m.reshape(len(m), -1)
+    losses = []
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        total = 0.0
+        for start in range(0, len(x), batch):
+            idx = torch.as_tensor(order[start:start + batch])
+            _, logprob, _, _ = agent.get_action_and_value(x[idx], a[idx], m[idx])
+            loss = -logprob.mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / len(x))
+    return losses
+
+
+def train_fleet_policy(scenario, network, days, config: TrainingConfig, out_dir: str | Path,
+                       progress: bool = True) -> dict:
+    """Train a fleet policy on ``days`` (pairs of truth demand and forecast); saves it in
+    ``out_dir`` (policy files) with PPO's metrics and checkpoint in ``out_dir/ppo``."""
+    from bicimad.rl.ppo import PPOConfig, train
+
+    out_dir = Path(out_dir)
+    torch.manual_seed(config.seed)
+    envs = FleetPlanningVectorEnv(scenario, network, days, num_envs=config.num_envs, config=config.observation)
+    agent = FleetAgent(config.observation)
+    report: dict = {}
+    t0 = time.perf_counter()
+    if config.imitation_days > 0:
+        from bicimad.plan.ortools_planner import ORToolsPlanner
+
+        demo = demonstrations(envs, ORToolsPlanner(), config.imitation_days, config.seed)
+        losses = behaviour_clone(agent, *demo, epochs=config.imitation_epochs, seed=config.seed)
+        report["imitation"] = {"samples": int(len(demo[0])), "loss_first": losses[0], "loss_last": losses[-1],
+                               "wall_s": time.perf_counter() - t0}
+
+    ppo = PPOConfig(env_id=f"fleet/{scenario.name}", seed=config.seed, total_steps=config.total_steps,
+                    num_envs=config.num_envs, num_steps=envs.sim.H, learning_rate=config.learning_rate,
+                    gamma=config.gamma, ent_coef=config.ent_coef, num_minibatches=4, update_epochs=4)
+    t1 = time.perf_counter()
+    if config.total_steps > 0:
+        # The core seeds torch again and builds the agent through this factory: hand it ours.
+        train(ppo, out_dir / "ppo", make_agent=lambda obs_space, action_space: agent, envs=envs, progress=progress)
+    report["ppo"] = {"steps": config.total_steps, "iterations": ppo.num_iterations if config.total_steps else 0,
+                     "wall_s": time.perf_counter() - t1}
+    save_policy(agent, out_dir)
+    return report
