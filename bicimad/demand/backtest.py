@@ -104,8 +104,14 @@ class BacktestResult:
 
 def run_backtest(panel: Panel, train_mask: np.ndarray, test_mask: np.ndarray, *,
                  models: tuple[str, ...] = DEFAULT_MODELS, model_kwargs: dict | None = None,
-                 fitted: dict[str, DemandModel] | None = None) -> BacktestResult:
-    """Fit each model on ``train_mask`` days, forecast every ``test_mask`` day, score them."""
+                 fitted: dict[str, DemandModel] | None = None, progress: bool = False) -> BacktestResult:
+    """Fit each model on ``train_mask`` days, forecast every ``test_mask`` day, score them.
+
+    ``fitted`` supplies models already fitted (on the same training days); ``progress`` shows
+    a bar per model on stderr.
+    """
+    from tqdm import tqdm
+
     train_mask, test_mask = np.asarray(train_mask, bool), np.asarray(test_mask, bool)
     if not train_mask.any() or not test_mask.any():
         raise ValueError("backtest: the training and the test span must each hold at least one day")
@@ -118,7 +124,7 @@ def run_backtest(panel: Panel, train_mask: np.ndarray, test_mask: np.ndarray, *,
     rider = np.isfinite(actual) & ~flags[test_days]
     result = BacktestResult(panel, test_days, actual, rider, gross_mode=panel.has_gross(train_mask))
     fitted = dict(fitted or {})
-    for name in models:
+    for name in tqdm(models, desc="backtest", unit="model", disable=not progress):
         if name not in fitted:
             log.info("fitting %s", name)
             fitted[name] = make_model(name, **(model_kwargs or {}).get(name, {})).fit(panel, train_mask)

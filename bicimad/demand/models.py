@@ -181,7 +181,7 @@ class LightGBMDemand(DemandModel):
     name = "lightgbm"
 
     def __init__(self, *, num_boost_round: int = 300, learning_rate: float = 0.05, num_leaves: int = 31,
-                 min_data_in_leaf: int = 200, seed: int = 0, num_threads: int = 2, weather=None):
+                 min_data_in_leaf: int = 200, seed: int = 0, num_threads: int = 1, weather=None):
         super().__init__()
         self.params = {
             "objective": "poisson", "learning_rate": learning_rate, "num_leaves": num_leaves,

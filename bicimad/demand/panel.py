@@ -85,9 +85,13 @@ class Panel:
         return bool(observed.sum() > 0 and gross.sum() >= 0.9 * observed.sum())
 
     def hour_stamps(self, day: int) -> pd.DatetimeIndex:
-        """The 24 tz-aware local hours of panel day ``day`` (the DST-missing hour shifted forward)."""
+        """The 24 tz-aware local hours of panel day ``day``.
+
+        The hour skipped by the spring DST change is NaT (callers drop it); at the autumn change
+        the repeated hour is its first occurrence, as in the panel.
+        """
         naive = self.days[day] + pd.to_timedelta(np.arange(HOURS), unit="h")
-        return naive.tz_localize(TZ, ambiguous=np.ones(HOURS, dtype=bool), nonexistent="shift_forward")
+        return naive.tz_localize(TZ, ambiguous=np.ones(HOURS, dtype=bool), nonexistent="NaT")
 
 
 def build_panel(station_hours: pd.DataFrame, stations: pd.DataFrame | None = None, *,

@@ -225,4 +225,4 @@ def fit_period_rates(station_hours: pd.DataFrame, start, end, *, stations: pd.Da
         }))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["station_id", "hour", "pickup_rate", "return_rate"])
     out["method"] = f"period_fit:{rates.method}"
-    return out.sort_values(["station_id", "hour"], ignore_index=True)
+    return out.dropna(subset=["hour"]).sort_values(["station_id", "hour"], ignore_index=True)
