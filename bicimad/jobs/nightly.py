@@ -68,10 +68,18 @@ class SourceConfig:
     """local: the files or folders to ingest"""
     seed: int = 0
     """synthetic: the city's seed"""
+    live: str | None = None
+    """local or portal: also store the live station state as one more snapshot: gbfs or emt"""
+    gbfs_url: str | None = None
+    """live = gbfs: the feed's base URL (default: the ingest client's BiciMAD feed)"""
 
     def validate(self) -> None:
         if self.kind not in ("synthetic", "local", "portal"):
             raise ValueError(f"source.kind: must be synthetic, local or portal, got {self.kind!r}")
+        if self.live not in (None, "gbfs", "emt"):
+            raise ValueError(f"source.live: must be gbfs or emt, got {self.live!r}")
+        if self.live and self.kind == "synthetic":
+            raise ValueError("source.live: the synthetic city has no live state; use kind local or portal")
         if self.kind == "local" and not self.paths:
             raise ValueError("source.paths: required when source.kind is 'local'")
 
@@ -178,12 +186,14 @@ def step_ingest(ctx: NightlyRun):
     missing = [p for p in source.paths if not Path(p).exists()] if source.kind == "local" else []
     if missing:
         raise NoInputError(f"source.paths: {missing[0]} does not exist")
-    month = ctx.date.strftime("%Y-%m")
+    # the portal publishes whole months: every month the demand history reaches into
+    first = ctx.target - dt.timedelta(days=ctx.config.demand.history_days)
+    months = f"{first:%Y-%m}:{ctx.date:%Y-%m}"
     args = argparse.Namespace(
         data_dir=str(ctx.data_root), synthetic=source.kind == "synthetic", seed=source.seed,
         paths=[Path(p) for p in source.paths] if source.kind == "local" else None,
-        portal=f"{month}:{month}" if source.kind == "portal" else None,
-        live=None, gbfs_url=None, strict=False, max_reject_share=0.01, no_progress=True)
+        portal=months if source.kind == "portal" else None,
+        live=source.live, gbfs_url=source.gbfs_url, strict=False, max_reject_share=0.01, no_progress=True)
     try:
         ingest.run_ingest(args)
     except CommandError as exc:

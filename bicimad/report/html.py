@@ -35,6 +35,7 @@ class RunData:
     station_hours: dict[str, pd.DataFrame]          # planner -> occupancy table
     stations: pd.DataFrame | None = None
     manifest: dict = dataclasses.field(default_factory=dict)
+    plan: pd.DataFrame | None = None                # the dispatched plan (nightly runs)
 
 
 def load_run(path: str | os.PathLike, label: str | None = None) -> RunData:
@@ -63,7 +64,18 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> RunData:
             manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         except ValueError as exc:
             raise RunFolderError(f"{path / 'manifest.json'}: not valid JSON: {exc}") from None
-    return RunData(label or path.name, path, summary, per_planner, stations, manifest)
+    plan = pd.read_csv(path / "plan.csv") if (path / "plan.csv").exists() else None
+    return RunData(label or path.name, path, summary, per_planner, stations, manifest, plan)
+
+
+def plan_summary(plan: pd.DataFrame) -> pd.DataFrame:
+    """Per truck: visits, bikes loaded and unloaded, distinct stations, first and last hour."""
+    hours = pd.to_datetime(plan["hour"], utc=True)
+    frame = plan.assign(loaded=plan["bikes"].clip(lower=0), unloaded=(-plan["bikes"]).clip(lower=0), t=hours)
+    table = frame.groupby("truck").agg(visits=("bikes", "size"), bikes_loaded=("loaded", "sum"),
+                                       bikes_unloaded=("unloaded", "sum"), stations=("station_id", "nunique"),
+                                       first=("hour", "min"), last=("hour", "max"))
+    return table.reset_index()
 
 
 def _img(png: Path, alt: str) -> str:
@@ -143,6 +155,17 @@ def build_report(runs: list[RunData], out: str | os.PathLike, title: str = "Bici
             parts += ["<h2>Stations by problem hours</h2>", "<div class='maps'>", *maps, "</div>"]
         if worst:
             parts += [f"<h2>Worst {worst_n} stations</h2>", *worst]
+
+    plans = [r for r in runs if r.plan is not None and len(r.plan)]
+    if plans:
+        parts.append("<h2>Truck plan</h2>")
+        for r in plans:
+            dispatch = r.manifest.get("dispatch", "")
+            parts.append(f"<h3>{html.escape(r.label)}{' / ' + html.escape(dispatch) if dispatch else ''}</h3>"
+                         f"<p class='note'>Per truck; every visit, in order, is in "
+                         f"<a href='{html.escape((r.path / 'plan.csv').resolve().as_uri())}'>plan.csv</a>. "
+                         "Trucks are replanned every hour; the plan is the one made under the first demand "
+                         "draw.</p>" + _table(plan_summary(r.plan), "plan"))
 
     provenance = [r for r in runs if r.manifest]
     if provenance:

@@ -22,6 +22,7 @@ def nightly(data_dir, *args, timeout=300):
     ("[source]\nkind = 'ftp'", "source.kind: must be synthetic, local or portal"),
     ("[demand]\nretrain_every = 3", "unknown key demand.retrain_every"),
     ("seeds = 2.5", "seeds: expected int, got float"),
+    ("[source]\nlive = 'gbfs'", "source.live: the synthetic city has no live state"),
 ])
 def test_bad_config_exits_2_naming_the_key(tmp_path, text, message):
     config = tmp_path / "nightly.toml"

@@ -94,6 +94,9 @@ def test_nightly_writes_a_complete_run_folder(reference):
     assert list(summary.index) == ["noop", "greedy"]
     assert summary.loc["noop", "bikes_moved"] == 0 and summary.loc["greedy", "bikes_moved"] > 0
 
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'class="dataframe plan"' in report and "Truck plan" in report and "greedy" in report
+
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["date"] == DATE and manifest["target_date"] == "2018-09-09"
     assert len(manifest["seeds"]) == 2 and manifest["git"]["commit"]
@@ -136,6 +139,14 @@ def test_killed_run_resumes_to_the_same_outputs(city, reference, tmp_path):
     assert again.returncode == 0 and "already complete" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()
             if p.is_file() and p.suffix != ".log"} == stamps
+
+
+def test_rerun_with_another_config_is_refused(city, reference, tmp_path):
+    changed = tmp_path / "nightly.toml"
+    changed.write_text(city.read_text().replace("seeds = 2", "seeds = 3"), encoding="utf-8")
+    done = nightly(reference[0], changed)
+    assert done.returncode == 2
+    assert "was run with a different config" in done.stderr and "--force" in done.stderr
 
 
 def test_date_beyond_the_data_exits_66(city, tmp_path):
