@@ -52,11 +52,6 @@ class Rejects:
     def total(self, file: str | None = None) -> int:
         return sum(n for (f, _), n in self.counts.items() if file is None or f == file)
 
-    def extend(self, other: "Rejects") -> None:
-        self.rows.extend(other.rows)
-        self.counts.update(other.counts)
-        self.warnings.update(other.warnings)
-
     def summary_lines(self) -> list[str]:
         lines = [f"{f}: {n} record(s) rejected: {reason}" for (f, reason), n in sorted(self.counts.items())]
         lines += [f"{f}: {message} ({n}x)" for (f, message), n in sorted(self.warnings.items())]
