@@ -10,8 +10,8 @@ latest in the slot's last minute) and loads or unloads bikes. Within a minute th
 truck visits, then returns (riders docking), then pickups. A return to a full station is
 diverted: the rider rides on to the nearest station with a free dock. A pickup at an empty
 station is lost, unless ``walk_km`` > 0 and a station that close still has a bike.
-Occupancy flags are raised whenever a station reaches 0 bikes (empty) or 0 free docks
-(full), and at the hour's start from the carried-over state.
+A station-hour is empty (full) if the fewest (most) bikes seen in it, after every truck visit,
+docking and pickup minute and at the hour's start, is 0 (the capacity).
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ class FleetSim:
         self.cap = np.tile(network.capacity.astype(np.int64), E)
         self.avail = np.tile(network.available, E)
         self.bikes = np.zeros(E * n, np.int64)
-        self.empty_h = np.zeros(E * n, bool)
-        self.full_h = np.zeros(E * n, bool)
+        self.low_h = np.zeros(E * n, np.int64)   # fewest bikes seen this hour (0: empty)
+        self.high_h = np.zeros(E * n, np.int64)  # most bikes seen this hour (capacity: full)
         self.lost_h = np.zeros(E * n, np.int64)
         self.div_h = np.zeros(E * n, np.int64)
         self.truck_pos = np.zeros((E, k), np.int64)
@@ -153,6 +153,7 @@ class FleetSim:
         travel = np.concatenate([s.travel for s in streams]).astype(np.int64)
         self.ev_arrival = merged(minute + travel)
         self.ev_ptr = np.r_[0, np.cumsum(counts.sum(axis=0))]
+        self._ptr = self.ev_ptr.tolist()  # scalar lookups every minute: Python ints are faster
         # Riders (and diverted riders) still riding, by arrival minute modulo the ring length;
         # an arrival is never a full ring ahead, and those after the episode's end wait in `beyond`.
         longest = max(int(travel.max()) if len(travel) else 1, int(self.ride_minutes.max()))
@@ -242,7 +243,7 @@ class FleetSim:
         hour, slot = self.hour, self.slot
         if slot == 0:
             self._begin_hour()
-        problems_before = (self.empty_h | self.full_h).reshape(self.E, self.n).sum(axis=1) if slot else 0
+        problems_before = self._problems() if slot else 0
         lost_before = self.lost_h.reshape(self.E, self.n).sum(axis=1) if slot else 0
         div_before = self.div_h.reshape(self.E, self.n).sum(axis=1) if slot else 0
         self._walked[:] = 0
@@ -258,6 +259,8 @@ class FleetSim:
             self.t = t
             if t in visit_minutes:
                 self._visits(t)
+                np.minimum(self.low_h, self.bikes, out=self.low_h)
+                np.maximum(self.high_h, self.bikes, out=self.high_h)
             self._minute(t)
         self.t = t1
 
@@ -267,7 +270,7 @@ class FleetSim:
             "walked_pickups": self._walked.copy(),
             "bikes_moved": self._moved.copy(),
             "truck_km": self._km.copy(),
-            "new_problem_hours": (self.empty_h | self.full_h).reshape(self.E, self.n).sum(axis=1) - problems_before,
+            "new_problem_hours": self._problems() - problems_before,
             "rejected_visits": self._rejected.copy(),
         }
         for key, value in out.items():
@@ -277,15 +280,19 @@ class FleetSim:
             self._end_hour(hour)
         return out
 
+    def _problems(self) -> np.ndarray:
+        """(E,) station-hours of the current hour that have been empty or full so far."""
+        return ((self.low_h == 0) | (self.high_h >= self.cap)).reshape(self.E, self.n).sum(axis=1)
+
     def _begin_hour(self) -> None:
-        self.empty_h[:] = self.bikes == 0
-        self.full_h[:] = self.bikes >= self.cap
+        self.low_h[:] = self.bikes
+        self.high_h[:] = self.bikes
         self.lost_h[:] = 0
         self.div_h[:] = 0
         self.visits_left[:] = self.vph
 
     def _end_hour(self, hour: int) -> None:
-        state = (self.empty_h.astype(np.int8) + 2 * self.full_h.astype(np.int8)).reshape(self.E, self.n)
+        state = ((self.low_h == 0).astype(np.int8) + 2 * (self.high_h >= self.cap).astype(np.int8)).reshape(self.E, self.n)
         self.state_hist[:, hour] = state
         self.lost_hist[:, hour] = self.lost_h.reshape(self.E, self.n)
         self.div_hist[:, hour] = self.div_h.reshape(self.E, self.n)
@@ -341,8 +348,6 @@ class FleetSim:
         self.truck_load[es, js] = load + moved
         self.truck_pos[es, js] = self.visit_station[es, js]
         np.add.at(self._moved, es, np.abs(moved))
-        self.empty_h[flat[b[flat] == 0]] = True
-        self.full_h[flat[b[flat] >= cap[flat]]] = True
 
     def _minute(self, t: int) -> None:
         b = self.bikes
@@ -352,7 +357,8 @@ class FleetSim:
             count = row[arriving]
             row[arriving] = 0
             self._dock(arriving, count, t)
-        p0, p1 = self.ev_ptr[t], self.ev_ptr[t + 1]
+            np.maximum(self.high_h, b, out=self.high_h)
+        p0, p1 = self._ptr[t], self._ptr[t + 1]
         if p1 == p0:
             return
         origin = self.ev_origin[p0:p1]
@@ -360,7 +366,7 @@ class FleetSim:
         everyone = ok.all()
         hit = origin if everyone else origin[ok]
         np.subtract.at(b, hit, 1)
-        self.empty_h[hit[b[hit] == 0]] = True
+        np.minimum(self.low_h, b, out=self.low_h)
         if everyone:
             slots = self.ev_slot[p0:p1]
         else:
@@ -368,6 +374,7 @@ class FleetSim:
             if self.walk_to is not None:  # walkers take a bike nearby, then ride as drawn
                 walked, missed = self._walk(missed)
                 ok[walked - p0] = True
+                np.minimum(self.low_h, b, out=self.low_h)
             np.add.at(self.lost_h, self.ev_origin[missed], 1)
             slots = self.ev_slot[p0:p1][ok]
             if len(slots) == 0:
@@ -387,17 +394,15 @@ class FleetSim:
 
     def _dock(self, flat: np.ndarray, count: np.ndarray, t: int) -> None:
         """``count`` riders dock at each of the (distinct) stations ``flat``; the overflow rides on."""
-        b, cap = self.bikes, self.cap
-        docked = b[flat] + count
-        room = cap[flat]
-        over = docked - room
+        b = self.bikes
+        b[flat] += count
+        over = b[flat] - self.cap[flat]
         if over.max() > 0:
             spill = over > 0
-            docked[spill] = room[spill]
-            self.div_h[flat[spill]] += over[spill]
-            self._divert(flat[spill], over[spill], t)
-        b[flat] = docked
-        self.full_h[flat[docked == room]] = True
+            full, excess = flat[spill], over[spill]
+            b[full] -= excess
+            self.div_h[full] += excess
+            self._divert(full, excess, t)
 
     def _divert(self, full: np.ndarray, excess: np.ndarray, t: int) -> None:
         """Riders at full stations ride on to the nearest station with a free dock now."""
@@ -423,7 +428,6 @@ class FleetSim:
                 f = env * self.n + j
                 if b[f] > 0 and self.avail[f]:
                     b[f] -= 1
-                    self.empty_h[f] |= b[f] == 0
                     self._walked[env] += 1
                     walked.append(ev)
                     break
