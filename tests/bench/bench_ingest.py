@@ -44,12 +44,13 @@ def _track(rng: np.random.Generator, n_points: int) -> dict:
 
 def write_trip_file(path: Path, size_mb: int, seed: int = 0) -> int:
     """A mongoexport-style trip month (``$oid``, ``$date`` +0200, tracks on ~3/4 of the lines,
-    Latin-1 bytes inside them) of about ``size_mb`` MB, written from a pool of seeded lines."""
+    Latin-1 bytes inside them) of about ``size_mb`` MB, written from a pool of seeded lines
+    with a distinct ``_id`` per trip."""
     rng = np.random.default_rng(seed)
     pool = []
     for i in range(2000):
         day, hour = 1 + i % 30, int(rng.integers(0, 24))
-        rec = {"_id": {"$oid": f"{i:024x}"}, "user_day_code": f"{rng.integers(1 << 62):064x}",
+        rec = {"_id": {"$oid": "OID_PLACEHOLDER_24_CHARS"}, "user_day_code": f"{rng.integers(1 << 62):064x}",
                "idplug_base": int(rng.integers(1, 25))}
         if rng.random() < 0.77:
             rec["track"] = _track(rng, int(rng.integers(1, 20)))
@@ -59,12 +60,15 @@ def write_trip_file(path: Path, size_mb: int, seed: int = 0) -> int:
                     "unplug_hourTime": {"$date": f"2018-09-{day:02d}T{hour:02d}:00:00.000+0200"}, "zip_code": "28010"})
         text = json.dumps(rec, ensure_ascii=False, separators=(", ", " : "))
         pool.append(text.encode("latin-1") + b"\n")
-    written = 0
+    written = trips = 0
     with open(path, "wb") as fh:
         while written < size_mb * MB:
-            block = b"".join(pool[j] for j in rng.integers(0, len(pool), 5000))
+            # Every trip gets its own _id, so a full ingest keeps them all (repeated ids are dropped).
+            block = b"".join(pool[j].replace(b"OID_PLACEHOLDER_24_CHARS", b"%024x" % (trips + k))
+                             for k, j in enumerate(rng.integers(0, len(pool), 5000)))
             fh.write(block)
             written += len(block)
+            trips += 5000
     return written
 
 
