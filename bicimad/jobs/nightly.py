@@ -49,7 +49,6 @@ import datetime as dt
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from bicimad.jobs.batch import Step
 
@@ -93,15 +92,19 @@ class DemandConfig:
     retrain_every_days: int = 7
     """retrain when the newest model's data ends this many days or more before the date"""
     history_days: int = 28
-    """days of station-hours the model is trained on"""
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """keyword arguments of the model (e.g. num_boost_round for lightgbm)"""
+    """days of station-hours (up to D) the model is trained on"""
+    rounds: int = 300
+    """LightGBM boosting rounds"""
+    threads: int = 1
+    """LightGBM threads (one: on a busy machine spin-waiting OpenMP threads cost more than they give)"""
 
     def validate(self) -> None:
         if self.retrain_every_days < 1:
             raise ValueError("demand.retrain_every_days: must be >= 1")
         if self.history_days < 1:
             raise ValueError("demand.history_days: must be >= 1")
+        if self.rounds < 1 or self.threads < 1:
+            raise ValueError("demand.rounds and demand.threads: must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +131,6 @@ class NightlyConfig:
             raise ValueError(f"dispatch: {self.dispatch!r} is not one of planners {list(self.planners)}")
         if self.seeds < 1:
             raise ValueError("seeds: must be >= 1")
-
-
-class BadConfig(ValueError):
-    """A config value found unusable only when a step uses it (exit 2)."""
 
 
 class NoInputError(RuntimeError):
@@ -217,71 +216,46 @@ def pd_isna(value) -> bool:
     return bool(pd.isna(value))
 
 
-def _load_history(ctx: NightlyRun):
-    """station_hours and stations up to the end of D (nothing after: no leakage)."""
-    import pandas as pd
-
-    from bicimad.config import TZ
-    from bicimad.opendata.schemas import read_table
-
-    station_hours = read_table("station_hours", ctx.processed / "station_hours.parquet")
-    stations = read_table("stations", ctx.processed / "stations.parquet")
-    end = pd.Timestamp(ctx.target).tz_localize(TZ)
-    start = end - pd.Timedelta(days=ctx.config.demand.history_days)
-    history = station_hours[(station_hours["hour"] >= start) & (station_hours["hour"] < end)]
-    if history["net_flow"].notna().sum() == 0:
-        raise NoInputError(f"{ctx.processed / 'station_hours.parquet'}: no station-hours with net flow "
-                           f"in the {ctx.config.demand.history_days} days before {ctx.target}")
-    return history, stations
-
-
-def _model_dir(ctx: NightlyRun) -> Path:
-    return ctx.data_root / "models" / "demand"
-
-
 def step_demand_model(ctx: NightlyRun):
-    """Reuse the newest nightly demand model trained on data up to D, unless it is due for a
-    refresh (its data ends ``retrain_every_days`` or more before D): then train a new one on the
-    ``history_days`` before D+1. Models live in ``<data>/models/demand/<model>-<last day>``."""
+    """Reuse the newest demand model trained here on data up to D, unless it is due for a
+    refresh (its data ends ``retrain_every_days`` or more before D); then train one with
+    ``bicimad demand train`` on the ``history_days`` up to D, into
+    ``<data>/models/demand/<model>-<D>/`` (with its model card)."""
+    import argparse
     import json
 
-    import numpy as np
-
-    from bicimad.demand.models import make_model
-    from bicimad.demand.panel import build_panel
-    from bicimad.io import write_json
-    from bicimad.jobs.batch import StepResult, git_commit
+    from bicimad.cli import CommandError
+    from bicimad.jobs import demand
+    from bicimad.jobs.batch import StepResult
 
     cfg = ctx.config.demand
+    root = ctx.data_root / "models" / "demand"
     candidates = []
-    for card in _model_dir(ctx).glob(f"{cfg.model}-*/card.json"):
-        meta = json.loads(card.read_text(encoding="utf-8"))
-        last = dt.date.fromisoformat(meta["last_day"])
+    for meta_path in root.glob(f"{cfg.model}-*/meta.json"):  # meta.json is written last: complete models only
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        last = dt.date.fromisoformat(meta["span"][1])
         if last <= ctx.date and (ctx.date - last).days < cfg.retrain_every_days:
-            candidates.append((last, card.parent, meta))
+            candidates.append((last, meta_path.parent, meta))
     if candidates:
         last, directory, meta = max(candidates, key=lambda c: c[0])
         log.info("demand model %s is current (data to %s); not retrained", directory.name, last)
-        return StepResult(facts={"version": directory.name, "path": str(directory), "retrained": False, **meta})
-
-    history, stations = _load_history(ctx)
-    panel = build_panel(history, stations, end=ctx.target)
-    train = np.ones(panel.n_days, dtype=bool)
-    t0 = time.perf_counter()
-    try:
-        model = make_model(cfg.model, **cfg.params)
-    except (TypeError, ValueError) as exc:
-        raise BadConfig(f"demand.params: {exc}") from None
-    model.fit(panel, train)
-    version = f"{cfg.model}-{ctx.date.isoformat()}"
-    directory = _model_dir(ctx) / version
-    model.save(directory)
-    meta = {"model": cfg.model, "first_day": panel.days[0].date().isoformat(), "last_day": ctx.date.isoformat(),
-            "stations": int(panel.n_stations), "train_s": round(time.perf_counter() - t0, 1),
-            "git": git_commit()["commit"]}
-    write_json(directory / "card.json", meta)  # written last: a model without a card is never reused
-    log.info("trained demand model %s in %.1f s", version, meta["train_s"])
-    return StepResult(facts={"version": version, "path": str(directory), "retrained": True, **meta})
+        retrained = False
+    else:
+        first = ctx.target - dt.timedelta(days=cfg.history_days)
+        version = f"{cfg.model}-{ctx.date.isoformat()}"
+        args = argparse.Namespace(
+            data_dir=str(ctx.data_root), span=f"{first}:{ctx.date}", model=cfg.model, version=version,
+            out_root=ctx.data_root / "models", holdout_days=0, rounds=cfg.rounds, seed=0, threads=cfg.threads,
+            no_progress=True)
+        try:
+            demand.run_train(args)
+        except CommandError as exc:
+            raise NoInputError(f"demand model: {exc}") from None
+        directory = root / version
+        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        retrained = True
+    facts = {k: meta[k] for k in ("version", "model", "span", "stations", "train_s") if k in meta}
+    return StepResult(facts={**facts, "path": str(directory), "retrained": retrained})
 
 
 def step_forecast(ctx: NightlyRun):
@@ -584,9 +558,6 @@ def _run_locked(config: NightlyConfig, date: dt.date, data_root: Path, run_dir: 
     t0 = time.perf_counter()
     try:
         status = batch.run_steps(STEPS, ctx, batch.Ledger(run_dir / "ledger.json"), force=force)
-    except BadConfig as exc:
-        log.error("bad config: %s", exc)
-        raise CommandError(str(exc), batch.EXIT_USAGE) from None
     except NoInputError as exc:
         log.error("missing input: %s", exc)
         raise CommandError(str(exc), batch.EXIT_NOINPUT) from None

@@ -57,7 +57,7 @@ def test_nightly_wall_time_on_real_sep_2018(shared_data, tmp_path):
         kind = "local"
         paths = {json.dumps([str(f) for f in files])}
         [demand]
-        params = {{num_threads = 1}}
+        threads = 1
     """), encoding="utf-8")
     ingest_s = _cli(tmp_path / "baseline", "ingest", "--no-progress", "--from", *map(str, files))
     nightly_s = _cli(tmp_path / "data", "nightly", "--date", "2018-09-26", "--config", str(config))

@@ -36,7 +36,7 @@ def city(tmp_path_factory):
         paths = ["{root / 'raw' / 'synthetic'}"]
         [demand]
         history_days = 7
-        params = {{num_boost_round = 20, num_threads = 1}}
+        rounds = 20
     """), encoding="utf-8")
     return config
 
