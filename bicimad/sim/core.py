@@ -243,9 +243,6 @@ class FleetSim:
         hour, slot = self.hour, self.slot
         if slot == 0:
             self._begin_hour()
-        problems_before = self._problems() if slot else 0
-        lost_before = self.lost_h.reshape(self.E, self.n).sum(axis=1) if slot else 0
-        div_before = self.div_h.reshape(self.E, self.n).sum(axis=1) if slot else 0
         self._walked[:] = 0
         self._moved[:] = 0
         self._km[:] = 0
@@ -264,13 +261,18 @@ class FleetSim:
             self._minute(t)
         self.t = t1
 
+        # Hour-so-far counts now, minus what earlier slots of the hour already reported.
+        so_far = np.stack([self.lost_h.reshape(self.E, self.n).sum(axis=1),
+                           self.div_h.reshape(self.E, self.n).sum(axis=1), self._problems()])
+        lost, diverted, problems = so_far - self._reported
+        self._reported = so_far
         out = {
-            "lost_trips": self.lost_h.reshape(self.E, self.n).sum(axis=1) - lost_before,
-            "diverted_returns": self.div_h.reshape(self.E, self.n).sum(axis=1) - div_before,
+            "lost_trips": lost,
+            "diverted_returns": diverted,
             "walked_pickups": self._walked.copy(),
             "bikes_moved": self._moved.copy(),
             "truck_km": self._km.copy(),
-            "new_problem_hours": self._problems() - problems_before,
+            "new_problem_hours": problems,
             "rejected_visits": self._rejected.copy(),
         }
         for key, value in out.items():
@@ -287,6 +289,7 @@ class FleetSim:
     def _begin_hour(self) -> None:
         self.low_h[:] = self.bikes
         self.high_h[:] = self.bikes
+        self._reported = np.zeros((3, self.E), np.int64)
         self.lost_h[:] = 0
         self.div_h[:] = 0
         self.visits_left[:] = self.vph
@@ -337,14 +340,15 @@ class FleetSim:
                 self._transfer(es[i:i + 1], js[i:i + 1], flat[i:i + 1])
 
     def _transfer(self, es: np.ndarray, js: np.ndarray, flat: np.ndarray) -> None:
-        b, cap = self.bikes, self.cap
-        level = self.visit_level[es, js]
-        target = np.rint(np.where(np.isnan(level), 0.0, level) * cap[flat]).astype(np.int64)
-        wanted = np.where(np.isnan(level), self.visit_take[es, js], b[flat] - target)
+        b = self.bikes
+        have, room = b[flat], self.cap[flat]
+        target = np.rint(self.visit_level[es, js] * room)  # NaN where the visit gives a bike count
+        wanted = np.where(np.isnan(target), self.visit_take[es, js], have - target).astype(np.int64)
         load = self.truck_load[es, js]
-        moved = np.clip(wanted, -np.minimum(load, cap[flat] - b[flat]),
-                        np.minimum(b[flat], self.scenario.fleet.truck_capacity - load))
-        b[flat] -= moved
+        most_in = np.minimum(have, self.scenario.fleet.truck_capacity - load)
+        most_out = np.minimum(load, room - have)
+        moved = np.minimum(np.maximum(wanted, -most_out), most_in)
+        b[flat] = have - moved
         self.truck_load[es, js] = load + moved
         self.truck_pos[es, js] = self.visit_station[es, js]
         np.add.at(self._moved, es, np.abs(moved))

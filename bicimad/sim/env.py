@@ -53,8 +53,10 @@ def decode_action(sim: FleetSim, action: np.ndarray) -> tuple[np.ndarray, np.nda
     """(E, 2k) actions -> station (E, k; -1 idle) and target fill level (E, k)."""
     action = np.asarray(action, dtype=np.int64).reshape(sim.E, sim.k, 2)
     station = np.where(action[:, :, 0] >= sim.n, -1, action[:, :, 0])
-    level = sim.fill_levels[np.clip(action[:, :, 1], 0, len(sim.fill_levels) - 1)]
-    return station, level
+    levels = action[:, :, 1]
+    if sim.k and (levels.min() < 0 or levels.max() >= len(sim.fill_levels)):
+        raise ValueError(f"action: fill level index outside 0..{len(sim.fill_levels) - 1}: {levels.tolist()}")
+    return station, sim.fill_levels[levels]
 
 
 def slot_reward(sim: FleetSim, out: dict[str, np.ndarray]) -> np.ndarray:
