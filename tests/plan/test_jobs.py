@@ -1,0 +1,113 @@
+"""``bicimad compare`` and ``bicimad train-agent`` end to end on small cities."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from bicimad.cli import main
+from bicimad.jobs.compare import METRICS
+
+SMALL = """
+name = "small"
+[network]
+source = "{source}"
+stations = 40
+seed = 3
+date = "{date}"
+[fleet]
+trucks = 2
+[episode]
+hours = {hours}
+"""
+
+
+def small_scenario(tmp_path, source="synthetic", date="", hours=10):
+    path = tmp_path / f"small-{source}.toml"
+    path.write_text(SMALL.format(source=source, date=date, hours=hours))
+    return str(path)
+
+
+def test_compare_runs_planners_on_common_random_numbers(tmp_path):
+    scenario = small_scenario(tmp_path)
+    out = tmp_path / "cmp"
+    args = ["compare", "--scenario", scenario, "--period", "2018-09-24:2018-09-25", "--planners", "noop,greedy",
+            "--seeds", "3", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    per_seed = pd.read_csv(out / "per_seed.csv")
+    summary = pd.read_csv(out / "occupancy.csv")
+    assert list(summary["planner"]) == ["noop", "greedy"]
+    for column in METRICS:
+        assert (summary[f"{column}_ci_low"] <= summary[column] + 1e-12).all()
+        assert (summary[column] <= summary[f"{column}_ci_high"] + 1e-12).all()
+    assert len(per_seed) == 6 and (per_seed["days"] == 2).all()
+    assert (per_seed.loc[per_seed.planner == "noop", "bikes_moved"] == 0).all()
+    # Same riders per seed for both planners: greedy's trucks help on every seed.
+    paired = per_seed.pivot(index="seed", columns="planner", values="problem_share")
+    assert (paired["greedy"] < paired["noop"]).all()
+    assert paired["noop"].nunique() == 3        # different seeds, different riders
+    # Station-hours are the same for every planner and seed.
+    hours = per_seed[["balanced", "empty", "full", "empty_and_full"]].sum(axis=1)
+    assert hours.nunique() == 1 and hours.iloc[0] == 2 * 10 * 40
+    for name in ("occupancy.png", "hourly.png", "NOTE.md", "run.json", "scenario.toml"):
+        assert (out / name).stat().st_size > 0
+    # Re-running gives the same occupancy (only the decision times differ).
+    assert main(args[:-3] + ["--out", str(tmp_path / "again"), "--no-progress"]) == 0
+    again = pd.read_csv(tmp_path / "again" / "per_seed.csv")
+    pd.testing.assert_frame_equal(per_seed.drop(columns="decision_s_per_hour"), again.drop(columns="decision_s_per_hour"))
+
+
+def test_compare_on_processed_data_forecasts_from_the_past_and_shows_snapshots(tmp_path, data_dir):
+    assert main(["--data-dir", str(data_dir), "ingest", "--synthetic", "--no-progress"]) == 0
+    scenario = small_scenario(tmp_path, source="processed", date="2018-09-01", hours=24)
+    out = tmp_path / "cmp"
+    assert main(["--data-dir", str(data_dir), "compare", "--scenario", scenario, "--period", "2018-09-01:2018-09-14",
+                 "--planners", "noop,ortools", "--seeds", "1", "--max-days", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    # The first week has too little history to forecast from: skipped and said so.
+    assert run["days"] == ["2018-09-08"]
+    assert len(run["skipped"]) == 7 and "history" in run["skipped"][0]
+    assert "2018-09-01" in (out / "NOTE.md").read_text()
+    summary = pd.read_csv(out / "occupancy.csv").set_index("planner")
+    assert summary.loc["observed", "kind"] == "observed (snapshot instant)"
+    assert 0 < summary.loc["observed", "problem_share"] < 1
+    assert pd.isna(summary.loc["observed", "lost_trips"])
+    # The optimiser, seeing only the forecast, still beats doing nothing on the day's truth.
+    assert summary.loc["ortools", "problem_share"] < summary.loc["noop", "problem_share"]
+    assert summary.loc["ortools", "bikes_moved"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--period", "2018-09-30:2018-09-01"], "END is before START"),
+    (["--period", "september"], "expected START:END"),
+    (["--period", "2018-09-01:2018-09-01", "--planners", "noop,oracle"], "unknown planner 'oracle'"),
+    (["--period", "2018-09-01:2018-09-01", "--scenario", "no-such-scenario"], "no scenario"),
+])
+def test_compare_reports_bad_arguments(tmp_path, capsys, args, message):
+    assert main(["compare", "--out", str(tmp_path / "x"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_agent_writes_a_policy_and_its_model_card(tmp_path):
+    scenario = small_scenario(tmp_path, hours=6)
+    out = tmp_path / "policy"
+    assert main(["train-agent", "--scenario", scenario, "--period", "2018-09-24:2018-09-24", "--steps", "24",
+                 "--envs", "2", "--imitate", "1", "--candidates", "6", "--eval-days", "1", "--eval-seeds", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["scenario"] == "small" and card["steps"] == 24 and card["seed"] == 0
+    assert card["days"] == ["2018-09-24"]
+    assert set(card["evaluation"]["results"]) == {"noop", "ortools", "ppo"}
+    assert card["training"]["imitation"]["samples"] == 2 * 6
+    assert (out / "ppo" / "metrics.csv").exists()
+    text = (out / "MODEL_CARD.md").read_text()
+    assert "small" in text and "PPO vs OR-Tools" in text
+    # The ppo planner plans from it in a comparison.
+    assert main(["compare", "--scenario", scenario, "--period", "2018-09-24:2018-09-24", "--planners", "ppo",
+                 "--policy", str(out), "--seeds", "1", "--out", str(tmp_path / "cmp"), "--no-progress"]) == 0
+    # An existing policy is not overwritten by accident.
+    assert main(["train-agent", "--scenario", scenario, "--period", "2018-09-24:2018-09-24", "--steps", "0",
+                 "--out", str(out)]) == 2
