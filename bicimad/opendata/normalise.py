@@ -362,7 +362,7 @@ def _hour_counts(grid: pd.DataFrame, stations: pd.Series, hours: pd.Series, cove
 
 def build_tables(processed: Path, results: list[FileResult], rejects: Rejects) -> dict[str, pd.DataFrame]:
     """All four processed tables from the parts of ``results``' files."""
-    stems = [r.sha256[:16] for r in results]
+    stems = list(dict.fromkeys(r.sha256[:16] for r in results))  # identical files count once
     station_parts = _read_parts(processed, stems, "stations")
     snapshot_parts = _read_parts(processed, stems, "snapshots")
     trip_parts = _read_parts(processed, stems, "trips")

@@ -248,13 +248,20 @@ def normalise_number(value) -> str | None:
     return (m.group(1) + m.group(2)) if m else (text or None)
 
 
+def _wall_clock(value) -> pd.Timestamp:
+    """A stamp as naive Madrid wall-clock time; one carrying an offset is converted first."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return pd.NaT
+    return ts.tz_convert("Europe/Madrid").tz_localize(None) if ts.tzinfo is not None else ts
+
+
 def _parse_naive_stamps(values: pd.Series) -> pd.Series:
     """Naive ISO stamps (EMT ``_id``) to datetime64, parsing each distinct stamp once."""
     codes, uniques = pd.factorize(values.astype(object))
-    parsed = pd.DatetimeIndex(pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce", format="ISO8601"))
-    if getattr(parsed, "tz", None) is not None:  # a stamp with an offset is not a naive wall clock
-        parsed = parsed.tz_convert("Europe/Madrid").tz_localize(None)
-    out = parsed.as_unit("us").take(np.where(codes >= 0, codes, 0)) if len(uniques) else pd.DatetimeIndex([pd.NaT] * len(values))
+    parsed = pd.DatetimeIndex([_wall_clock(v) for v in uniques], dtype="datetime64[us]")
+    out = parsed.take(np.where(codes >= 0, codes, 0)) if len(uniques) else pd.DatetimeIndex([pd.NaT] * len(values))
     out = pd.Series(out, index=values.index).astype("datetime64[us]")
     out[codes < 0] = pd.NaT
     return out
@@ -387,6 +394,8 @@ def _snapshots_line_by_line(block: bytes, first_line: int, source: str, rejects:
     records = []
     for lineno, obj in _json_records(io.BytesIO(block), source, rejects, first_line):
         stamp, stations = obj.get("_id"), obj.get("stations")
+        if isinstance(stamp, dict):  # mongoexport style: {"$date": ...}
+            stamp = stamp.get("$date")
         if stamp is None:
             rejects.add(source, lineno, "_id", "missing field")
             continue

@@ -77,3 +77,13 @@ def test_snapshot_fast_path_matches_line_by_line(monkeypatch):
     snap_cols = ["ts_local", "bikes"]
     pd.testing.assert_frame_equal(kinds(fast, snap_cols), kinds(slow, snap_cols))
     assert len(kinds(fast, snap_cols)) == 150
+
+
+def test_mongoexport_snapshot_id_and_bad_stamp():
+    data = (b'{"_id": {"$date": "2019-07-01T00:29:26.018+0200"}, "stations": [{"id": 1, "dock_bikes": 3, "total_bases": 5}]}\n'
+            b'{"_id": "2019-07-01T01:29:28.5", "stations": [{"id": 1, "dock_bikes": 4, "total_bases": 5}]}\n'
+            b'{"_id": "nonsense", "stations": [{"id": 1, "dock_bikes": 3, "total_bases": 5}]}\n')
+    rejects = Rejects()
+    snaps = pd.concat([c.frame for c in read_snapshot_jsonl(io.BytesIO(data), "s.json", rejects) if c.kind == "snapshots"])
+    assert [str(t) for t in snaps["ts_local"]] == ["2019-07-01 00:29:26.018000", "2019-07-01 01:29:28.500000"]
+    assert rejects.rows == [("s.json", 3, "_id", "unparsable snapshot time", "nonsense")]

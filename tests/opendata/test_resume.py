@@ -87,3 +87,15 @@ def test_failed_read_leaves_no_manifest_entry(tmp_path, raw_src):
         normalise.read_to_parts(path, "x.json", tmp_path / "processed", manifest)
     assert manifest == {}
     assert not (tmp_path / "processed" / "parts" / "manifest.json").exists()
+
+
+def test_identical_files_are_read_once(tmp_path, raw_src, capsys):
+    lines = [trip_line(f"t{i}", "2019-07-01T06:00:00Z", 1, 2) for i in range(5)]
+    write_lines(raw_src / "a" / "201907_movements.json", lines)
+    write_lines(raw_src / "b" / "201907_movements.json", lines)
+    root = tmp_path / "data"
+    assert _ingest(root, raw_src) == 0
+    assert len(_tables(root)["trips"]) == 5
+    # One part for both copies: nothing to drop as repeated when the tables are built.
+    assert "repeated trips dropped" not in capsys.readouterr().err
+    assert len(json.loads((root / "processed" / "parts" / "manifest.json").read_text())) == 1
