@@ -291,6 +291,12 @@ def build_station_hours(snapshots: pd.DataFrame, trips: pd.DataFrame, complete_t
     Rows span, per coverage period, each station's first to last snapshot hour, so missing
     hours appear with a null ``snapshot_ts``; periods with trips but no snapshots get rows for
     the stations in those trips.
+
+    ``empty``: 0 bikes. ``full``: 0 free docks where the source has ``free_bases`` (docks out of
+    service do not count as free), else bikes >= capacity. ``returns`` count trips by plug hour,
+    with plug time = unplug hour + travel time: EMT truncates unplug times to the hour, so a
+    return lands on average half an hour early. Hours outside every trip source's coverage
+    (:func:`trip_coverage`) have null pickups and returns; inside it, 0 means none.
     """
     snaps = snapshots.assign(hour=hour_floor(snapshots["ts"]))
     first = snaps.sort_values("ts", kind="stable").drop_duplicates(["station_id", "hour"], keep="first")
