@@ -88,7 +88,7 @@ class DemandModel(ABC):
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(directory / "cells.npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **self.cells.to_arrays())
+                np.savez_compressed(fh, **self.cells.to_arrays())
         self._save_extra(directory)
         write_json(directory / "model.json", {"kind": self.name, "gross_mode": self.gross_mode, **self._meta()})
         return directory

@@ -100,3 +100,16 @@ def test_od_learns_from_trips_and_fits_the_decay(city):
     assert od.attrs["trips_used"] == 20_000                     # staff moves are not demand
     prob = od["prob"].to_numpy().reshape(len(ids), -1)
     assert np.abs(prob - true).max() < 0.05
+
+
+def test_committed_default_model_forecasts(city):
+    from bicimad.config import REPO_ROOT
+    from bicimad.demand.forecast import load_model
+
+    model = load_model(REPO_ROOT / "models" / "demand" / "default")
+    assert model.name == "lightgbm" and not model.gross_mode
+    table = forecast_day(model, city.station_hours, city.stations, "2019-09-10")
+    conform(table, "forecast")
+    assert len(table) == 24 * len(city.stations)
+    assert (table[["pickup_rate", "return_rate"]] >= 0).all().all()
+    assert table["pickup_rate"].sum() > 0
