@@ -3,7 +3,8 @@
 :func:`detect` returns a format name; :data:`READERS` maps it to a reader. ``AUXILIARY``
 formats are recognised EMT-derived tables that are not trips, snapshots or station lists
 (daily counts, per-station hourly counts, a GEXF graph, simulator configurations): ingest
-records them in the raw manifest and skips them. Zip archives are read member by member.
+records them in the raw manifest and skips them (:mod:`bicimad.opendata.auxiliary` reads the
+count tables). Zip archives are read member by member.
 """
 
 from __future__ import annotations
