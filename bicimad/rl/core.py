@@ -272,7 +272,7 @@ class Run:
         self.progress = progress
         self.logger: MetricsLogger | None = None
         self._bar = None
-        self._start_time = time.perf_counter()
+        self._start_time = 0.0
         self._start_step = 0
 
     # -- masks: from info["action_mask"], else an ``action_masks()`` method of the envs ---------
@@ -311,6 +311,7 @@ class Run:
             _set_rng_state(state["rng"])
             self.rng.bit_generator.state = state["rng"]["rollout"]
         self._start_step = self.global_step
+        self._start_time = time.perf_counter()  # steps/s counts training, not set-up
         self.logger = MetricsLogger(self.out_dir, resume_step=self.global_step if resume else None)
         if self.progress:
             try:

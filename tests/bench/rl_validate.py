@@ -35,13 +35,14 @@ EVAL_SEED = 10_000
 
 def train_ours(algo: str, env_id: str, steps: int, seed: int, run_dir: Path) -> dict:
     config = make_config(algo, env_id, total_steps=steps, seed=seed)
+    cpu = time.process_time()
     ALGORITHMS[algo][1](config, run_dir, progress=False)
-    # Training time as the run measured it: from envs built to the last update, the span SB3's
-    # learn() covers (final checkpoint and plot excluded).
+    cpu = time.process_time() - cpu
+    # Wall time as the run measured it: from envs built to the last update.
     _, sps = read_metrics(run_dir, "charts/SPS")
     seconds = config.num_iterations * config.batch_size / sps[-1]
     steps_done, returns = read_metrics(run_dir, "charts/episodic_return")
-    return {"seconds": seconds, "curve": _curve(steps_done, returns, steps), "config": config}
+    return {"seconds": seconds, "cpu": cpu, "curve": _curve(steps_done, returns, steps), "config": config}
 
 
 def _curve(steps: np.ndarray, returns: np.ndarray, total: int, points: int = 10) -> list[float | None]:
@@ -61,6 +62,7 @@ def train_sb3(algo: str, env_id: str, steps: int, seed: int, run_dir: Path):
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
     config = make_config(algo, env_id, total_steps=steps, seed=seed)
+    cpu = time.process_time()
     # SB3 must see exactly our preprocessed env; its own monitor records the (clipped-free) returns
     # our inner RecordEpisodeStatistics sees, so both curves are on the same scale.
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -88,10 +90,11 @@ def train_sb3(algo: str, env_id: str, steps: int, seed: int, run_dir: Path):
     start = time.perf_counter()
     model.learn(total_timesteps=config.num_iterations * config.batch_size)
     seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     # The monitor lists episodes in completion order; summed lengths approximate the step reached.
     rows = np.genfromtxt(monitor, delimiter=",", skip_header=2, ndmin=2)
     curve = _curve(np.cumsum(rows[:, 1]), rows[:, 0], steps) if len(rows) else None
-    return {"seconds": seconds, "curve": curve, "config": config}, model
+    return {"seconds": seconds, "cpu": cpu, "curve": curve, "config": config}, model
 
 
 class _SB3Agent:
@@ -120,6 +123,7 @@ def cmd_train(args) -> None:
     steps_done = config.num_iterations * config.batch_size
     record = {"impl": args.impl, "threads": torch.get_num_threads(), "algo": args.algo, "env": args.env, "seed": args.seed, "steps": steps_done,
               "seconds": round(result["seconds"], 1), "sps": round(steps_done / result["seconds"], 1),
+              "cpu_seconds": round(result["cpu"], 1), "sps_cpu": round(steps_done / result["cpu"], 1),
               "eval_mean": float(returns.mean()), "eval_std": float(returns.std()), "episodes": len(returns),
               "curve": result.get("curve")}
     out.mkdir(parents=True, exist_ok=True)
@@ -142,12 +146,12 @@ def cmd_random(args) -> None:
 
 def cmd_report(args) -> None:
     rows = [json.loads(line) for line in open(Path(args.out) / "results.jsonl")]
-    print("| env | algo | impl | threads | seed | steps | wall s | steps/s | eval return (mean ± std, n) | train return by tenth of run |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| env | algo | impl | threads | seed | steps | wall s | CPU s | steps per CPU s | eval return (mean ± std, n) | train return by tenth of run |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         curve = " ".join("-" if v is None else f"{v:g}" for v in r["curve"]) if r["curve"] else ""
         print(f"| {r['env']} | {r['algo']} | {r['impl']} | {r.get('threads', '')} | {r['seed']} | {r['steps']} | {r['seconds']} | "
-              f"{r['sps'] or ''} | {r['eval_mean']:.1f} ± {r['eval_std']:.1f} ({r['episodes']}) | {curve} |")
+              f"{r.get('cpu_seconds', '')} | {r.get('sps_cpu', '')} | {r['eval_mean']:.1f} ± {r['eval_std']:.1f} ({r['episodes']}) | {curve} |")
 
 
 def main() -> None:
