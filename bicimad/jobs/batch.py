@@ -222,7 +222,7 @@ class RunLock:
 @dataclasses.dataclass(frozen=True)
 class Step:
     """One step of a batch job: ``run(ctx)`` writes its outputs atomically and returns their
-    paths (relative to the run folder or absolute) and optional facts for the manifest."""
+    paths and optional facts for the manifest."""
 
     name: str
     run: Callable[[Any], "StepResult"]
@@ -273,12 +273,11 @@ class Ledger:
         base = self.path.parent.resolve()
         digests = {}
         for out in outputs:
-            out = Path(out)
-            full = out if out.is_absolute() else base / out
+            full = Path(out).resolve()  # a relative path means relative to the working directory
             try:
-                key = str(full.resolve().relative_to(base))
+                key = str(full.relative_to(base))
             except ValueError:
-                key = str(full.resolve())
+                key = str(full)
             digests[key] = sha256_file(full)
         self.entries[step] = {
             "outputs": digests,

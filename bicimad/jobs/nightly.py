@@ -520,9 +520,9 @@ def run(args) -> int:
         config = batch.load_config(NightlyConfig, args.config)
     except batch.ConfigError as exc:
         raise CommandError(str(exc), batch.EXIT_USAGE) from None
-    data_root = paths.data_dir(args.data_dir)
-    run_dir = Path(args.out) if args.out else paths.runs_dir(args.data_dir) / "nightly" / date.isoformat()
-    lock = batch.RunLock(paths.runs_dir(args.data_dir) / "nightly.lock")
+    data_root = paths.data_dir(args.data_dir).resolve()
+    run_dir = (Path(args.out) if args.out else data_root / "runs" / "nightly" / date.isoformat()).resolve()
+    lock = batch.RunLock(data_root / "runs" / "nightly.lock")
     try:
         lock.acquire()
     except batch.LockHeld as exc:

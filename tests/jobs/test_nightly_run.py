@@ -41,11 +41,11 @@ def city(tmp_path_factory):
     return config
 
 
-def nightly(data_dir, config, *extra, env=None, timeout=300):
+def nightly(data_dir, config, *extra, env=None, timeout=300, cwd=REPO_ROOT):
     return subprocess.run(
         [sys.executable, "-m", "bicimad", "--data-dir", str(data_dir), "nightly", "--date", DATE,
          "--config", str(config), *extra],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env={**os.environ, **(env or {})})
+        capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})})
 
 
 def outputs(run_dir):
@@ -109,13 +109,14 @@ def test_nightly_writes_a_complete_run_folder(reference):
 def test_killed_run_resumes_to_the_same_outputs(city, reference, tmp_path):
     data = tmp_path / "data"
     run_dir = data / "runs" / "nightly" / DATE
-    killed = nightly(data, city, env={KILL_AT_ENV: "simulate:written"})
+    # a relative --data-dir, as `make run` uses (./data)
+    killed = nightly("data", city, env={KILL_AT_ENV: "simulate:written"}, cwd=tmp_path)
     assert killed.returncode == -9  # SIGKILL after simulate wrote its outputs, before the ledger knew
     ledger = json.loads((run_dir / "ledger.json").read_text())["steps"]
     assert set(ledger) == {"ingest", "demand_model", "forecast"}
     assert not (run_dir / "plan.csv").exists()
 
-    resumed = nightly(data, city)
+    resumed = nightly("data", city, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     log = (run_dir / "nightly.log").read_text()
     for step in ("ingest", "demand_model", "forecast"):
