@@ -424,39 +424,51 @@ def step_plan(ctx: NightlyRun):
                              "bikes_moved": int(plan["bikes"].abs().sum() // 2) if len(plan) else 0})
 
 
-def step_report(ctx: NightlyRun):
-    """report.html for the run folder."""
-    from bicimad.jobs.batch import StepResult
-    from bicimad.report.html import build_report, load_run
-
-    run = load_run(ctx.run_dir, label=f"plan for {ctx.target}")
-    out = build_report([run], ctx.run_dir / "report.html", title=f"BiciMAD nightly plan for {ctx.target}")
-    return StepResult(outputs=[out])
-
-
-def step_manifest(ctx: NightlyRun):
-    """manifest.json: inputs with checksums, model version, seeds, code version, config, steps."""
+def _provenance(ctx: NightlyRun) -> dict:
+    """What produced the run: dates, config, seeds, code version, inputs with checksums, model."""
     import json
 
-    from bicimad.jobs.batch import StepResult, config_to_dict, file_inputs, git_commit
-    from bicimad.io import write_json
+    from bicimad.jobs.batch import config_to_dict, file_inputs, git_commit
 
     ledger = json.loads((ctx.run_dir / "ledger.json").read_text(encoding="utf-8"))["steps"]
-    model = ledger["demand_model"]["facts"]
     inputs = [ctx.processed / f"{name}.parquet" for name in ("stations", "snapshots", "trips", "station_hours")]
-    manifest = {
+    return {
         "date": ctx.date.isoformat(),
         "target_date": ctx.target.isoformat(),
         "config": config_to_dict(ctx.config),
         "seeds": ctx.seeds,
         "git": git_commit(),
         "inputs": file_inputs(inputs + [ctx.data_root / "raw" / "manifest.json"]),
-        "models": {"demand": model},
+        "models": {"demand": ledger["demand_model"]["facts"]},
         "planners": list(ctx.config.planners),
         "dispatch": ctx.config.dispatch,
+    }
+
+
+def step_report(ctx: NightlyRun):
+    """report.html for the run folder."""
+    from bicimad.jobs.batch import StepResult
+    from bicimad.report.html import build_report, load_run
+
+    run = load_run(ctx.run_dir, label=f"plan for {ctx.target}")
+    run.manifest = _provenance(ctx)  # manifest.json is written after the report
+    out = build_report([run], ctx.run_dir / "report.html", title=f"BiciMAD nightly plan for {ctx.target}")
+    return StepResult(outputs=[out])
+
+
+def step_manifest(ctx: NightlyRun):
+    """manifest.json: the provenance, every step's outputs with checksums, and step timings."""
+    import json
+
+    from bicimad.jobs.batch import StepResult
+    from bicimad.io import write_json
+
+    ledger = json.loads((ctx.run_dir / "ledger.json").read_text(encoding="utf-8"))["steps"]
+    manifest = {
+        **_provenance(ctx),
         "outputs": {name: entry["outputs"] for name, entry in ledger.items()},
         "steps": {name: {"seconds": entry["seconds"], "finished": entry["finished"], **entry["facts"]}
-                  for name, entry in ledger.items() if name not in ("demand_model",)},
+                  for name, entry in ledger.items() if name != "demand_model"},
     }
     write_json(ctx.run_dir / "manifest.json", manifest)
     return StepResult(outputs=[ctx.run_dir / "manifest.json"])

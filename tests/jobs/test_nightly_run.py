@@ -95,7 +95,7 @@ def test_nightly_writes_a_complete_run_folder(reference):
     assert summary.loc["noop", "bikes_moved"] == 0 and summary.loc["greedy", "bikes_moved"] > 0
 
     report = (run_dir / "report.html").read_text(encoding="utf-8")
-    assert 'class="dataframe plan"' in report and "Truck plan" in report and "greedy" in report
+    assert 'class="dataframe plan"' in report and "plan for 2018-09-09 / greedy" in report
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["date"] == DATE and manifest["target_date"] == "2018-09-09"
