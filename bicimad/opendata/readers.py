@@ -12,8 +12,8 @@ the final build still needs:
 ``stations``   station_id (may be null), number, name, address, lat, lon, capacity,
                ``as_of`` (when the row was true; null for undated lists), source.
 
-Readers never load a whole JSON-lines file: they parse it line by line in chunks of
-``chunk_lines`` and build each chunk's columns, so memory is bounded by the chunk size.
+Readers never load a whole JSON-lines file: they parse it in blocks of whole lines
+(:mod:`bicimad.opendata.jsonlines`), so memory is bounded by the block size.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from typing import IO, Iterable, Iterator
+from typing import IO, Iterator
 
 import numpy as np
 import pandas as pd
 
+from bicimad.opendata.jsonlines import (
+    BLOCK_BYTES, arrow_block, batched, block_line_numbers, first_keys, iter_blocks, json_records,
+)
 from bicimad.opendata.rejects import IngestError, Rejects
 from bicimad.opendata.times import localize_wall_clock, parse_instants
 from bicimad.opendata.utm import utm_to_latlon
@@ -54,128 +57,6 @@ STATION_PART_COLUMNS = ("station_id", "number", "name", "address", "lat", "lon",
 class Chunk:
     kind: str  # "snapshots" | "trips" | "stations"
     frame: pd.DataFrame
-
-
-# --------------------------------------------------------------------------------------------
-# Line decoding
-# --------------------------------------------------------------------------------------------
-
-def iter_lines(stream: IO[bytes], source: str, rejects: Rejects, first_line: int = 1) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, text) of non-blank lines, decoding each line on its own.
-
-    UTF-8 first; a line that is not UTF-8 (EMT's 2018-19 ``track`` addresses are Latin-1) is
-    decoded as Latin-1 and counted as a warning, so one bad byte never loses the file.
-    A last line without its newline is marked so the caller can call it truncated.
-    """
-    recoded = 0
-    for lineno, raw in enumerate(stream, first_line):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("latin-1")
-            recoded += 1
-        if text.strip():
-            yield lineno, text
-    if recoded:
-        rejects.warn(source, "line(s) not UTF-8, decoded as Latin-1", recoded)
-
-
-def _json_records(stream: IO[bytes], source: str, rejects: Rejects, first_line: int = 1) -> Iterator[tuple[int, dict]]:
-    """Parse JSON lines; invalid ones are rejected (the unterminated last one as truncated)."""
-    pending: tuple[int, str] | None = None
-    for lineno, text in iter_lines(stream, source, rejects, first_line):
-        if pending is not None:
-            yield from _parse_json_line(*pending, source, rejects, last=False)
-        pending = (lineno, text)
-    if pending is not None:
-        yield from _parse_json_line(*pending, source, rejects, last=True)
-
-
-def _parse_json_line(lineno: int, text: str, source: str, rejects: Rejects, last: bool) -> Iterator[tuple[int, dict]]:
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        truncated = last and not text.endswith("\n")
-        reason = "truncated last line (no closing newline, invalid JSON)" if truncated else f"invalid JSON: {exc.msg} at column {exc.colno}"
-        rejects.add(source, lineno, None, reason, text[:80])
-        return
-    if not isinstance(obj, dict):
-        rejects.add(source, lineno, None, f"expected a JSON object, got {type(obj).__name__}", text[:80])
-        return
-    yield lineno, obj
-
-
-BLOCK_BYTES = 16 << 20
-
-
-def iter_blocks(stream: IO[bytes], block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (number of the block's first line, lines in it, block of whole lines).
-
-    Memory is bounded by ``block_bytes`` plus one line; the last block may lack its newline.
-    """
-    carry = b""
-    line = 1
-    while True:
-        data = stream.read(block_bytes)
-        if not data:
-            if carry:
-                yield line, carry.count(b"\n") + 1, carry
-            return
-        data = carry + data if carry else data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
-        block, carry = data[: cut + 1], data[cut + 1 :]
-        n = block.count(b"\n")
-        yield line, n, block
-        line += n
-
-
-def _block_line_numbers(block: bytes, first_line: int, n_lines: int, rows: int) -> np.ndarray | None:
-    """Line numbers of a block's records, or None when they cannot be matched to ``rows``."""
-    if n_lines == rows:
-        return np.arange(first_line, first_line + n_lines)
-    numbers = [first_line + i for i, ln in enumerate(block.split(b"\n")) if ln.strip()]
-    return np.asarray(numbers) if len(numbers) == rows else None
-
-
-def _arrow_block(block: bytes, schema):
-    """Parse a block of JSON lines with pyarrow against ``schema`` (other fields skipped), or
-    None when any line is not valid for it; the caller then parses line by line to say which."""
-    import pyarrow as pa
-    import pyarrow.json as pj
-
-    try:
-        table = pj.read_json(
-            io.BytesIO(block),
-            read_options=pj.ReadOptions(use_threads=False, block_size=len(block) + 1),
-            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
-        table.validate(full=True)  # the JSON reader does not check UTF-8 in the strings it keeps
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return table
-
-
-def _first_keys(block: bytes) -> set[str]:
-    """Top-level keys of a block's first record (to report unknown fields cheaply)."""
-    try:
-        obj = json.loads(block.split(b"\n", 1)[0].decode("latin-1"))
-    except json.JSONDecodeError:
-        return set()
-    return set(obj) if isinstance(obj, dict) else set()
-
-
-def _batched(items: Iterable, n: int) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,11 +254,11 @@ def read_snapshot_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_
     """
     schema = _snapshot_schema()
     for first_line, n_lines, block in iter_blocks(stream, block_bytes):
-        head = _first_keys(block)
+        head = first_keys(block)
         if head - {"_id", "stations"}:
             rejects.warn(source, f"unknown snapshot field(s) ignored: {', '.join(sorted(head - {'_id', 'stations'}))}")
-        table = _arrow_block(block, schema)
-        lines = _block_line_numbers(block, first_line, n_lines, table.num_rows) if table is not None else None
+        table = arrow_block(block, schema)
+        lines = block_line_numbers(block, first_line, n_lines, table.num_rows) if table is not None else None
         if table is None or lines is None or table.column("_id").null_count or table.column("stations").null_count:
             yield from _snapshots_line_by_line(block, first_line, source, rejects)
             continue
@@ -392,7 +273,7 @@ def read_snapshot_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_
 
 def _snapshots_line_by_line(block: bytes, first_line: int, source: str, rejects: Rejects) -> Iterator[Chunk]:
     records = []
-    for lineno, obj in _json_records(io.BytesIO(block), source, rejects, first_line):
+    for lineno, obj in json_records(io.BytesIO(block), source, rejects, first_line):
         stamp, stations = obj.get("_id"), obj.get("stations")
         if isinstance(stamp, dict):  # mongoexport style: {"$date": ...}
             stamp = stamp.get("$date")
@@ -444,7 +325,7 @@ def read_snapshot_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
             raise IngestError(f"{source}: sheet {wb.sheetnames[0]!r} lacks column(s) "
                               f"{sorted({'fecha', 'id', 'total_bases', 'dock_bikes'} - set(col))}")
         numbered = ((i, r) for i, r in enumerate(rows, 2) if any(v is not None for v in r))
-        for batch in _batched(numbered, CHUNK_LINES):
+        for batch in batched(numbered, CHUNK_LINES):
             df = pd.DataFrame({
                 "_line": [i for i, _ in batch], "_stamp": [r[col["fecha"]] for _, r in batch],
                 **{name: [r[col[name]] for _, r in batch] for name in ("id", "total_bases", "dock_bikes")},
@@ -508,11 +389,11 @@ def read_trips_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_byt
     unknown: set[str] = set()
     schemas: dict[bool, object] = {}
     for first_line, n_lines, block in iter_blocks(stream, block_bytes):
-        head = _first_keys(block)
+        head = first_keys(block)
         unknown |= head - TRIP_FIELDS
         mongo = b'"$date"' in block[: block.find(b"\n")]  # the first record tells the style
-        table = _arrow_block(block, schemas.setdefault(mongo, _trip_schema(mongo)))
-        lines = _block_line_numbers(block, first_line, n_lines, table.num_rows) if table is not None else None
+        table = arrow_block(block, schemas.setdefault(mongo, _trip_schema(mongo)))
+        lines = block_line_numbers(block, first_line, n_lines, table.num_rows) if table is not None else None
         if table is None or lines is None:
             yield from _trips_line_by_line(block, first_line, source, rejects, unknown)
             continue
@@ -530,7 +411,7 @@ def read_trips_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_byt
 
 def _trips_line_by_line(block: bytes, first_line: int, source: str, rejects: Rejects, unknown: set[str]) -> Iterator[Chunk]:
     lines, keys, times, origins, dests, durations, users = [], [], [], [], [], [], []
-    for lineno, obj in _json_records(io.BytesIO(block), source, rejects, first_line):
+    for lineno, obj in json_records(io.BytesIO(block), source, rejects, first_line):
         if not TRIP_FIELDS.issuperset(obj):
             unknown.update(k for k in obj if k not in TRIP_FIELDS)
         oid = obj.get("_id")
