@@ -243,7 +243,7 @@ def run_day(args) -> int:
             raise CommandError(f"scenario {scenario.name!r}: give --date")
         start = pd.Timestamp(day)
         network = processed.network_at(start)
-        month = start - pd.offsets.MonthBegin(0) if start.day != 1 else start
+        month = start.to_period("M").to_timestamp()
         rates = fit_period_rates(processed.station_hours, month, month + pd.offsets.MonthBegin(1),
                                  stations=processed.stations)
         rates["hour"] = pd.to_datetime(rates["hour"])

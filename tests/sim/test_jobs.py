@@ -57,3 +57,18 @@ def test_fidelity_on_real_september_2018(real_processed, tmp_path, capsys):
     assert two["mae_sim"] < two["mae_persistence"]
     assert 0 <= two["truck_error_share"] < 0.5
     assert "truck move" in capsys.readouterr().out
+
+
+def test_sim_run_seed_fleet_on_the_real_2018_network(real_processed, tmp_path):
+    """The bundled seed-fleet scenario on the real network of 2018-09-27 (snapshot at midnight,
+    rates fitted to Sep 2018): 172 stations x 24 hours, the greedy planner moves bikes."""
+    root, _ = real_processed
+    out = tmp_path / "run"
+    assert main(["--data-dir", str(root), "sim", "run", "--scenario", "seed-fleet-2018", "--planner", "greedy",
+                 "--out", str(out)]) == 0
+    occupancy = read_table("occupancy", out / "occupancy.parquet")
+    assert occupancy["station_id"].nunique() == 172 and occupancy["hour"].nunique() == 24
+    assert str(occupancy["hour"].min()) == "2018-09-27 00:00:00+02:00"
+    summary = pd.read_csv(out / "summary.csv").iloc[0]
+    assert summary["bikes_moved"] > 0 and summary["truck_km"] > 0
+    assert load_scenario(out / "scenario.toml") == load_scenario("seed-fleet-2018")
