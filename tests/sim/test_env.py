@@ -79,3 +79,13 @@ def test_make_vec_uses_the_numpy_vector_env():
     assert reward.shape == (3,) and not terminated.any() and not truncated.any()
     assert set(info) >= {"lost_trips", "_lost_trips", "occupancy", "action_mask"}
     envs.close()
+
+
+def test_simulator_never_imports_lightgbm_or_ortools():
+    import subprocess
+    import sys
+
+    code = ("import sys, bicimad.sim.env, bicimad.sim.vector, bicimad.sim.rollout, bicimad.sim.fidelity, "
+            "bicimad.sim.data; bad = [m for m in ('lightgbm', 'ortools', 'torch') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
