@@ -2,9 +2,12 @@
 
 The sweep is the product of the grid's parameters (trucks, truck capacity, visits per hour,
 action radius, demand multiplier) × planners × seeds. Each task simulates ``days`` scenario
-days and returns one tidy row. Tasks run in a local process pool by default, or on a Ray
-cluster with ``--ray ADDRESS`` (``auto``: the cluster this machine belongs to; ``local``: a
-fresh local one). Either way the results are identical for identical seeds:
+days, on the scenario's synthetic network or on a nightly run folder's network, start state
+and forecast (``run``), and returns one tidy row. Tasks run in a local process pool by default,
+or on a Ray cluster with ``--ray ADDRESS`` (``auto``: the cluster this machine belongs to;
+``local``: a fresh local one; the cluster's workers need this package installed and, with
+``run``, the run folder at the same path). Either way the results are identical for identical
+seeds:
 
 - a task's seed depends only on the config's ``seed`` and the task's seed index
   (``numpy.random.SeedSequence(seed, spawn_key=(index,))``), never on the worker or the
