@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--seed", type=int, default=0, help="rider seed (common random numbers across planners)")
     run.add_argument("--date", default=None, help="local date YYYY-MM-DD (processed scenarios; default: the scenario's)")
     run.add_argument("--forecast", default=None, help="forecast table (parquet) the planner sees")
+    run.add_argument("--daily-trips", type=float, default=None,
+                     help="processed scenarios: rescale the fitted gross rates to this many pickups a day "
+                     "(Skellam rates run ~35 %% above EMT's counts; e.g. 14200 for Sep 2018)")
     run.add_argument("--out", default=None, help="run folder (default: <data-dir>/runs/sim/<scenario>-<date>-<planner>-<seed>)")
     run.set_defaults(func=run_day)
 
@@ -245,7 +248,7 @@ def run_day(args) -> int:
         network = processed.network_at(start)
         month = start.to_period("M").to_timestamp()
         rates = fit_period_rates(processed.station_hours, month, month + pd.offsets.MonthBegin(1),
-                                 stations=processed.stations)
+                                 stations=processed.stations, daily_trips=args.daily_trips)
         rates["hour"] = pd.to_datetime(rates["hour"])
         today = rates[rates["hour"].dt.tz_convert(config.TZ).dt.normalize().dt.tz_localize(None) == start]
         if today.empty:
