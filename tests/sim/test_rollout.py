@@ -93,3 +93,14 @@ def test_plan_limits_are_enforced(small_network, small_demand, small_scenario):
             assert sim.truck_pos[0, j] == base[j]
     with pytest.raises(ValueError, match="truck lists"):
         sim.execute_plan([[]])
+
+
+def test_env_and_run_episode_draw_the_same_riders(small_network, small_demand, small_scenario):
+    from bicimad.sim.env import RebalanceEnv
+
+    env = RebalanceEnv(small_scenario, small_network, small_demand)
+    env.reset(seed=4)
+    sim = FleetSim(small_network, small_scenario, small_demand)
+    sim.reset([rider_rng(4)])
+    np.testing.assert_array_equal(env.sim.ev_origin, sim.ev_origin)
+    np.testing.assert_array_equal(env.sim.ev_arrival, sim.ev_arrival)
