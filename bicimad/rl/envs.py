@@ -19,21 +19,21 @@ finished episode is in ``info["final_obs"]``, which the rollout uses to bootstra
 
 from __future__ import annotations
 
-import collections
+from collections.abc import Iterator
 
 import gymnasium as gym
 import numpy as np
 
+DIRECTIONS = [["UP"], ["DOWN"], ["LEFT"], ["RIGHT"], ["UP", "LEFT"], ["UP", "RIGHT"], ["DOWN", "LEFT"],
+              ["DOWN", "RIGHT"]]
+
 #: Discrete button sets for retro games: each action is the list of buttons held.
 RETRO_ACTIONS: dict[str, list[list[str]]] = {
-    # Airstriker: move in 8 directions, each with and without fire (B), plus no-op and fire alone.
-    "Airstriker-Genesis": [[]]
-    + [d for d in (["UP"], ["DOWN"], ["LEFT"], ["RIGHT"], ["UP", "LEFT"], ["UP", "RIGHT"], ["DOWN", "LEFT"], ["DOWN", "RIGHT"])]
-    + [["B"]]
-    + [d + ["B"] for d in (["UP"], ["DOWN"], ["LEFT"], ["RIGHT"], ["UP", "LEFT"], ["UP", "RIGHT"], ["DOWN", "LEFT"], ["DOWN", "RIGHT"])],
-    # Gradius III (the seed's 11 actions): no-op, 8 directions, power-up (A), fire (B).
-    "GradiusIII-Snes": [[], ["UP"], ["DOWN"], ["LEFT"], ["RIGHT"], ["UP", "LEFT"], ["UP", "RIGHT"],
-                        ["DOWN", "LEFT"], ["DOWN", "RIGHT"], ["A"], ["B"]],
+    # Airstriker (B fires): no-op, 8 directions, fire, and the 8 directions while firing.
+    "Airstriker-Genesis": [[]] + DIRECTIONS + [["B"]] + [d + ["B"] for d in DIRECTIONS],
+    # Gradius III (the seed's 11 actions): no-op, 8 directions, power-up (A), fire (B), reading
+    # the game's default controller set-up.
+    "GradiusIII-Snes": [[]] + DIRECTIONS + [["A"], ["B"]],
 }
 
 
@@ -246,7 +246,7 @@ def is_image_env(env_id: str) -> bool:
     return env_id.startswith(("ALE/", "retro/"))
 
 
-def episode_returns(infos: dict) -> collections.abc.Iterator[tuple[float, int]]:
+def episode_returns(infos: dict) -> Iterator[tuple[float, int]]:
     """``(return, length)`` of every episode that ended in this vector step."""
     final = infos.get("final_info")
     if not final or "episode" not in final:
