@@ -18,6 +18,7 @@ the hour; where all are whole hours, each trip's minute is drawn uniformly withi
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,7 @@ class Demand:
         self.pickup_rate = np.asarray(pickup_rate, dtype=float)
         self.return_rate = np.asarray(return_rate, dtype=float)
         self.od = None if od is None else np.asarray(od, dtype=float)
+        self._samplers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         h, n = self.pickup_rate.shape
         if self.return_rate.shape != (h, n) or len(self.hours) != h:
             raise ValueError(f"demand: pickup {self.pickup_rate.shape}, return {self.return_rate.shape} "
@@ -87,6 +89,13 @@ class Demand:
             raise ValueError("demand: rates must be finite and >= 0")
         if self.od is not None and self.od.shape != (n, n):
             raise ValueError(f"demand: od is {self.od.shape}, expected {(n, n)}")
+
+    def __getstate__(self):  # samplers are a per-process cache
+        return {k: v for k, v in self.__dict__.items() if k != "_samplers"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._samplers = weakref.WeakKeyDictionary()
 
     @property
     def n_hours(self) -> int:
@@ -135,7 +144,13 @@ class Demand:
         return pick, ret
 
     def sampler(self, network: Network, scenario: Scenario) -> "PoissonSampler":
-        return PoissonSampler(self, network, scenario)
+        """The rider sampler for a network and scenario, built once and reused (comparisons run
+        many planners and seeds on one demand)."""
+        key = (scenario.riders, scenario.episode.hours)
+        per_network = self._samplers.setdefault(network, {})
+        if key not in per_network:
+            per_network[key] = PoissonSampler(self, network, scenario)
+        return per_network[key]
 
 
 def distance_od(network: Network, scale_km: float, round_trip_share: float) -> np.ndarray:
@@ -148,13 +163,15 @@ def distance_od(network: Network, scale_km: float, round_trip_share: float) -> n
     return off * (1 - share)[:, None] + np.diag(share)
 
 
-def balance_od(od: np.ndarray, pickups: np.ndarray, returns: np.ndarray, iters: int = 30) -> np.ndarray:
+def balance_od(od: np.ndarray, pickups: np.ndarray, returns: np.ndarray, iters: int = 50,
+               tol: float = 1e-6) -> np.ndarray:
     """Per hour, destination probabilities whose expected arrivals follow the return rates.
 
     Iterative proportional fitting of flows ``pickups[h, i] * od[i, j]`` to row sums
-    ``pickups[h]`` and column sums ``returns[h]`` rescaled to the same total; ends on the rows,
-    so each origin's probabilities sum to 1. An hour without returns keeps the plain OD.
-    Returns (h, n, n).
+    ``pickups[h]`` and column sums ``returns[h]`` rescaled to the same total, until no column
+    is off by more than ``tol`` x its hour's total (about 10 rounds) or ``iters`` rounds; ends on
+    the rows, so each origin's probabilities sum to 1. An hour without returns keeps the plain
+    OD. Returns (h, n, n).
     """
     h, n = pickups.shape
     flow = pickups[:, :, None] * od[None, :, :]
@@ -162,8 +179,11 @@ def balance_od(od: np.ndarray, pickups: np.ndarray, returns: np.ndarray, iters: 
     target_col = np.divide(returns * pickups.sum(axis=1, keepdims=True), total_ret,
                            out=np.zeros_like(returns), where=total_ret > 0)
     use = (total_ret[:, 0] > 0)[:, None]
+    limit = tol * np.maximum(pickups.sum(axis=1, keepdims=True), 1e-12)
     for _ in range(iters):
         col = flow.sum(axis=1)
+        if np.all(~use | (np.abs(col - target_col) <= limit)):
+            break
         scale = np.divide(target_col, col, out=np.ones_like(col), where=col > 0)
         flow = flow * np.where(use, scale, 1.0)[:, None, :]
         row = flow.sum(axis=2)

@@ -2,6 +2,7 @@
 vector env as the reference for numpy-vectorised speed, measured in the same run.
 
     taskset -c 0 .venv/bin/python tests/bench/bench_sim.py          # markdown table for BENCHMARKS.md
+                                                                    # (+ the real 2019 network where ingested)
     .venv/bin/python -m pytest -m bench tests/bench/bench_sim.py -s  # the same, checked against the targets
 
 Network: the synthetic default (210 stations, ~14,200 trips a day, 6 trucks, 2 visits per
@@ -83,8 +84,36 @@ def time_cartpole(n_envs: int = 64, steps: int = 2000) -> dict:
     return {"envs": n_envs, "steps_per_s": steps * n_envs / wall}
 
 
+def time_real_day(data_dir=None, day: str = "2019-10-15", repeats: int = 3) -> dict | None:
+    """One day of the real Oct 2019 network (snapshot at midnight, rates fitted to the month)
+    through ``run_episode`` with idle trucks; None without processed data."""
+    import pandas as pd
+
+    from bicimad.demand.rates import fit_period_rates
+    from bicimad.sim.data import Processed
+    from bicimad.sim.riders import Demand
+    from bicimad.sim.rollout import run_episode
+    from bicimad.sim.scenario import load_scenario
+
+    try:
+        processed = Processed.load(data_dir)
+        network = processed.network_at(pd.Timestamp(day))
+    except (FileNotFoundError, LookupError):
+        return None
+    start = pd.Timestamp(day).to_period("M").to_timestamp()
+    rates = fit_period_rates(processed.station_hours, start, start + pd.offsets.MonthBegin(1),
+                             stations=processed.stations, daily_trips=14_200)
+    rates = rates[pd.to_datetime(rates["hour"]).dt.strftime("%Y-%m-%d") == day]
+    demand = Demand.from_tables(network, rates)
+    scenario = load_scenario("seed-fleet-2018")
+    t0 = time.process_time()
+    for seed in range(repeats):
+        run_episode(network, demand, demand, scenario, None, seed)
+    return {"stations": network.n, "day_ms": 1000 * (time.process_time() - t0) / repeats}
+
+
 def measure() -> dict:
-    return {"scalar": time_scalar(), "vector": time_vector(), "cartpole": time_cartpole()}
+    return {"scalar": time_scalar(), "vector": time_vector(), "cartpole": time_cartpole(), "real": time_real_day()}
 
 
 def table(r: dict) -> str:
@@ -96,6 +125,9 @@ def table(r: dict) -> str:
         f"| Rebalance vector env, 64 envs | {v['steps_per_s']:,.0f} | {v['truck_decisions_per_s']:,.0f} | {v['day_ms_per_env']:.1f} ms | {v['steps_per_s'] / c['steps_per_s']:.4f} |",
         f"| CartPoleVectorEnv, 64 envs (reference) | {c['steps_per_s']:,.0f} | - | - | 1 |",
     ]
+    if r["real"]:
+        lines.append(f"| run_episode, real Oct 2019 network ({r['real']['stations']} stations), trucks idle "
+                     f"| - | - | {r['real']['day_ms']:.1f} ms | - |")
     return "\n".join(lines)
 
 

@@ -76,3 +76,19 @@ def test_bases_cover_the_network_and_follow_demand():
     corner = np.argmax(network.lat + network.lon)
     heavy = np.where(network.distance_km[corner] < 0.5, 1000.0, 1.0)
     assert network.distance_km[choose_bases(network, 6, heavy, radius_km=3.5)][:, corner].min() < 0.5
+
+
+def test_demand_reuses_its_sampler_and_pickles():
+    import pickle
+
+    network = synthetic_network(8, seed=3)
+    demand = synthetic_demand(network, seed=3)
+    scenario = Scenario()
+    assert demand.sampler(network, scenario) is demand.sampler(network, scenario)
+    doubled = scenario.override({"riders.demand_multiplier": 2.0})
+    assert demand.sampler(network, doubled) is not demand.sampler(network, scenario)
+    copy = pickle.loads(pickle.dumps(demand))
+    np.testing.assert_array_equal(copy.pickup_rate, demand.pickup_rate)
+    a = copy.sampler(network, scenario).draw(np.random.default_rng(1))
+    b = demand.sampler(network, scenario).draw(np.random.default_rng(1))
+    np.testing.assert_array_equal(a.dest, b.dest)
