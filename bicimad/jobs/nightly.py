@@ -3,16 +3,17 @@
 On the night of day D the job runs these steps, each writing its outputs atomically and then
 recording them (with checksums) in the run folder's step ledger:
 
-1. ``ingest``: new raw data (the synthetic default, a local folder, or EMT's portal) into the
-   processed tables, including the station-hour table;
+1. ``ingest``: new raw data (the synthetic default, local files, or EMT's portal; optionally the
+   live station state) into the processed tables, including the station-hour table;
 2. ``demand_model``: retrain the demand model if the newest one is older than the schedule
    (``demand.retrain_every_days``), else reuse it;
 3. ``forecast``: pickup and return rates per station-hour for D+1 (``forecast.parquet``) and
    the origin-destination table (``od.parquet``);
 4. ``simulate``: every configured planner drives the simulator over D+1 on the forecast
    demand, from the last state seen on D, for ``seeds`` demand draws (common to all planners):
-   ``occupancy/<planner>.parquet`` (seed 0), ``occupancy.csv`` (means and intervals over
-   seeds) and ``plans/<planner>.csv``;
+   ``occupancy/<planner>.parquet`` (first draw), ``occupancy.csv`` (means and intervals over
+   draws), ``plans.csv`` (every planner's plan under the first draw), and the inputs a
+   what-if sweep can reuse (``stations.parquet``, ``start.parquet``, ``scenario.toml``);
 5. ``plan``: ``plan.csv``, the dispatched planner's plan, per truck and hour: the stations in
    order and the bikes to load (> 0) or unload (< 0);
 6. ``report``: ``report.html``;
@@ -172,10 +173,18 @@ class NightlyRun:
 # Steps: each writes its outputs atomically and returns them for the ledger
 # ---------------------------------------------------------------------------------------------
 
+def _run_command(ctx: NightlyRun, argv: list[str]) -> None:
+    """Run another ``bicimad`` command in this process on the run's data folder. Parsing the
+    real command line gives its arguments every default, so options added to that command later
+    need no change here."""
+    from bicimad.cli import build_parser
+
+    args = build_parser().parse_args(["--data-dir", str(ctx.data_root), *argv])
+    args.func(args)
+
+
 def step_ingest(ctx: NightlyRun):
     """Raw data into the processed tables (the ingest job's own resumable, duplicate-free path)."""
-    import argparse
-
     from bicimad.cli import CommandError
     from bicimad.jobs import ingest
     from bicimad.jobs.batch import StepResult
@@ -188,32 +197,29 @@ def step_ingest(ctx: NightlyRun):
     # the portal publishes whole months: every month the demand history reaches into
     first = ctx.target - dt.timedelta(days=ctx.config.demand.history_days)
     months = f"{first:%Y-%m}:{ctx.date:%Y-%m}"
-    args = argparse.Namespace(
-        data_dir=str(ctx.data_root), synthetic=source.kind == "synthetic", seed=source.seed,
-        paths=[Path(p) for p in source.paths] if source.kind == "local" else None,
-        portal=months if source.kind == "portal" else None,
-        live=source.live, gbfs_url=source.gbfs_url, strict=False, max_reject_share=0.01, no_progress=True)
+    argv = ["ingest", "--no-progress"]
+    if source.kind == "synthetic":
+        argv += ["--synthetic", "--seed", str(source.seed)]
+    elif source.kind == "local":
+        argv += ["--from", *source.paths]
+    else:
+        argv += ["--portal", months]
+    if source.live:
+        argv += ["--live", source.live] + (["--gbfs-url", source.gbfs_url] if source.gbfs_url else [])
     try:
-        ingest.run_ingest(args)
+        _run_command(ctx, argv)
     except CommandError as exc:
         if exc.code == ingest.EXIT_BAD_INPUT:
             raise BadInputError(f"ingest: {exc}") from None
         raise NoInputError(f"ingest: {exc}") from None
     processed = ctx.processed
     snapshots = read_table("snapshots", processed / "snapshots.parquet")
-    last = snapshots["ts"].max()
-    if pd_isna(last) or last.date() < ctx.date:
-        raise NoInputError(f"{processed / 'snapshots.parquet'}: no snapshot on {ctx.date} "
-                           f"(latest: {'none' if pd_isna(last) else last})")
+    last = snapshots["ts"].max() if len(snapshots) else None
+    if last is None or last.date() < ctx.date:
+        raise NoInputError(f"{processed / 'snapshots.parquet'}: no snapshot on {ctx.date} (latest: {last})")
     tables = [processed / f"{name}.parquet" for name in ("stations", "snapshots", "station_hours")]
     return StepResult(outputs=[], facts={"inputs": [str(p) for p in tables if p.exists()],
                                          "latest_snapshot": str(last)})
-
-
-def pd_isna(value) -> bool:
-    import pandas as pd
-
-    return bool(pd.isna(value))
 
 
 def step_demand_model(ctx: NightlyRun):
@@ -221,11 +227,9 @@ def step_demand_model(ctx: NightlyRun):
     refresh (its data ends ``retrain_every_days`` or more before D); then train one with
     ``bicimad demand train`` on the ``history_days`` up to D, into
     ``<data>/models/demand/<model>-<D>/`` (with its model card)."""
-    import argparse
     import json
 
     from bicimad.cli import CommandError
-    from bicimad.jobs import demand
     from bicimad.jobs.batch import StepResult
 
     cfg = ctx.config.demand
@@ -243,12 +247,11 @@ def step_demand_model(ctx: NightlyRun):
     else:
         first = ctx.target - dt.timedelta(days=cfg.history_days)
         version = f"{cfg.model}-{ctx.date.isoformat()}"
-        args = argparse.Namespace(
-            data_dir=str(ctx.data_root), span=f"{first}:{ctx.date}", model=cfg.model, version=version,
-            out_root=ctx.data_root / "models", holdout_days=0, rounds=cfg.rounds, seed=0, threads=cfg.threads,
-            no_progress=True)
         try:
-            demand.run_train(args)
+            _run_command(ctx, ["demand", "train", "--span", f"{first}:{ctx.date}", "--model", cfg.model,
+                               "--version", version, "--out-root", str(ctx.data_root / "models"),
+                               "--holdout-days", "0", "--rounds", str(cfg.rounds), "--threads", str(cfg.threads),
+                               "--no-progress"])
         except CommandError as exc:
             raise NoInputError(f"demand model: {exc}") from None
         directory = root / version
