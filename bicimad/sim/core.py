@@ -62,6 +62,9 @@ class FleetSim:
         self.bases = self._bases()
         self.reachable = (network.distance_km[self.bases] <= scenario.fleet.radius_km) & network.available[None, :]
         self._near = network.neighbours[:, :16]
+        cap = network.capacity
+        self._obs_stations = np.r_[np.minimum(cap / 40.0, 1.0), network.available]
+        self._obs_forecast = np.c_[self.fc_pickup / (self.fc_pickup + cap), self.fc_return / (self.fc_return + cap)]
         walk = scenario.riders.walk_km
         self.walk_to = [[int(j) for j in network.neighbours[i] if network.distance_km[i, j] <= walk]
                         for i in range(self.n)] if walk > 0 else None
@@ -163,9 +166,12 @@ class FleetSim:
         else:
             self.ring[:] = 0
         self._ring_flat = self.ring.reshape(-1)
+        self._ring_len = length
         # Each rider's cell in the ring, precomputed; riders arriving after the end: -1 - env.
         self.ev_slot = np.where(self.ev_arrival < T, (self.ev_arrival % length) * (E * n) + self.ev_dest,
                                 -1 - self.ev_dest // n)
+        late = np.flatnonzero(self.ev_slot < 0)
+        self._first_late = int(late[0]) if len(late) else len(self.ev_slot)
 
     # ------------------------------------------------------------------ views
     @property
@@ -211,10 +217,8 @@ class FleetSim:
         cap = self.network.capacity
         obs = np.empty((self.E, self.observation_size), np.float32)
         obs[:, :n] = self.bikes2d() / cap
-        obs[:, n:2 * n] = np.minimum(cap / 40.0, 1.0)
-        obs[:, 2 * n:3 * n] = self.network.available
-        obs[:, 3 * n:4 * n] = self.fc_pickup[h] / (self.fc_pickup[h] + cap)
-        obs[:, 4 * n:5 * n] = self.fc_return[h] / (self.fc_return[h] + cap)
+        obs[:, n:3 * n] = self._obs_stations  # capacity and availability never change
+        obs[:, 3 * n:5 * n] = self._obs_forecast[h]
         o = 5 * n
         obs[:, o:o + k] = self.truck_load / self.scenario.fleet.truck_capacity
         obs[:, o + k:o + 2 * k] = self.truck_pos / max(n - 1, 1)
@@ -251,7 +255,7 @@ class FleetSim:
         t0 = hour * 60 + self.slot_edges[slot]
         t1 = hour * 60 + self.slot_edges[slot + 1]
         self._schedule(np.asarray(station, dtype=np.int64).reshape(self.E, self.k), take, level, t0, t1)
-        visit_minutes = set(self.visit_minute[self.visit_minute >= t0].tolist())
+        visit_minutes = set(self.visit_minute[self.visit_minute >= t0].tolist()) if self.k else ()
         for t in range(t0, t1):
             self.t = t
             if t in visit_minutes:
@@ -355,7 +359,7 @@ class FleetSim:
 
     def _minute(self, t: int) -> None:
         b = self.bikes
-        row = self.ring[t % len(self.ring)]
+        row = self.ring[t % self._ring_len]
         arriving = row.nonzero()[0]
         if len(arriving):
             count = row[arriving]
@@ -383,7 +387,7 @@ class FleetSim:
             slots = self.ev_slot[p0:p1][ok]
             if len(slots) == 0:
                 return
-        if slots.min() < 0:  # some ride past the episode's end
+        if p1 > self._first_late and slots.min() < 0:  # some ride past the episode's end
             np.add.at(self.beyond, -1 - slots[slots < 0], 1)
             slots = slots[slots >= 0]
         np.add.at(self._ring_flat, slots, 1)
