@@ -13,7 +13,10 @@ flagged as a truck move; ``*_all_hours`` keep the flagged ones too):
   against their expectations under the Skellam law of the forecast rates. Expectations are
   floored at 0.01 so that a forecast of exactly zero is scored, not infinite.
 
-Also per hour of day and per station (for the plots and tables).
+The same three per hour of day and per station (``by_hour.csv``, ``by_station.csv``, plots).
+``reference`` holds the score of the test span's own cell means fitted in sample: no forecast
+made the night before can expect to beat it by much, so it shows how much of the error is
+noise that a rate model cannot forecast.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pandas as pd
 from scipy.special import ive
 
 from bicimad.demand.models import DemandModel, make_model
-from bicimad.demand.panel import HOURS, Panel
+from bicimad.demand.panel import HOURS, Panel, quiet
 from bicimad.demand.rates import flag_truck_moves
 from bicimad.io import write_json
 
@@ -73,26 +76,29 @@ class BacktestResult:
     actual_net: np.ndarray                     # (days, 24, n)
     rider: np.ndarray                          # observed and not a truck move
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    deviance: dict[str, np.ndarray] = field(default_factory=dict)   # per station-hour
     metrics: dict[str, dict] = field(default_factory=dict)
+    reference: dict[str, dict] = field(default_factory=dict)
     gross_mode: bool = False
 
-    def by_hour(self) -> pd.DataFrame:
-        """Net-flow MAE per hour of day and model."""
+    def _breakdown(self, axis) -> dict[str, np.ndarray]:
         out = {}
         for name, (pick, ret) in self.predictions.items():
-            err = np.where(self.rider, np.abs(ret - pick - self.actual_net), np.nan)
-            out[name] = np.nanmean(err, axis=(0, 2))
-        return pd.DataFrame(out, index=pd.RangeIndex(HOURS, name="hour"))
+            err = np.where(self.rider, ret - pick - self.actual_net, np.nan)
+            with np.errstate(invalid="ignore"):
+                out[f"{name}_mae"] = quiet(np.nanmean, np.abs(err), axis=axis)
+                out[f"{name}_rmse"] = np.sqrt(quiet(np.nanmean, err ** 2, axis=axis))
+                out[f"{name}_poisson_deviance"] = quiet(np.nanmean, np.where(self.rider, self.deviance[name], np.nan), axis=axis)
+        return out
+
+    def by_hour(self) -> pd.DataFrame:
+        """Net-flow MAE and RMSE and Poisson deviance per hour of day, per model."""
+        return pd.DataFrame(self._breakdown((0, 2)), index=pd.RangeIndex(HOURS, name="hour"))
 
     def by_station(self) -> pd.DataFrame:
-        """Net-flow MAE per station and model, with coordinates."""
-        out = {"station_id": self.panel.station_ids, "lat": self.panel.lat, "lon": self.panel.lon,
-               "hours": self.rider.sum(axis=(0, 1))}
-        for name, (pick, ret) in self.predictions.items():
-            err = np.where(self.rider, np.abs(ret - pick - self.actual_net), np.nan)
-            with np.errstate(invalid="ignore"):
-                out[name] = np.nansum(err, axis=(0, 1)) / np.maximum(out["hours"], 1)
-        frame = pd.DataFrame(out)
+        """Net-flow MAE and RMSE and Poisson deviance per station, per model, with coordinates."""
+        frame = pd.DataFrame({"station_id": self.panel.station_ids, "lat": self.panel.lat, "lon": self.panel.lon,
+                              "hours": self.rider.sum(axis=(0, 1)), **self._breakdown((0, 1))})
         return frame[frame["hours"] > 0].reset_index(drop=True)
 
     def table(self) -> pd.DataFrame:
@@ -108,7 +114,9 @@ def run_backtest(panel: Panel, train_mask: np.ndarray, test_mask: np.ndarray, *,
     """Fit each model on ``train_mask`` days, forecast every ``test_mask`` day, score them.
 
     ``fitted`` supplies models already fitted (on the same training days); ``progress`` shows
-    a bar per model on stderr.
+    a bar per model on stderr. ``result.reference`` scores the test span's own cell means
+    (fitted in sample, so not a forecast): how far any per station × hour × day-type mean
+    could go, against which the models' gains are to be read.
     """
     from tqdm import tqdm
 
@@ -133,21 +141,30 @@ def run_backtest(panel: Panel, train_mask: np.ndarray, test_mask: np.ndarray, *,
     # training has no rates; the forecast gives it a fallback, the backtest leaves it out).
     result.rider &= np.all([np.isfinite(p) & np.isfinite(r) for p, r in result.predictions.values()], axis=0)
     for name, (pick, ret) in result.predictions.items():
-        result.metrics[name] = _metrics(result, pick, ret)
+        result.deviance[name] = _deviance(result, pick, ret)
+        result.metrics[name] = _metrics(result, pick, ret, result.deviance[name])
+    own = make_model("historical_mean").fit(panel, test_mask).predict_rates(panel, test_days)
+    if np.isfinite(own[0][result.rider]).all():
+        result.reference["test_span_cell_mean_in_sample"] = _metrics(result, *own, _deviance(result, *own))
     return result
 
 
-def _metrics(result: BacktestResult, pick: np.ndarray, ret: np.ndarray) -> dict:
-    panel, days, rider = result.panel, result.test_days, result.rider
+def _deviance(result: BacktestResult, pick: np.ndarray, ret: np.ndarray) -> np.ndarray:
+    """Poisson deviance per station-hour of the two count sides (module docstring)."""
+    if result.gross_mode:
+        days = result.test_days
+        return (poisson_deviance(result.panel.pickups[days], pick)
+                + poisson_deviance(result.panel.returns[days], ret))
+    rider = result.rider
+    mu_r, mu_p = skellam_parts(np.where(rider, pick, 0), np.where(rider, ret, 0))
+    y_r, y_p = np.maximum(result.actual_net, 0), np.maximum(-result.actual_net, 0)
+    return poisson_deviance(y_p, mu_p) + poisson_deviance(y_r, mu_r)
+
+
+def _metrics(result: BacktestResult, pick: np.ndarray, ret: np.ndarray, dev: np.ndarray) -> dict:
+    rider = result.rider
     net_err = ret - pick - result.actual_net
     all_hours = np.isfinite(result.actual_net) & np.isfinite(net_err)
-    if result.gross_mode:
-        y_p, y_r = panel.pickups[days], panel.returns[days]
-        mu_p, mu_r = pick, ret
-    else:
-        y_r, y_p = np.maximum(result.actual_net, 0), np.maximum(-result.actual_net, 0)
-        mu_r, mu_p = skellam_parts(np.where(rider, pick, 0), np.where(rider, ret, 0))
-    dev = poisson_deviance(y_p, mu_p) + poisson_deviance(y_r, mu_r)
     ok = rider & np.isfinite(dev)
     return {
         "mae": float(np.abs(net_err[rider]).mean()),
@@ -170,7 +187,7 @@ def write_backtest(result: BacktestResult, out: str | Path, *, spans: dict | Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "by_hour": out / "by_hour.csv", "by_station": out / "by_station.csv"}
-    write_json(paths["metrics"], {"models": result.metrics, "spans": spans or {},
+    write_json(paths["metrics"], {"models": result.metrics, "reference": result.reference, "spans": spans or {},
                                   "target": "gross" if result.gross_mode else "net_flow"})
     by_hour, by_station = result.by_hour(), result.by_station()
     by_hour.to_csv(paths["by_hour"])
@@ -195,7 +212,7 @@ def write_backtest(result: BacktestResult, out: str | Path, *, spans: dict | Non
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    by_hour.plot(ax=ax, marker="o", ms=3)
+    by_hour[[f"{name}_mae" for name in result.predictions]].plot(ax=ax, marker="o", ms=3)
     ax.set_ylabel("net-flow MAE (bikes)")
     ax.set_title("error by hour of day")
     fig.tight_layout()
@@ -206,7 +223,7 @@ def write_backtest(result: BacktestResult, out: str | Path, *, spans: dict | Non
     main = next(iter(result.predictions))
     located = by_station.dropna(subset=["lat", "lon"])
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    points = ax.scatter(located["lon"], located["lat"], c=located[main], s=12 + located["hours"] / max(located["hours"].max(), 1) * 40,
+    points = ax.scatter(located["lon"], located["lat"], c=located[f"{main}_mae"], s=12 + located["hours"] / max(located["hours"].max(), 1) * 40,
                         cmap="viridis")
     fig.colorbar(points, ax=ax, label=f"{main} net-flow MAE (bikes)")
     ax.set_xlabel("longitude")

@@ -9,10 +9,14 @@ forecasts pickups and returns directly.
 
 * ``historical_mean`` — mean per station × hour × day type over the training span (shrunk).
 * ``seasonal_naive`` — the same hour one week earlier (the historical mean where that is missing).
-* ``lightgbm`` — two gradient-boosted models with a Poisson objective on the features of
-  :mod:`bicimad.demand.features`. With net flow only their targets are its positive part
-  ``max(N, 0)`` and negative part ``max(-N, 0)``: both are counts, and since ``N = N⁺ - N⁻``
-  the difference of their expectations is exactly the expected net flow.
+* ``lightgbm`` — gradient-boosted models with a Poisson objective on the features of
+  :mod:`bicimad.demand.features`. With trips, one for pickups and one for returns. With net
+  flow only, three: its positive part ``max(N, 0)`` and negative part ``max(-N, 0)`` (counts;
+  since ``N = N⁺ - N⁻`` the difference of their expectations is exactly the expected net
+  flow m), and its square ``N²``, whose expectation gives the Skellam variance
+  ``E[N²] - m² = pickups + returns`` of that very station-hour. So the gross level follows
+  the features (weather, season, yesterday's activity) instead of staying at the training
+  span's cell rates.
 
 Hours flagged as truck moves never serve as targets. A station a model knows nothing about gets
 NaN rates: the forecast replaces them with an explicit fallback (:mod:`bicimad.demand.forecast`).
@@ -176,7 +180,7 @@ class SeasonalNaive(DemandModel):
 
 
 class LightGBMDemand(DemandModel):
-    """Two Poisson LightGBM models (pickup side, return side) on the day-ahead features."""
+    """Poisson LightGBM models (pickup and return sides, and the square with net flow only) on the day-ahead features."""
 
     name = "lightgbm"
 
@@ -216,8 +220,8 @@ class LightGBMDemand(DemandModel):
             targets = {"pickups": panel.pickups[days].ravel(), "returns": panel.returns[days].ravel()}
         else:
             net = usable[days].ravel()
-            targets = {"pickups": np.maximum(-net, 0), "returns": np.maximum(net, 0)}
-        rows = np.isfinite(targets["pickups"]) & np.isfinite(targets["returns"])
+            targets = {"pickups": np.maximum(-net, 0), "returns": np.maximum(net, 0), "square": net ** 2}
+        rows = np.all([np.isfinite(y) for y in targets.values()], axis=0)
         if not rows.any():
             raise ValueError("lightgbm: no usable training station-hours in the training span")
         x = frame[rows]
@@ -237,11 +241,14 @@ class LightGBMDemand(DemandModel):
         if self.gross_mode:
             pick, ret = side["pickups"], side["returns"]
         else:
-            pick, ret = self._with_net(panel, days, side["returns"] - side["pickups"])
+            net = side["returns"] - side["pickups"]
+            # Skellam moments row by row: Var N = E[N²] - (E N)² = pickups + returns.
+            pick, ret = split_rates(side["square"] - net ** 2, net)
         return np.where(known, pick, np.nan), np.where(known, ret, np.nan)
 
     def _meta(self):
         return {"params": self.params, "num_boost_round": self.num_boost_round, "features": self.features,
+                "boosters": list(self.boosters),
                 "station_ids": [int(s) for s in self.station_ids]}
 
     def _save_extra(self, directory):
@@ -257,7 +264,7 @@ class LightGBMDemand(DemandModel):
         self.features = meta["features"]
         self.station_ids = np.array(meta["station_ids"], dtype=np.int64)
         self.weather = None
-        self.boosters = {side: lgb.Booster(model_file=str(directory / f"{side}.txt")) for side in ("pickups", "returns")}
+        self.boosters = {side: lgb.Booster(model_file=str(directory / f"{side}.txt")) for side in meta["boosters"]}
 
 
 MODELS: dict[str, type[DemandModel]] = {m.name: m for m in (LightGBMDemand, HistoricalMean, SeasonalNaive)}

@@ -57,7 +57,7 @@ def synthetic_stations(n_stations: int, rng: np.random.Generator, *, first_id: i
 
 def simulate_station_hours(pickup: np.ndarray, returns: np.ndarray, stations: pd.DataFrame, start, days: int,
                            rng: np.random.Generator, *, censor: bool = False, truck_share: float = 0.0,
-                           with_trips: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+                           with_trips: bool = False, day_factor: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Draw ``days`` days of station hours from the rates; returns (station_hours, truck_mask).
 
     Without ``censor`` the docks never bind (capacity is set huge), so net flow is exactly
@@ -72,8 +72,10 @@ def simulate_station_hours(pickup: np.ndarray, returns: np.ndarray, stations: pd
     local = hours.tz_localize(None)
     types = day_type(local.normalize())
     hod = local.hour.to_numpy()
-    lam_p = pickup[types, hod]          # (T, n)
-    lam_r = returns[types, hod]
+    factor = np.ones(days) if day_factor is None else np.asarray(day_factor, dtype=float)
+    day_of_hour = ((local.normalize() - pd.Timestamp(start).normalize()) // pd.Timedelta(days=1)).to_numpy()
+    lam_p = pickup[types, hod] * factor[day_of_hour, None]          # (T, n)
+    lam_r = returns[types, hod] * factor[day_of_hour, None]
     drawn_p = rng.poisson(lam_p)
     drawn_r = rng.poisson(lam_r)
     trucks = rng.random((len(hours), n)) < truck_share

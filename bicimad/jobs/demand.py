@@ -58,14 +58,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--model", type=Path, help="model folder (default: newest under models/demand/, else the default)")
     f.add_argument("--out", type=Path, help="output folder (default: $BICIMAD_DATA_DIR/processed/forecasts/D/)")
     f.add_argument("--history-days", type=int, default=35, help="days of history read before D (default 35)")
+    _weather_option(f)
     f.set_defaults(func=run_forecast)
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
+    _weather_option(p)
     p.add_argument("--rounds", type=int, default=300, help="LightGBM boosting rounds (default 300)")
     p.add_argument("--seed", type=int, default=0, help="LightGBM seed (default 0)")
     p.add_argument("--threads", type=int, default=2, help="LightGBM threads (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _weather_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weather", type=Path, metavar="CSV",
+                   help="optional daily weather for LightGBM: a CSV with a `date` column (YYYY-MM-DD) and numeric columns")
+
+
+def load_weather(path: Path | None):
+    """Daily weather CSV -> frame indexed by local date (naive midnight), numeric columns only."""
+    import pandas as pd
+
+    if path is None:
+        return None
+    try:
+        frame = pd.read_csv(path, dtype=str)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{path}: cannot read weather CSV: {exc}") from None
+    if "date" not in frame:
+        raise CommandError(f"{path}: weather CSV needs a `date` column (has {list(frame.columns)})")
+    dates = pd.to_datetime(frame["date"], format="%Y-%m-%d", errors="coerce")
+    if dates.isna().any():
+        line = int(dates.isna().to_numpy().argmax()) + 2          # 1-based, after the header
+        raise CommandError(f"{path}: line {line}, field date: {frame['date'].iloc[line - 2]!r} is not YYYY-MM-DD")
+    out = pd.DataFrame(index=pd.DatetimeIndex(dates, name="date"))
+    for column in frame.columns.drop("date"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna()
+        if bad.any():
+            line = int(bad.to_numpy().argmax()) + 2
+            raise CommandError(f"{path}: line {line}, field {column}: {frame[column].iloc[line - 2]!r} is not a number")
+        out[column] = values.to_numpy()
+    if out.index.duplicated().any():
+        raise CommandError(f"{path}: date {out.index[out.index.duplicated()][0].date()} appears twice")
+    return out
 
 
 def parse_span(text: str, option: str):
@@ -87,7 +123,8 @@ def parse_span(text: str, option: str):
 
 
 def _model_kwargs(args) -> dict:
-    return {"lightgbm": {"num_boost_round": args.rounds, "seed": args.seed, "num_threads": args.threads}}
+    return {"lightgbm": {"num_boost_round": args.rounds, "seed": args.seed, "num_threads": args.threads,
+                         "weather": load_weather(args.weather)}}
 
 
 def _read(args, table: str, required: bool = True):
@@ -157,6 +194,8 @@ def run_backtest(args) -> int:
             if base in table.index:
                 gain = 1 - table.loc["lightgbm", "mae"] / table.loc[base, "mae"]
                 print(f"lightgbm net-flow MAE vs {base}: {gain:+.1%} ({'lower' if gain > 0 else 'higher'})")
+    for name, ref in result.reference.items():
+        print(f"reference, not a forecast ({name}): MAE {ref['mae']:.3f}, RMSE {ref['rmse']:.3f}")
     print(f"wrote {paths['metrics']} and plots in {args.out}")
     return 0
 
@@ -202,7 +241,8 @@ def run_train(args) -> int:
         "features": getattr(model, "features", []), "target": "gross" if model.gross_mode else "net_flow",
         "stations": int(panel.n_stations), "metrics": metrics, "train_s": round(train_s, 2),
         "git": git_commit(), "station_hours_sha256": sha256_file(station_hours_path),
-        "params": kwargs,
+        "params": {k: v for k, v in kwargs.items() if k != "weather"},
+        "weather": str(args.weather) if args.weather else None,
     }
     write_json(directory / "meta.json", meta)
     (directory / "MODEL_CARD.md").write_text(_model_card(meta), encoding="utf-8")
@@ -254,6 +294,10 @@ def run_forecast(args) -> int:
         model = load_model(args.model)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
+    if args.weather is not None:
+        if not hasattr(model, "weather"):
+            raise CommandError(f"--weather: the {model.name} model takes no weather")
+        model.weather = load_weather(args.weather)
     station_hours = _read(args, "station_hours")
     stations = _read(args, "stations", required=False)
     trips = _read(args, "trips", required=False)

@@ -6,7 +6,8 @@ run: ``LightGBMDemand.fit`` (300 rounds, 2 threads) against ``HistoricalMean.fit
 baseline), and ``forecast_day`` with each fitted model. Targets: fit < 2 min, forecast < 1 s.
 
 Run: ``.venv/bin/python -m pytest -m bench tests/bench/bench_demand.py -s`` or
-``.venv/bin/python tests/bench/bench_demand.py``. Results are printed and written to
+``.venv/bin/python tests/bench/bench_demand.py`` (``BICIMAD_BENCH_THREADS`` sets LightGBM's
+threads, default 2). Results are printed and written to
 ``$BICIMAD_BENCH_OUT`` (JSON) if set.
 """
 
@@ -74,10 +75,10 @@ def _report(result: dict) -> None:
 
 
 def test_train_four_months_and_forecast_one_day():
-    result = measure()
+    result = measure(threads=int(os.environ.get("BICIMAD_BENCH_THREADS", 2)))
     _report(result)
     assert result["forecast_rows"] == 24 * STATIONS
 
 
 if __name__ == "__main__":
-    _report(measure())
+    _report(measure(threads=int(os.environ.get("BICIMAD_BENCH_THREADS", 2))))

@@ -22,8 +22,8 @@ def processed(city, tmp_path_factory):
 
 def test_backtest_command(processed, tmp_path, capsys):
     out = tmp_path / "bt"
-    code = main(["--data-dir", str(processed), "demand", "backtest", "--train", "2019-07-01:2019-08-31",
-                 "--test", "2019-09", "--out", str(out), "--rounds", "40", "--no-progress", "--threads", "1"])
+    code = main(["--data-dir", str(processed), "demand", "backtest", "--train", "2019-08-01:2019-08-31",
+                 "--test", "2019-09-01:2019-09-14", "--out", str(out), "--rounds", "20", "--no-progress", "--threads", "1"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "lightgbm" in printed and "seasonal_naive" in printed and "vs historical_mean" in printed
@@ -33,15 +33,16 @@ def test_backtest_command(processed, tmp_path, capsys):
     for plot in ("predicted_vs_actual_by_hour.png", "error_by_hour.png", "error_by_station_map.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     assert len(pd.read_csv(out / "by_hour.csv")) == 24
+    assert "test_span_cell_mean_in_sample" in json.loads((out / "metrics.json").read_text())["reference"]
 
 
 def test_train_then_forecast(processed, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("BICIMAD_MODELS_DIR", str(tmp_path / "models"))
-    assert main(["--data-dir", str(processed), "demand", "train", "--span", "2019-07-01:2019-08-31",
-                 "--rounds", "40", "--threads", "1", "--no-progress", "--version", "v1"]) == 0
+    assert main(["--data-dir", str(processed), "demand", "train", "--span", "2019-08-01:2019-08-31",
+                 "--rounds", "20", "--threads", "1", "--no-progress", "--version", "v1"]) == 0
     version = tmp_path / "models" / "demand" / "v1"
     meta = json.loads((version / "meta.json").read_text())
-    assert meta["span"] == ["2019-07-01", "2019-08-31"]
+    assert meta["span"] == ["2019-08-01", "2019-08-31"]
     assert "net_lag24" in meta["features"] and meta["git"]["commit"]
     assert set(meta["metrics"]["models"]) == {"lightgbm", "historical_mean", "seasonal_naive"}
     assert "Demand model v1" in (version / "MODEL_CARD.md").read_text()
