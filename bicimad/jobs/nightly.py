@@ -44,7 +44,6 @@ Exit codes (for cron):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import logging
@@ -495,13 +494,14 @@ STEPS = [Step(name, fn) for name, fn in (
 def register(sub) -> None:
     parser = sub.add_parser(
         "nightly", help="tonight's run: ingest, forecast D+1, plan and simulate, report",
-        description=__doc__.split("\n\n")[0] + " See `pydoc bicimad.jobs.nightly` for the steps. "
-        "Exit codes: 0 done (or already complete), 2 bad config, 65 unusable input, 66 missing input, "
-        "70 a step failed (re-run resumes), 75 another run holds the lock.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="The nightly planning run for day D+1: ingest, demand model (on its schedule), "
+        "forecast, planners simulated on the forecast, plan.csv, report.html and manifest.json in a run "
+        "folder; re-running resumes or skips. Steps: `pydoc bicimad.jobs.nightly`. Exit codes: 0 done "
+        "(or already complete), 2 bad config, 65 unusable input, 66 missing input, 70 a step failed "
+        "(re-run resumes), 75 another run holds the lock.",
     )
     parser.add_argument("--date", required=True, help="the night's date D (YYYY-MM-DD); plans D+1")
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="job config (TOML)")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"job config (TOML; default {DEFAULT_CONFIG})")
     parser.add_argument("--out", default=None, help="run folder (default: <data-dir>/runs/nightly/<D>)")
     parser.add_argument("--force", action="store_true", help="redo every step even if recorded done")
     parser.set_defaults(func=run)

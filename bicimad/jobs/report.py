@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
@@ -12,14 +11,13 @@ def register(sub) -> None:
         description="Write a self-contained HTML report comparing run folders (as written by "
         "`bicimad nightly` or `bicimad compare`): the occupancy table, the hourly profile of the "
         "problem share, a map of stations coloured by problem hours, and the worst stations.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s)")
     parser.add_argument("--out", "-o", default=None,
                         help="HTML file to write (default: report.html in the first run folder for one run, "
                         "else comparison.html in the current folder)")
-    parser.add_argument("--title", default="BiciMAD occupancy comparison")
-    parser.add_argument("--worst", type=int, default=10, help="how many worst stations to list")
+    parser.add_argument("--title", default="BiciMAD occupancy comparison", help="the report's title")
+    parser.add_argument("--worst", type=int, default=10, help="how many worst stations to list (default 10)")
     parser.set_defaults(func=run)
 
 

@@ -25,7 +25,6 @@ the config as ``whatif.toml``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -331,13 +330,14 @@ def register(sub) -> None:
         "multiplier) x planners x seeds, in parallel on local cores or on a Ray cluster, and write "
         "a tidy results table, intervals over seeds and plots. Finished tasks are kept and "
         "skipped on a re-run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", default="pipelines/whatif-fleet.toml", help="sweep definition (TOML)")
+    parser.add_argument("--config", default="pipelines/whatif-fleet.toml",
+                        help="sweep definition (TOML; default pipelines/whatif-fleet.toml)")
     parser.add_argument("--out", default=None, help="output folder (default: <data-dir>/runs/whatif/<name>)")
     parser.add_argument("--ray", metavar="ADDRESS", default=None,
                         help="run on a Ray cluster: an address, 'auto', or 'local' for a fresh local one")
-    parser.add_argument("--workers", type=int, default=None, help="local worker processes (overrides the config)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local worker processes (default: the config's; 0 = one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
