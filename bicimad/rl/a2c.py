@@ -62,7 +62,7 @@ def train(config: A2CConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
         # -- optimisation: one step on the whole rollout ----------------------------------------------
         _, logprob, entropy, value = agent.get_action_and_value(buf.flat("obs"), buf.flat("actions"), buf.flat("masks"))
         pg_loss = -(b_advantages * logprob).mean()
-        v_loss = 0.5 * ((value - b_returns) ** 2).mean()
+        v_loss = ((value - b_returns) ** 2).mean()  # plain MSE, as the reference A2C (no 1/2)
         entropy_loss = entropy.mean()
         loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * v_loss
         optimizer.zero_grad()

@@ -62,7 +62,7 @@ def train(config: ReinforceConfig, out_dir: str | Path, *, make_agent: AgentFact
         # -- optimisation: one policy-gradient step, baseline regressed on the returns ----------------
         _, logprob, entropy, value = agent.get_action_and_value(buf.flat("obs"), buf.flat("actions"), buf.flat("masks"))
         pg_loss = -(b_advantages * logprob).mean()
-        baseline_loss = 0.5 * ((value - b_returns) ** 2).mean()
+        baseline_loss = ((value - b_returns) ** 2).mean()
         entropy_loss = entropy.mean()
         loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * baseline_loss
         optimizer.zero_grad()
