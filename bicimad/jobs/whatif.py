@@ -142,14 +142,16 @@ def task_seed(root: int, index: int) -> int:
 def make_tasks(config: WhatIfConfig) -> list[Task]:
     """Every task of the sweep, in a fixed order."""
     seeds = [task_seed(config.seed, i) for i in range(config.seeds)]
-    run = str(Path(config.run).resolve()) if config.run else None  # workers may start elsewhere
+    # absolute paths: workers may start in another folder
+    run = str(Path(config.run).resolve()) if config.run else None
+    scenario = str(Path(config.scenario).resolve()) if Path(config.scenario).is_file() else config.scenario
     grid = config.grid
     tasks = []
     for values in itertools.product(*(getattr(grid, p) for p in GRID_PARAMS)):
         point = dict(zip(GRID_PARAMS, values))
         for planner in config.planners:
             for index, seed in enumerate(seeds):
-                tasks.append(Task(scenario=config.scenario, start=config.start, run=run, days=config.days,
+                tasks.append(Task(scenario=scenario, start=config.start, run=run, days=config.days,
                                   planner=planner, seed_index=index, seed=seed, **point))
     return tasks
 
