@@ -19,8 +19,8 @@ seeds:
 
 Outputs: ``results.parquet`` and ``results.csv`` (one row per task), ``intervals.csv`` (mean
 problem share and its 95 % interval over seeds per planner and scenario point), a plot of the
-problem share against trucks per planner for each combination of the other parameters, and
-the config as ``whatif.toml``.
+problem share against trucks per planner for each combination of the other parameters,
+``report.html`` (the plots and the intervals), and the config as ``whatif.toml``.
 """
 
 from __future__ import annotations
@@ -294,6 +294,7 @@ def write_outputs(rows: list[dict], out: str | os.PathLike) -> dict[str, Path]:
     import pandas as pd
 
     from bicimad.io import atomic_path
+    from bicimad.report.html import build_sweep_report
     from bicimad.report.plots import plot_share_vs_trucks
 
     out = Path(out)
@@ -313,6 +314,8 @@ def write_outputs(rows: list[dict], out: str | os.PathLike) -> dict[str, Path]:
         suffix = "-".join(f"{k}{v:g}" for k, v in point.items())
         title = "Problem share against trucks (" + ", ".join(f"{k}={v:g}" for k, v in point.items()) + ")"
         paths[f"plot {suffix}"] = plot_share_vs_trucks(group, out / f"share_vs_trucks-{suffix}.png", title=title)
+    plots = [p for k, p in paths.items() if k.startswith("plot ")]
+    paths["report"] = build_sweep_report(intervals, plots, out / "report.html")
     return paths
 
 
@@ -388,6 +391,7 @@ def run(args) -> int:
     print(f"{len(rows)} tasks, {sum(r['days'] for r in rows)} scenario-days in {wall:.1f} s")
     print(f"results: {written['results_csv'].resolve()}")
     print(f"intervals: {written['intervals'].resolve()}")
+    print(f"report: {written['report'].resolve()}")
     return 0
 
 

@@ -178,3 +178,22 @@ def build_report(runs: list[RunData], out: str | os.PathLike, title: str = "Bici
     with atomic_open(out, "w", encoding="utf-8") as fh:
         fh.write("\n".join(parts))
     return out
+
+
+def build_sweep_report(intervals: pd.DataFrame, plots: list[Path], out: str | os.PathLike,
+                       title: str = "BiciMAD what-if sweep") -> Path:
+    """Write the HTML page of a what-if sweep: the problem share against trucks per planner
+    (the plots, one per combination of the other parameters) and the intervals table."""
+    out = Path(out)
+    parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{_CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+             f"<p class='note'>Generated {dt.datetime.now().astimezone().isoformat(timespec='seconds')}. "
+             "Mean problem share over seeds with its 95 % Student-t interval; every planner and fleet "
+             "size with the same seed index met the same riders.</p>",
+             "<h2>Problem share against trucks</h2>"]
+    parts += [_img(Path(p), Path(p).stem) for p in plots]
+    table = intervals.rename(columns={"mean": "problem_share", "lo": "problem_share_lo", "hi": "problem_share_hi"})
+    parts += ["<h2>Intervals</h2>", _table(table, "intervals"), "</body></html>\n"]
+    with atomic_open(out, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(parts))
+    return out

@@ -103,3 +103,5 @@ def test_outputs_table_intervals_and_plots(tmp_path):
     assert ((intervals["lo"] <= intervals["mean"]) & (intervals["mean"] <= intervals["hi"])).all()
     plots = [p for k, p in written.items() if k.startswith("plot")]
     assert len(plots) == 2 and all(p.stat().st_size > 5000 for p in plots)  # one per demand multiplier
+    page = written["report"].read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 2 and page.count("<tr") == len(intervals) + 1
