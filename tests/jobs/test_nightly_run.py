@@ -142,6 +142,34 @@ def test_killed_run_resumes_to_the_same_outputs(city, reference, tmp_path):
             if p.is_file() and p.suffix != ".log"} == stamps
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["demand_model", "simulate"])
+def test_run_killed_from_outside_mid_step_resumes(city, reference, tmp_path, step):
+    """SIGKILL from another process while a step is running (not at a chosen point)."""
+    import signal
+    import time
+
+    data = tmp_path / "data"
+    log_path = data / "runs" / "nightly" / DATE / "nightly.log"
+    proc = subprocess.Popen([sys.executable, "-m", "bicimad", "--data-dir", str(data), "nightly", "--date", DATE,
+                             "--config", str(city)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (log_path.exists() and f"step {step}: started" in log_path.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before the step started"
+        time.sleep(0.02)
+    time.sleep(0.3)  # inside the step
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -9
+    assert f"step {step}: done" not in log_path.read_text()
+
+    resumed = nightly(data, city)
+    assert resumed.returncode == 0, resumed.stderr
+    ref, got = outputs(reference[0] / "runs" / "nightly" / DATE), outputs(data / "runs" / "nightly" / DATE)
+    for name in ref:
+        pd.testing.assert_frame_equal(got[name], ref[name], obj=name)
+    assert len(list((data / "models" / "demand").iterdir())) == 1
+
+
 def test_rerun_with_another_config_is_refused(city, reference, tmp_path):
     changed = tmp_path / "nightly.toml"
     changed.write_text(city.read_text().replace("seeds = 2", "seeds = 3"), encoding="utf-8")
