@@ -315,6 +315,10 @@ def run(args) -> int:
     if args.seeds < 1:
         raise CommandError("--seeds must be >= 1")
     planners = build_planners([p.strip() for p in args.planners.split(",") if p.strip()], args.policy, args.time_limit)
+    if "ppo" in planners:
+        import torch
+
+        torch.set_num_threads(1)  # a small network: more threads only contend on a shared machine
     days, skipped = prepare_days(scenario, start, end, args.data_dir, args.history_days)
     if args.max_days:
         days = days[: args.max_days]

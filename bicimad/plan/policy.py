@@ -118,14 +118,18 @@ def observe(view: FleetView, config: ObservationConfig, events: np.ndarray | Non
     return Observation(features, candidates, mask.reshape(-1), target)
 
 
-def decode(view: FleetView, obs: Observation, action: np.ndarray) -> Plan:
+def decode(view: FleetView, obs: Observation, action: np.ndarray | None, ranking: np.ndarray | None = None) -> Plan:
     """The plan an action stands for: each chosen station moved towards its target.
 
     Trucks act in order; a station already visited this hour, a padding choice or a move the
     truck cannot make (no bikes to unload, no room) is skipped, so the plan keeps every limit.
+    With ``ranking`` (per component, every choice in order of preference) instead of
+    ``action``, a skipped choice gives way to the next one until a stop is made or "no visit"
+    comes first: how the planner resolves two trucks wanting the same station.
     """
     k, c = obs.candidates.shape
-    visits = len(action) // k
+    prefs = ranking if ranking is not None else np.asarray(action)[:, None]
+    visits = len(prefs) // k
     bikes = view.bikes.astype(np.int64).copy()
     visited = np.zeros(view.n_stations, dtype=bool)
     plan: Plan = []
@@ -133,18 +137,21 @@ def decode(view: FleetView, obs: Observation, action: np.ndarray) -> Plan:
         load = int(view.truck_load[truck])
         route = []
         for slot in range(visits):
-            choice = int(action[truck * visits + slot])
-            if choice >= c or obs.candidates[truck, choice] < 0:
-                continue
-            station = int(obs.candidates[truck, choice])
-            gap = int(bikes[station] - obs.target[station])
-            move = min(gap, view.truck_capacity - load) if gap > 0 else -min(-gap, load)
-            if visited[station] or move == 0:
-                continue
-            route.append(Visit(station, move))
-            load += move
-            bikes[station] -= move
-            visited[station] = True
+            for choice in prefs[truck * visits + slot]:
+                if choice >= c:
+                    break                                   # "no visit" preferred
+                station = int(obs.candidates[truck, choice])
+                if station < 0 or visited[station]:
+                    continue
+                gap = int(bikes[station] - obs.target[station])
+                move = min(gap, view.truck_capacity - load) if gap > 0 else -min(-gap, load)
+                if move == 0:
+                    continue
+                route.append(Visit(station, move))
+                load += move
+                bikes[station] -= move
+                visited[station] = True
+                break
         plan.append(route)
     return plan
 
@@ -210,14 +217,15 @@ class FleetAgent(nn.Module):
             action = dist.sample()
         return action, dist.log_prob(action), dist.entropy(), self.critic(context.mean(1)).squeeze(-1)
 
-    def act(self, obs: Observation) -> np.ndarray:
-        """The most likely action (deterministic: what the planner executes)."""
+    def ranking(self, obs: Observation) -> np.ndarray:
+        """Per action component, every choice from most to least likely (masked ones last)."""
         x = torch.as_tensor(obs.features[None])
         with torch.inference_mode():
             x, emb, context = self._encode(x)
             dist = MultiCategorical(self._logits(x, emb, context), self._nvec(emb.shape[1]),
                                     torch.as_tensor(obs.mask[None]))
-            return dist.mode()[0].numpy()
+            log_probs = dist.log_probs[0, :, : self.config.candidates + 1]
+            return torch.argsort(log_probs, dim=-1, descending=True, stable=True).numpy()
 
 
 def save_policy(agent: FleetAgent, out_dir: str | os.PathLike) -> Path:
@@ -262,4 +270,4 @@ class PolicyPlanner:
 
     def plan(self, view: FleetView) -> Plan:
         obs = observe(view, self.agent.config)
-        return decode(view, obs, self.agent.act(obs))
+        return decode(view, obs, None, ranking=self.agent.ranking(obs))

@@ -33,7 +33,8 @@ class TrainingConfig:
     gamma: float = 0.9              #: discount per hour
     ent_coef: float = 0.01          #: entropy bonus
     imitation_days: int = 0         #: days of OR-Tools demonstrations per env before PPO (0: none)
-    imitation_epochs: int = 20      #: passes over the demonstrations
+    imitation_epochs: int = 100     #: passes over the demonstrations
+    torch_threads: int = 1          #: small networks on a shared machine: one thread is fastest
     observation: ObservationConfig = field(default_factory=ObservationConfig)
 
 
@@ -66,7 +67,7 @@ def demonstrations(envs: FleetPlanningVectorEnv, planner, days: int, seed: int):
 
 
 def behaviour_clone(agent: FleetAgent, features, masks, actions, epochs: int, seed: int,
-                    lr: float = 1e-3, batch: int = 64) -> list[float]:
+                    lr: float = 3e-3, batch: int = 64) -> list[float]:
     """Fit the policy to demonstrated actions (cross-entropy); returns the loss per epoch."""
     rng = np.random.default_rng(seed)
     optimiser = torch.optim.Adam(agent.parameters(), lr=lr)
@@ -101,6 +102,7 @@ def train_fleet_policy(scenario, network, days, config: TrainingConfig, out_dir:
     from bicimad.rl.ppo import PPOConfig, train
 
     out_dir = Path(out_dir)
+    torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     envs = FleetPlanningVectorEnv(scenario, network, days, num_envs=config.num_envs, config=config.observation)
     agent = FleetAgent(config.observation)
@@ -116,6 +118,7 @@ def train_fleet_policy(scenario, network, days, config: TrainingConfig, out_dir:
 
     ppo = PPOConfig(env_id=f"fleet/{scenario.name}", seed=config.seed, total_steps=config.total_steps,
                     num_envs=config.num_envs, num_steps=envs.sim.H, learning_rate=config.learning_rate,
+                    torch_threads=config.torch_threads,
                     gamma=config.gamma, ent_coef=config.ent_coef, num_minibatches=4, update_epochs=4)
     t1 = time.perf_counter()
     if config.total_steps > 0:

@@ -123,3 +123,17 @@ def test_visit_slots_must_match_the_fleet(make_line_view):
     view = make_line_view([5, 5], [10, 10], visits_per_hour=3)
     with pytest.raises(ValueError, match="2 visits per hour; the fleet makes 3"):
         observe(view, ObservationConfig())
+
+
+def test_ranked_decoding_sends_the_second_truck_elsewhere(make_line_view):
+    # Two empty trucks at the same station; stations 0 and 4 are full. Both prefer station 0:
+    # with a ranking, the second truck takes its next choice instead of wasting the visit.
+    view = make_line_view([20, 10, 10, 10, 20], [20] * 5, truck_station=(2, 2), truck_load=(0, 0),
+                          visits_per_hour=1)
+    obs = observe(view, ObservationConfig(candidates=4, visits_per_hour=1))
+    first, second = (int(np.flatnonzero(obs.candidates[0] == s)[0]) for s in (0, 4))
+    ranking = np.array([[first, second, 4, 0, 1], [first, second, 4, 0, 1]])[:, :5]
+    plan = decode(view, obs, None, ranking=ranking)
+    assert [route[0].station for route in plan] == [0, 4]
+    # The single most likely action wastes it.
+    assert decode(view, obs, ranking[:, 0]) == [plan[0], []]
