@@ -14,7 +14,7 @@ Training your own agent (e.g. a truck-fleet policy sharing parameters across tru
 ``my_vector_env`` is any gymnasium ``VectorEnv`` with ``AutoresetMode.SAME_STEP`` whose
 sub-envs record ``info["episode"]`` (``gymnasium.wrappers.RecordEpisodeStatistics``) and, for
 masking, put a flat boolean ``info["action_mask"]`` (length ``sum(nvec)``) in every reset and
-step info, or expose ``action_masks()``. ``my_factory(obs_space, action_space)`` returns a
+step info, or give the vector env (or, in-process, each sub-env) an ``action_masks()`` method. ``my_factory(obs_space, action_space)`` returns a
 ``torch.nn.Module`` with ``get_value(obs)`` and ``get_action_and_value(obs, action=None,
 mask=None)``; build its action distribution with :class:`~bicimad.rl.agents.MultiCategorical`
 to get masking and MultiDiscrete actions for free.

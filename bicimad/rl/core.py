@@ -275,19 +275,23 @@ class Run:
         self._start_time = 0.0
         self._start_step = 0
 
-    # -- masks: from info["action_mask"], else an ``action_masks()`` method of the envs ---------
+    # -- masks: info["action_mask"], else an ``action_masks()`` method of the vector env or of
+    # -- each sub-env of an in-process vector env (asking subprocess workers for a method they
+    # -- lack would shut them down, so those must use the info key) ------------------------------
     def _find_mask_source(self, infos: dict) -> str | None:
         if "action_mask" in infos:
             return "info"
-        try:
-            self.envs.call("action_masks")
-        except AttributeError:
-            return None
-        return "method"
+        if callable(getattr(self.envs, "action_masks", None)):
+            return "vector"
+        if isinstance(self.envs, gym.vector.SyncVectorEnv) and self.envs.envs[0].has_wrapper_attr("action_masks"):
+            return "method"
+        return None
 
     def _mask(self, infos: dict) -> np.ndarray | None:
         if self._mask_source == "info":
             return np.asarray(infos["action_mask"], dtype=bool)
+        if self._mask_source == "vector":
+            return np.asarray(self.envs.action_masks(), dtype=bool)
         if self._mask_source == "method":
             return np.stack(self.envs.call("action_masks")).astype(bool)
         return None

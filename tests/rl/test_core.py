@@ -139,3 +139,41 @@ def test_numpy_rollout_policy_matches_torch_and_respects_masks():
     with torch.no_grad():
         probs = agent.distribution(torch.as_tensor(obs[:1])).log_probs.exp()[0, 0].numpy()
     np.testing.assert_allclose(np.bincount(sampled[:, 0], minlength=4) / 20_000, probs, atol=0.015)
+
+
+class _MaskMethod(gym.Wrapper):
+    """The masked probe, its mask offered by a method instead of the info dict."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        info.pop("action_mask")
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info.pop("action_mask")
+        return obs, reward, terminated, truncated, info
+
+    def action_masks(self):
+        return self.env.unwrapped._mask.copy()
+
+
+@pytest.mark.parametrize("vector_cls", [gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv])
+def test_mask_sources_in_process_and_subprocess_envs(tmp_path, vector_cls):
+    from bicimad.rl.envs import make_env
+
+    sync = vector_cls is gym.vector.SyncVectorEnv
+    fns = [(lambda: _MaskMethod(make_env("probe/masked"))) if sync else (lambda: make_env("CartPole-v1"))] * 2
+    envs = vector_cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    config = CommonConfig(env_id="probe/masked" if sync else "CartPole-v1", num_envs=2, num_steps=32, total_steps=64)
+    run = Run("test", config, tmp_path, envs=envs, progress=False)
+    optimizer = torch.optim.Adam(run.agent.parameters())
+    run.restore(optimizer, linear_schedule(optimizer, 1, anneal=False), {}, resume=False)
+    run.collect_rollout()
+    if sync:   # masks came from the method and were obeyed
+        masks, actions = run.buffer.arrays["masks"], run.buffer.arrays["actions"]
+        assert np.take_along_axis(masks, actions + np.array([0, 4]), -1).all()
+        assert not masks.all()
+    else:      # no mask anywhere: subprocess workers were not asked for a missing method
+        assert run.buffer.masks is None
+    envs.close()
