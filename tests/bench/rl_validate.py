@@ -63,8 +63,9 @@ def train_sb3(algo: str, env_id: str, steps: int, seed: int, run_dir: Path):
 
     config = make_config(algo, env_id, total_steps=steps, seed=seed)
     cpu = time.process_time()
-    # SB3 must see exactly our preprocessed env; its own monitor records the (clipped-free) returns
-    # our inner RecordEpisodeStatistics sees, so both curves are on the same scale.
+    # SB3 trains on exactly our preprocessed env. Its monitor sits outside our wrappers, so on
+    # Atari its training curve is per life with clipped rewards (ours: whole games, raw score);
+    # the final evaluation, through our ``play``, is on the same scale for both.
     run_dir.mkdir(parents=True, exist_ok=True)
     monitor = run_dir / "monitor.csv"
     envs = VecMonitor(DummyVecEnv([lambda: make_env(env_id) for _ in range(config.num_envs)]), str(monitor))
