@@ -75,6 +75,7 @@ class BacktestResult:
     test_days: np.ndarray
     actual_net: np.ndarray                     # (days, 24, n)
     rider: np.ndarray                          # observed and not a truck move
+    truck_moves: np.ndarray                    # hours flagged as truck moves
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     deviance: dict[str, np.ndarray] = field(default_factory=dict)   # per station-hour
     metrics: dict[str, dict] = field(default_factory=dict)
@@ -130,7 +131,7 @@ def run_backtest(panel: Panel, train_mask: np.ndarray, test_mask: np.ndarray, *,
     flags = flag_truck_moves(panel)
     actual = panel.net[test_days]
     rider = np.isfinite(actual) & ~flags[test_days]
-    result = BacktestResult(panel, test_days, actual, rider, gross_mode=panel.has_gross(train_mask))
+    result = BacktestResult(panel, test_days, actual, rider, flags[test_days], gross_mode=panel.has_gross(train_mask))
     fitted = dict(fitted or {})
     for name in tqdm(models, desc="backtest", unit="model", disable=not progress):
         if name not in fitted:
@@ -187,8 +188,11 @@ def write_backtest(result: BacktestResult, out: str | Path, *, spans: dict | Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "by_hour": out / "by_hour.csv", "by_station": out / "by_station.csv"}
+    observed = np.isfinite(result.actual_net)
+    truck_share = float(result.truck_moves[observed].mean()) if observed.any() else 0.0
     write_json(paths["metrics"], {"models": result.metrics, "reference": result.reference, "spans": spans or {},
-                                  "target": "gross" if result.gross_mode else "net_flow"})
+                                  "target": "gross" if result.gross_mode else "net_flow",
+                                  "truck_move_share": truck_share})
     by_hour, by_station = result.by_hour(), result.by_station()
     by_hour.to_csv(paths["by_hour"])
     by_station.to_csv(paths["by_station"], index=False)

@@ -12,9 +12,9 @@ Rates are never negative and never NaN; ``method`` says where each row came from
 * ``fallback:network_profile`` — a station the model never saw: the mean rates of known
   stations for that hour and day type, scaled by the station's capacity.
 
-Which stations: those of ``stations`` still in service (``last_seen`` within ``retired_after``
-days of the day, or unknown); a station only in ``station_hours`` is forecast too if it was
-seen in the last 14 days. The counts per method are in ``frame.attrs["methods"]``.
+Which stations: those of ``stations`` in service on the day (``first_seen`` not after it and
+``last_seen`` within ``retired_after`` days before it; unknown dates count as in service); a
+station only in ``station_hours`` is forecast too if it was seen in the last 14 days. The counts per method are in ``frame.attrs["methods"]``.
 
 ``load_model(path=None)`` finds a saved model: the given directory, else the newest version
 under ``models/demand/``, else the committed synthetic-city default.
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bicimad.config import TZ, models_dir
-from bicimad.demand.models import DemandModel
+from bicimad.demand.models import DemandModel, split_rates
 from bicimad.demand.panel import HOURS, build_panel
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,14 @@ def _local_day(date) -> pd.Timestamp:
 
 
 def forecast_day(model: DemandModel | str | Path | None, station_hours: pd.DataFrame, stations: pd.DataFrame | None,
-                 date, *, history_days: int = 35, min_recent_hours: int = 48, retired_after: int = 30) -> pd.DataFrame:
-    """The ``forecast`` table for local day ``date`` (see the module docstring)."""
+                 date, *, history_days: int = 35, min_recent_hours: int = 48, retired_after: int = 30,
+                 daily_trips: float | None = None) -> pd.DataFrame:
+    """The ``forecast`` table for local day ``date`` (see the module docstring).
+
+    ``daily_trips`` rescales every station-hour's gross rate (pickups + returns) by one factor so
+    that the day's pickups add up to it, each net rate kept: Skellam gross rates from snapshots
+    also hold over-dispersion and run high against counted trips (DESIGN.md: ~35 % in Sep 2018).
+    """
     if not isinstance(model, DemandModel):
         model = load_model(model)
     day = _local_day(date)
@@ -95,6 +101,8 @@ def forecast_day(model: DemandModel | str | Path | None, station_hours: pd.DataF
         ret = np.where(known, ret, prof_r[:, None] * scale)
     pick = np.clip(np.nan_to_num(pick, nan=0.0), 0, None)
     ret = np.clip(np.nan_to_num(ret, nan=0.0), 0, None)
+    if daily_trips is not None:
+        pick, ret = calibrate(pick, ret, daily_trips)
 
     out = pd.DataFrame({
         "station_id": np.tile(panel.station_ids, HOURS).astype(np.int32),
@@ -110,6 +118,24 @@ def forecast_day(model: DemandModel | str | Path | None, station_hours: pd.DataF
     return out
 
 
+def calibrate(pick: np.ndarray, ret: np.ndarray, daily_trips: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scale gross rates by one factor c (gross never below |net|) so pickups sum to ``daily_trips``."""
+    if daily_trips <= 0:
+        raise ValueError(f"daily_trips must be > 0, got {daily_trips}")
+    gross, net = pick + ret, ret - pick
+    floor = np.maximum(-net, 0).sum()          # pickups left when every gross is at its minimum |net|
+    if daily_trips <= floor:
+        log.warning("calibrate: %.0f daily trips is below the net flows' minimum of %.0f pickups", daily_trips, floor)
+        return split_rates(np.zeros_like(gross), net)
+    lo, hi = 0.0, max(1.0, 2 * daily_trips / max(pick.sum(), 1e-9))
+    while split_rates(gross * hi, net)[0].sum() < daily_trips:
+        hi *= 2
+    for _ in range(60):                        # bisection: total pickups grow monotonically with c
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if split_rates(gross * mid, net)[0].sum() < daily_trips else (lo, mid)
+    return split_rates(gross * hi, net)
+
+
 def _network_profile(cell_p, cell_r, known):
     """Mean rates per hour of the known stations (scaled by capacity by the caller)."""
     if not known.any():
@@ -121,13 +147,16 @@ def _stations_in_service(stations: pd.DataFrame | None, history: pd.DataFrame, d
                          retired_after: int) -> np.ndarray:
     ids: set[int] = set()
     if stations is not None and len(stations):
-        last = pd.to_datetime(stations["last_seen"]) if "last_seen" in stations else pd.Series(pd.NaT, index=stations.index)
-        if getattr(last.dt, "tz", None) is not None:
-            last = last.dt.tz_convert(TZ).dt.tz_localize(None)
-        retired = last.notna() & (last < day - pd.Timedelta(days=retired_after))
-        if retired.any():
-            log.info("forecast %s: %d station(s) not seen for %d days are left out", day.date(), int(retired.sum()), retired_after)
-        ids |= set(stations.loc[~retired, "station_id"].astype(int))
+        def local(column):
+            values = pd.to_datetime(stations[column]) if column in stations else pd.Series(pd.NaT, index=stations.index)
+            return values.dt.tz_convert(TZ).dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+
+        retired = local("last_seen").notna() & (local("last_seen") < day - pd.Timedelta(days=retired_after))
+        future = local("first_seen").notna() & (local("first_seen") >= day + pd.Timedelta(days=1))
+        if retired.any() or future.any():
+            log.info("forecast %s: left out %d station(s) not seen for %d days and %d installed later",
+                     day.date(), int(retired.sum()), retired_after, int(future.sum()))
+        ids |= set(stations.loc[~retired & ~future, "station_id"].astype(int))
     hours = pd.to_datetime(history["hour"]).dt.tz_convert(TZ).dt.tz_localize(None)
     ids |= set(history.loc[hours >= day - pd.Timedelta(days=RECENT_DAYS), "station_id"].astype(int))
     return np.array(sorted(ids), dtype=np.int64)

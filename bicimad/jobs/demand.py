@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--model", type=Path, help="model folder (default: newest under models/demand/, else the default)")
     f.add_argument("--out", type=Path, help="output folder (default: $BICIMAD_DATA_DIR/processed/forecasts/D/)")
     f.add_argument("--history-days", type=int, default=35, help="days of history read before D (default 35)")
+    f.add_argument("--daily-trips", type=float, metavar="N",
+                   help="rescale gross rates so the day's pickups total N (e.g. EMT's counted trips), net kept")
     _weather_option(f)
     f.set_defaults(func=run_forecast)
 
@@ -163,6 +165,8 @@ def _panel(args, first, end):
 
 
 def run_backtest(args) -> int:
+    import numpy as np
+
     from bicimad.demand.backtest import run_backtest as backtest
     from bicimad.demand.backtest import write_backtest
 
@@ -186,7 +190,9 @@ def run_backtest(args) -> int:
              "end_exclusive": True}
     paths = write_backtest(result, args.out, spans=spans)
     table = result.table()
-    print(f"backtest: train {args.train}, test {args.test}, {int(result.rider.sum()):,} rider station-hours "
+    observed = int(np.isfinite(result.actual_net).sum())
+    print(f"backtest: train {args.train}, test {args.test}, {int(result.rider.sum()):,} rider station-hours, "
+          f"{int(result.truck_moves.sum()):,} of {observed:,} observed hours flagged as truck moves "
           f"({time.perf_counter() - t0:.0f} s)")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     if "lightgbm" in table.index:
@@ -302,7 +308,8 @@ def run_forecast(args) -> int:
     stations = _read(args, "stations", required=False)
     trips = _read(args, "trips", required=False)
     try:
-        forecast = forecast_day(model, station_hours, stations, day, history_days=args.history_days)
+        forecast = forecast_day(model, station_hours, stations, day, history_days=args.history_days,
+                                daily_trips=args.daily_trips)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     listed = stations if stations is not None else pd.DataFrame({"station_id": forecast["station_id"].unique()})

@@ -33,7 +33,9 @@ def test_backtest_command(processed, tmp_path, capsys):
     for plot in ("predicted_vs_actual_by_hour.png", "error_by_hour.png", "error_by_station_map.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     assert len(pd.read_csv(out / "by_hour.csv")) == 24
-    assert "test_span_cell_mean_in_sample" in json.loads((out / "metrics.json").read_text())["reference"]
+    written = json.loads((out / "metrics.json").read_text())
+    assert "test_span_cell_mean_in_sample" in written["reference"]
+    assert 0 < written["truck_move_share"] < 0.05           # the city has 1 % truck moves
 
 
 def test_train_then_forecast(processed, tmp_path, capsys, monkeypatch):

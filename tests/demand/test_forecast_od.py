@@ -41,19 +41,21 @@ def test_forecast_never_reads_the_day_or_later(fitted, city):
 def test_fallbacks_for_new_gappy_and_retired_stations(fitted, city):
     day = pd.Timestamp("2019-09-10", tz=TZ)
     history = city.station_hours
-    # Station 3 went silent two weeks ago (a data gap); station 4 was retired long ago.
+    # Station 3 went silent two weeks ago (a data gap); station 4 was retired long ago;
+    # 999 opened yesterday and 1000 opens next month.
     gap = (history["station_id"] == 3) & (history["hour"] >= day - pd.Timedelta(days=15))
     gone = (history["station_id"] == 4) & (history["hour"] >= day - pd.Timedelta(days=60))
     history = history[~gap & ~gone]
     stations = city.stations.assign(last_seen=pd.Series(pd.NaT, index=city.stations.index, dtype=f"datetime64[us, {TZ}]"))
     stations.loc[stations["station_id"] == 4, "last_seen"] = day - pd.Timedelta(days=60)
-    new = pd.DataFrame({"station_id": [999], "lat": [40.42], "lon": [-3.70], "capacity": [40]})
+    new = pd.DataFrame({"station_id": [999, 1000], "lat": [40.42, 40.43], "lon": [-3.70, -3.71], "capacity": [40, 20],
+                        "first_seen": [day - pd.Timedelta(days=1), day + pd.Timedelta(days=40)]})
     stations = pd.concat([stations, new], ignore_index=True)
     table = forecast_day(fitted, history, stations, day)
     per_station = table.groupby("station_id")["method"].first()
     assert per_station[3] == "fallback:station_history"
     assert per_station[999] == "fallback:network_profile"
-    assert 4 not in per_station.index
+    assert 4 not in per_station.index and 1000 not in per_station.index    # retired; not yet installed
     assert (per_station.drop([3, 999]) == "lightgbm").all()
     assert table.attrs["methods"]["fallback:network_profile"] == 1
     assert np.isfinite(table[["pickup_rate", "return_rate"]]).all().all()
@@ -113,3 +115,13 @@ def test_committed_default_model_forecasts(city):
     assert len(table) == 24 * len(city.stations)
     assert (table[["pickup_rate", "return_rate"]] >= 0).all().all()
     assert table["pickup_rate"].sum() > 0
+
+
+def test_calibration_to_counted_trips_keeps_every_net_rate(fitted, city):
+    base = forecast_day(fitted, city.station_hours, city.stations, "2019-09-10")
+    target = 0.7 * base["pickup_rate"].sum()
+    scaled = forecast_day(fitted, city.station_hours, city.stations, "2019-09-10", daily_trips=target)
+    assert scaled["pickup_rate"].sum() == pytest.approx(target, rel=1e-6)
+    np.testing.assert_allclose(scaled["return_rate"] - scaled["pickup_rate"], base["return_rate"] - base["pickup_rate"],
+                               atol=1e-9)
+    assert (scaled[["pickup_rate", "return_rate"]] >= 0).all().all()
