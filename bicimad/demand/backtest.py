@@ -145,25 +145,28 @@ def run_backtest(panel: Panel, train_mask: np.ndarray, test_mask: np.ndarray, *,
         result.deviance[name] = _deviance(result, pick, ret)
         result.metrics[name] = _metrics(result, pick, ret, result.deviance[name])
     own = make_model("historical_mean").fit(panel, test_mask).predict_rates(panel, test_days)
-    if np.isfinite(own[0][result.rider]).all():
-        result.reference["test_span_cell_mean_in_sample"] = _metrics(result, *own, _deviance(result, *own))
+    # Cells the test span alone cannot fill (a station with a handful of hours) are left out.
+    scored = result.rider & np.isfinite(own[0]) & np.isfinite(own[1])
+    if scored.any():
+        result.reference["test_span_cell_mean_in_sample"] = _metrics(result, *own, _deviance(result, *own, scored), scored)
     return result
 
 
-def _deviance(result: BacktestResult, pick: np.ndarray, ret: np.ndarray) -> np.ndarray:
+def _deviance(result: BacktestResult, pick: np.ndarray, ret: np.ndarray, rider: np.ndarray | None = None) -> np.ndarray:
     """Poisson deviance per station-hour of the two count sides (module docstring)."""
+    rider = result.rider if rider is None else rider
     if result.gross_mode:
         days = result.test_days
         return (poisson_deviance(result.panel.pickups[days], pick)
                 + poisson_deviance(result.panel.returns[days], ret))
-    rider = result.rider
     mu_r, mu_p = skellam_parts(np.where(rider, pick, 0), np.where(rider, ret, 0))
     y_r, y_p = np.maximum(result.actual_net, 0), np.maximum(-result.actual_net, 0)
     return poisson_deviance(y_p, mu_p) + poisson_deviance(y_r, mu_r)
 
 
-def _metrics(result: BacktestResult, pick: np.ndarray, ret: np.ndarray, dev: np.ndarray) -> dict:
-    rider = result.rider
+def _metrics(result: BacktestResult, pick: np.ndarray, ret: np.ndarray, dev: np.ndarray,
+             rider: np.ndarray | None = None) -> dict:
+    rider = result.rider if rider is None else rider
     net_err = ret - pick - result.actual_net
     all_hours = np.isfinite(result.actual_net) & np.isfinite(net_err)
     ok = rider & np.isfinite(dev)
