@@ -68,7 +68,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     _weather_option(p)
     p.add_argument("--rounds", type=int, default=300, help="LightGBM boosting rounds (default 300)")
     p.add_argument("--seed", type=int, default=0, help="LightGBM seed (default 0)")
-    p.add_argument("--threads", type=int, default=2, help="LightGBM threads (default 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="LightGBM threads (default 1: more only pays on an otherwise idle machine, see BENCHMARKS.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
