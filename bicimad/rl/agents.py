@@ -149,7 +149,7 @@ def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0
 
 
 class _CategoricalActorCritic(nn.Module):
-    """Shared plumbing: subclasses define ``actor_logits(obs)`` and ``get_value(obs)``."""
+    """Shared plumbing: subclasses set ``actor`` and ``critic`` heads and may override ``features``."""
 
     def __init__(self, nvec: tuple[int, ...]):
         super().__init__()
