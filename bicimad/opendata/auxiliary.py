@@ -6,18 +6,28 @@ calibration and checks read them with these functions:
 * :func:`read_daily_trip_counts`: EMT's daily trip counts by age band (``EdadesUsoBiciMad.csv``).
 * :func:`read_station_hour_counts`: per-station hourly pick-ups and returns
   (``demandDataMadrid_*.csv``, built from an EMT monthly trip file).
+* :func:`read_simulator_trips`: the real trips of a simulator's user configuration
+  (``users_configuration.json``), in the ``trips`` schema, stations found by position.
+* :func:`read_long_trips`: trips over an hour, without stations (``TiempoUsoBiciSep17_18.xlsx``).
+* :func:`read_system_hourly_rides` / :func:`read_system_daily_rides`: system-wide ride counts
+  with daily weather (``bicimad_hourly.csv`` / ``bicimad_daily.csv``); :func:`daily_weather`
+  turns the daily table into the demand model's weather input.
+* :func:`read_station_affinity`: an undirected station graph (``bicimad.gexf``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import xml.etree.ElementTree as ET
 
+import numpy as np
 import pandas as pd
 
 from bicimad.config import TZ
 from bicimad.opendata.rejects import IngestError
-from bicimad.opendata.times import localize_wall_clock
+from bicimad.opendata.times import hour_floor, localize_wall_clock, parse_instants
 
 AGE_BANDS = ("err", "0-16", "17-18", "19-26", "27-40", "41-65", "65+")
 
@@ -74,3 +84,309 @@ def read_station_hour_counts(path: str | os.PathLike) -> pd.DataFrame:
         "pickups": raw["NumUsuariosCojenBiciEnEstacion"].astype("int32"),
         "returns": raw["NumUsuariosReturnBiciAEstacion"].astype("int32"),
     })
+
+
+# --------------------------------------------------------------------------------------------
+# A simulator's user configuration: real trips without station ids
+# --------------------------------------------------------------------------------------------
+
+#: Metres per degree of latitude (WGS84 mean); enough for matching positions a few metres apart.
+_M_PER_DEG = 111_195.0
+
+
+def _planar_m(lat: np.ndarray, lon: np.ndarray, lat0: float) -> np.ndarray:
+    """Positions as (n, 2) metres on a plane tangent at latitude ``lat0`` (city scale)."""
+    return np.column_stack([lat * _M_PER_DEG, lon * _M_PER_DEG * np.cos(np.radians(lat0))])
+
+
+def _station_positions(stations) -> pd.DataFrame:
+    """``station_id``, ``lat``, ``lon`` from a frame or from an EMT station-list JSON file."""
+    if isinstance(stations, pd.DataFrame):
+        frame = stations
+    else:
+        from bicimad.opendata.readers import read_station_json
+        from bicimad.opendata.rejects import Rejects
+
+        with open(stations, "rb") as fh:
+            frame = pd.concat([c.frame for c in read_station_json(fh, str(stations), Rejects()) if c.kind == "stations"])
+    frame = frame.dropna(subset=["station_id", "lat", "lon"])
+    if frame.empty:
+        raise IngestError(f"{stations if not isinstance(stations, pd.DataFrame) else 'station list'}: "
+                          "no station with an id and a position")
+    return frame[["station_id", "lat", "lon"]].astype({"station_id": int, "lat": float, "lon": float}).reset_index(drop=True)
+
+
+def _user_position(path, k: int, obj, field: str) -> tuple[float, float]:
+    try:
+        lat, lon = float(obj["latitude"]), float(obj["longitude"])
+    except (KeyError, TypeError, ValueError):
+        raise IngestError(f"{path}: record {k}: field {field}: expected latitude and longitude numbers, got {obj!r}") from None
+    if not (np.isfinite(lat) and np.isfinite(lon)):
+        raise IngestError(f"{path}: record {k}: field {field}: non-finite position {obj!r}")
+    return lat, lon
+
+
+def read_simulator_trips(users_path: str | os.PathLike, stations, *, day: str = "2018-06-27",
+                         max_distance_m: float = 5.0, keep_seconds: bool = False) -> pd.DataFrame:
+    """Trips of a Bike3S ``users_configuration.json`` in the ``trips`` table's columns.
+
+    Each ``initialUsers`` entry is one real EMT trip of ``day`` (the file does not say which day;
+    PROVENANCE.md does): an origin ``position``, a ``destinationPlace``, ``cyclingVelocity``
+    (m/s) and ``timeInstant`` (seconds after local midnight). The file has no station ids, so
+    origin and destination take the id of the nearest station of ``stations`` (a frame with
+    ``station_id``, ``lat``, ``lon``, or the path of an EMT station list such as
+    ``EjEstaciones.json``); a position farther than ``max_distance_m`` from every station is an
+    error. ``timeInstant`` is EMT's hour-truncated unplug hour plus random seconds the
+    simulator added, so ``unplug_ts`` is truncated to the hour as EMT's trips are (the seconds
+    are kept with ``keep_seconds``).
+
+    ``duration_s`` is straight-line distance / ``cyclingVelocity`` in whole seconds, null where the velocity is
+    0 or the trip returns to its start station (no displacement to divide). If the simulator
+    derived its velocity from a route longer than the straight line, these durations are low.
+    ``plug_ts`` = ``unplug_ts`` + duration, as for EMT's trips; ``user_type`` is unknown (null).
+    """
+    with open(users_path, encoding="utf-8") as fh:
+        try:
+            doc = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise IngestError(f"{users_path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    users = doc.get("initialUsers") if isinstance(doc, dict) else None
+    if not isinstance(users, list):
+        raise IngestError(f"{users_path}: expected {{'initialUsers': [...]}}")
+    origin, dest, velocity, seconds = [], [], [], []
+    for k, user in enumerate(users, 1):
+        if not isinstance(user, dict):
+            raise IngestError(f"{users_path}: record {k}: not an object")
+        origin.append(_user_position(users_path, k, user.get("position"), "position"))
+        place = ((user.get("userType") or {}).get("parameters") or {}).get("destinationPlace")
+        dest.append(_user_position(users_path, k, place, "userType.parameters.destinationPlace"))
+        for name, out in (("cyclingVelocity", velocity), ("timeInstant", seconds)):
+            value = user.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise IngestError(f"{users_path}: record {k}: field {name}: expected a non-negative number, got {value!r}")
+            out.append(float(value))
+    st = _station_positions(stations)
+    lat0 = float(st["lat"].mean())
+    grid = _planar_m(st["lat"].to_numpy(), st["lon"].to_numpy(), lat0)
+
+    def nearest(points: list[tuple[float, float]], field: str) -> tuple[np.ndarray, np.ndarray]:
+        xy = _planar_m(*np.asarray(points, float).reshape(-1, 2).T, lat0)
+        dist = np.hypot(*(xy[:, None, :] - grid[None, :, :]).transpose(2, 0, 1))
+        idx = dist.argmin(axis=1)
+        best = dist[np.arange(len(xy)), idx]
+        far = np.flatnonzero(best > max_distance_m)
+        if len(far):
+            k = int(far[0])
+            raise IngestError(f"{users_path}: record {k + 1}: field {field}: {best[k]:.1f} m from the nearest station "
+                              f"(id {st['station_id'][idx[k]]}), more than {max_distance_m} m; "
+                              f"{len(far)} position(s) match no station")
+        return st["station_id"].to_numpy()[idx], xy
+
+    frm, xy_from = nearest(origin, "position")
+    to, xy_to = nearest(dest, "userType.parameters.destinationPlace")
+    midnight = pd.Timestamp(day).tz_localize(TZ)
+    unplug = pd.Series(midnight + pd.to_timedelta(np.asarray(seconds), unit="s"))
+    if not keep_seconds:
+        unplug = hour_floor(unplug)
+    velocity_arr = np.asarray(velocity)
+    moved = (frm != to) & (velocity_arr > 0)
+    distance = np.hypot(*(xy_to - xy_from).T)
+    # Whole seconds, as EMT's travel_time.
+    duration = pd.Series(np.where(moved, np.round(distance / np.where(moved, velocity_arr, 1.0)), np.nan))
+    return pd.DataFrame({
+        "unplug_ts": unplug,
+        "plug_ts": unplug + pd.to_timedelta(duration, unit="s"),
+        "duration_s": duration,
+        "from_station": frm.astype("int32"),
+        "to_station": to.astype("int32"),
+        "user_type": pd.array([pd.NA] * len(frm), dtype="Int8"),
+        "source": str(users_path),
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Long trips (over an hour), without stations
+# --------------------------------------------------------------------------------------------
+
+def read_long_trips(path: str | os.PathLike) -> pd.DataFrame:
+    """Trips over an hour from ``TiempoUsoBiciSep17_18.xlsx``: ``unplug_ts`` (Madrid),
+    ``duration_s``, ``sheet`` (``092017``/``092018``: the month).
+
+    Each sheet's column 0 is EMT's raw ``unplug_hourTime.$date`` string (with its ``+0200``
+    offset), column 1 ``travel_time``; there is no header row (the first trip sits where a
+    header would be), and the other columns are the author's formulas, ignored. The trips have
+    no stations, so they cannot enter the ``trips`` table.
+    """
+    from bicimad.opendata.readers import open_workbook
+
+    wb = open_workbook(path)
+    frames = []
+    try:
+        for sheet in wb.sheetnames:
+            rows = [(i, r[0], r[1] if len(r) > 1 else None)
+                    for i, r in enumerate(wb[sheet].iter_rows(max_col=2, values_only=True), 1)
+                    if r and any(v is not None for v in r[:2])]
+            if not rows:
+                continue
+            lines, stamps, durations = zip(*rows)
+            unplug = parse_instants(pd.Series(stamps, dtype=object))
+            for i in np.flatnonzero(unplug.isna().to_numpy()):
+                raise IngestError(f"{path}#{sheet}: row {lines[i]}: column A (unplug_hourTime): "
+                                  f"unparsable time {stamps[i]!r}")
+            dur = pd.to_numeric(pd.Series(durations, dtype=object), errors="coerce")
+            for i in np.flatnonzero((dur.isna() | (dur < 0)).to_numpy()):
+                raise IngestError(f"{path}#{sheet}: row {lines[i]}: column B (travel_time): "
+                                  f"expected seconds, got {durations[i]!r}")
+            frames.append(pd.DataFrame({"unplug_ts": unplug, "duration_s": dur.astype(float), "sheet": sheet}))
+    finally:
+        wb.close()
+    if not frames:
+        raise IngestError(f"{path}: no trips in any sheet")
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# System-wide ride counts with daily weather
+# --------------------------------------------------------------------------------------------
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _decimal_columns(raw: pd.DataFrame, columns: list[str], path) -> pd.DataFrame:
+    """Columns of numbers written as floats or decimal-comma strings (``"33,6"``) -> float."""
+    out = pd.DataFrame(index=raw.index)
+    for name in columns:
+        if name not in raw.columns:
+            raise IngestError(f"{path}: missing column {name!r} (has {list(raw.columns)})")
+        text = raw[name].str.strip().str.replace(",", ".", regex=False)
+        values = pd.to_numeric(text, errors="coerce")
+        bad = values.isna() & raw[name].notna()
+        if bad.any():
+            i = int(bad.to_numpy().argmax())
+            raise IngestError(f"{path}: line {i + 2}: field {name}: not a number {raw[name].iloc[i]!r}")
+        out[name] = values.astype(float)
+    return out
+
+
+def _read_counts_csv(path, integers: list[str], decimals: list[str]) -> pd.DataFrame:
+    """``day_of_week``, the ``integers`` columns (non-negative) and the ``decimals`` columns."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="ascii").replace("", None)
+    missing = [c for c in ("day_of_week", *integers) if c not in raw.columns]
+    if missing:
+        raise IngestError(f"{path}: missing column(s) {missing} (has {list(raw.columns)})")
+    out = pd.DataFrame({"day_of_week": raw["day_of_week"]})
+    for name in integers:
+        values = pd.to_numeric(raw[name], errors="coerce")
+        bad = values.isna() | (values < 0) | (values % 1 != 0)
+        if bad.any():
+            i = int(bad.to_numpy().argmax())
+            raise IngestError(f"{path}: line {i + 2}: field {name}: expected a whole number, got {raw[name].iloc[i]!r}")
+        out[name] = values.astype("int64")
+    return out.join(_decimal_columns(raw, decimals, path))
+
+
+def _check_weekdays(path, dates: pd.Series, names: pd.Series) -> None:
+    """The file has no dates: its day-of-week column must agree with the dates given to rows."""
+    expected = dates.dt.day_of_week.map(dict(enumerate(_DAY_NAMES)))
+    wrong = (expected != names).to_numpy()
+    if wrong.any():
+        i = int(wrong.argmax())
+        raise IngestError(f"{path}: line {i + 2}: field day_of_week: {names.iloc[i]!r}, but row-day "
+                          f"{dates.iloc[i]:%Y-%m-%d} is a {expected.iloc[i]}; rows are not one per day in date order")
+
+
+def read_system_daily_rides(path: str | os.PathLike, first_day: str = "2018-09-01") -> pd.DataFrame:
+    """System-wide rides per day (``bicimad_daily.csv``): ``date`` (naive local midnight),
+    ``day_of_week``, ``rides``, ``mean_for_weekday`` and AEMET daily weather as floats
+    (``tmed``, ``prec``, ``velmedia``, ``tmax``, ``tmin``; °C, mm, m/s).
+
+    The file has no date column: rows are consecutive days from ``first_day``, checked
+    against its day-of-week column.
+    """
+    out = _read_counts_csv(path, ["rides"], ["mean_for_weekday", "tmed", "prec", "velmedia", "tmax", "tmin"])
+    dates = pd.Series(pd.date_range(first_day, periods=len(out), freq="D"), index=out.index)
+    _check_weekdays(path, dates, out["day_of_week"])
+    out.insert(0, "date", dates)
+    return out
+
+
+def read_system_hourly_rides(path: str | os.PathLike, first_day: str = "2018-09-01") -> pd.DataFrame:
+    """System-wide rides per local hour (``bicimad_hourly.csv``): ``hour`` (tz-aware Madrid),
+    ``day_of_week``, ``rides``, ``mean_for_weekday_and_hour`` and weather as floats (``tmax``,
+    ``tmin``, ``rain``, ``wind`` daily; ``temp`` the author's interpolated hourly temperature).
+
+    There is no date column: rows run in time order from ``first_day``, and a new day starts
+    where the hour does not increase (the first day may start after hour 0, the last end
+    early). The day-of-week column checks the dates so given.
+    """
+    out = _read_counts_csv(path, ["hour", "rides"], ["mean_for_weekday_and_hour", "tmax", "tmin", "rain", "wind", "temp"])
+    hours = out.pop("hour")
+    if (hours > 23).any():
+        i = int((hours > 23).to_numpy().argmax())
+        raise IngestError(f"{path}: line {i + 2}: field hour: expected 0..23, got {hours.iloc[i]}")
+    day = (hours.diff() <= 0).cumsum()
+    dates = pd.Timestamp(first_day) + pd.to_timedelta(day, unit="D")
+    _check_weekdays(path, dates, out["day_of_week"])
+    out.insert(0, "hour", localize_wall_clock(dates + pd.to_timedelta(hours, unit="h")))
+    return out
+
+
+def daily_weather(daily: pd.DataFrame, columns=("tmed", "prec", "velmedia", "tmax", "tmin")) -> pd.DataFrame:
+    """The daily weather of :func:`read_system_daily_rides` in the demand model's format:
+    indexed by local date (naive midnight, named ``date``), one float column per variable
+    (what ``bicimad demand --weather`` loads from a CSV with a ``date`` column)."""
+    return daily.set_index(pd.DatetimeIndex(daily["date"], name="date"))[list(columns)].astype(float)
+
+
+# --------------------------------------------------------------------------------------------
+# A GEXF station graph
+# --------------------------------------------------------------------------------------------
+
+def read_station_affinity(path: str | os.PathLike) -> pd.DataFrame:
+    """Edges of an undirected station graph in GEXF 1.2 (``bicimad.gexf``): ``station_a`` <=
+    ``station_b`` (EMT ids) and integer ``weight``; node ids (all stations, edges or not) are in
+    ``.attrs["stations"]``.
+
+    For ``bicimad.gexf`` the weight is a trip count of **one** direction of the pair (the
+    undirected graph kept whichever direction was written last), so it is a symmetric
+    affinity and a lower bound on the pair's trips, not directed demand; a self-loop counts
+    round trips.
+    """
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise IngestError(f"{path}: invalid XML: {exc}") from exc
+    local = lambda tag: tag.rsplit("}", 1)[-1]  # noqa: E731 (GEXF elements carry a namespace)
+    graph = next((el for el in root if local(el.tag) == "graph"), None)
+    if local(root.tag) != "gexf" or graph is None:
+        raise IngestError(f"{path}: not a GEXF document (root <{local(root.tag)}>, graph {'found' if graph is not None else 'missing'})")
+    if graph.get("defaultedgetype", "undirected") != "undirected":
+        raise IngestError(f"{path}: defaultedgetype={graph.get('defaultedgetype')!r}; expected an undirected graph")
+
+    def as_int(value, what: str, k: int, field: str) -> int:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not np.isfinite(number) or number % 1:
+            raise IngestError(f"{path}: {what} {k}: field {field}: expected an integer, got {value!r}")
+        return int(number)
+
+    nodes = [as_int(n.get("id"), "node", k, "id") for k, n in enumerate(graph.iter(), 1) if local(n.tag) == "node"]
+    known = set(nodes)
+    edges = []
+    for k, e in enumerate((el for el in graph.iter() if local(el.tag) == "edge"), 1):
+        if e.get("type", "undirected") != "undirected":
+            raise IngestError(f"{path}: edge {k}: field type: {e.get('type')!r}; expected undirected")
+        a, b = as_int(e.get("source"), "edge", k, "source"), as_int(e.get("target"), "edge", k, "target")
+        for field, sid in (("source", a), ("target", b)):
+            if sid not in known:
+                raise IngestError(f"{path}: edge {k}: field {field}: node {sid} is not declared")
+        weight = as_int(e.get("weight", "1"), "edge", k, "weight")
+        edges.append((min(a, b), max(a, b), weight))
+    out = pd.DataFrame(edges, columns=["station_a", "station_b", "weight"]).astype("int64")
+    if out.duplicated(["station_a", "station_b"]).any():
+        i = int(out.duplicated(["station_a", "station_b"]).to_numpy().argmax())
+        raise IngestError(f"{path}: edge {i + 1}: fields source/target: pair {tuple(out.iloc[i, :2])} appears twice")
+    out.attrs["stations"] = nodes
+    return out
