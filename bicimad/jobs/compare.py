@@ -270,6 +270,8 @@ def plot_comparison(summary, path: Path) -> Path:
     for offset, column, label in ((-0.2, "problem_share", "within the hour"),
                                   (0.2, "problem_share_at_hour_start", "at the hour's start (as snapshots see it)")):
         mean = 100 * summary[column].to_numpy(dtype=float)
+        if column == "problem_share":  # snapshots say nothing about within the hour
+            mean = np.where(summary["kind"].str.startswith("observed"), np.nan, mean)
         low = 100 * summary.get(f"{column}_ci_low", summary[column]).to_numpy(dtype=float)
         high = 100 * summary.get(f"{column}_ci_high", summary[column]).to_numpy(dtype=float)
         err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
