@@ -21,12 +21,14 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from bicimad.config import TZ
-from bicimad.opendata.rejects import IngestError
+from bicimad.opendata.readers import Chunk
+from bicimad.opendata.rejects import IngestError, Rejects
 from bicimad.opendata.times import hour_floor, localize_wall_clock, parse_instants
 
 AGE_BANDS = ("err", "0-16", "17-18", "19-26", "27-40", "41-65", "65+")
@@ -92,6 +94,12 @@ def read_station_hour_counts(path: str | os.PathLike) -> pd.DataFrame:
 
 #: Metres per degree of latitude (WGS84 mean); enough for matching positions a few metres apart.
 _M_PER_DEG = 111_195.0
+#: Part columns of a simulator's trips before their stations are known (ingest resolves them
+#: against the station lists when it builds the tables).
+POSITION_PART_COLUMNS = ("unplug_ts", "from_lat", "from_lon", "to_lat", "to_lon", "speed_mps", "record", "source")
+#: Farthest a trip position may lie from its station (the 2018 file matches within 0.22 m).
+MAX_STATION_DISTANCE_M = 5.0
+_CONF_DAY = re.compile(r"conf_(\d{2})-(\d{2})-(\d{4})")
 
 
 def _planar_m(lat: np.ndarray, lon: np.ndarray, lat0: float) -> np.ndarray:
@@ -99,109 +107,168 @@ def _planar_m(lat: np.ndarray, lon: np.ndarray, lat0: float) -> np.ndarray:
     return np.column_stack([lat * _M_PER_DEG, lon * _M_PER_DEG * np.cos(np.radians(lat0))])
 
 
-def _station_positions(stations) -> pd.DataFrame:
-    """``station_id``, ``lat``, ``lon`` from a frame or from an EMT station-list JSON file."""
-    if isinstance(stations, pd.DataFrame):
-        frame = stations
-    else:
-        from bicimad.opendata.readers import read_station_json
-        from bicimad.opendata.rejects import Rejects
-
-        with open(stations, "rb") as fh:
-            frame = pd.concat([c.frame for c in read_station_json(fh, str(stations), Rejects()) if c.kind == "stations"])
-    frame = frame.dropna(subset=["station_id", "lat", "lon"])
-    if frame.empty:
-        raise IngestError(f"{stations if not isinstance(stations, pd.DataFrame) else 'station list'}: "
-                          "no station with an id and a position")
-    return frame[["station_id", "lat", "lon"]].astype({"station_id": int, "lat": float, "lon": float}).reset_index(drop=True)
+def simulator_day(source: str) -> str:
+    """The day of a Bike3S configuration, from its folder name ``conf_DD-MM-YYYY``."""
+    m = _CONF_DAY.search(str(source))
+    if not m:
+        raise IngestError(f"{source}: cannot tell the day of the trips (expected a 'conf_DD-MM-YYYY' folder in the path)")
+    return f"{m.group(3)}-{m.group(2)}-{m.group(1)}"
 
 
-def _user_position(path, k: int, obj, field: str) -> tuple[float, float]:
+def _position(obj) -> tuple[float, float] | None:
     try:
         lat, lon = float(obj["latitude"]), float(obj["longitude"])
     except (KeyError, TypeError, ValueError):
-        raise IngestError(f"{path}: record {k}: field {field}: expected latitude and longitude numbers, got {obj!r}") from None
-    if not (np.isfinite(lat) and np.isfinite(lon)):
-        raise IngestError(f"{path}: record {k}: field {field}: non-finite position {obj!r}")
-    return lat, lon
+        return None
+    return (lat, lon) if np.isfinite(lat) and np.isfinite(lon) else None
 
 
-def read_simulator_trips(users_path: str | os.PathLike, stations, *, day: str = "2018-06-27",
-                         max_distance_m: float = 5.0, keep_seconds: bool = False) -> pd.DataFrame:
-    """Trips of a Bike3S ``users_configuration.json`` in the ``trips`` table's columns.
+def parse_simulator_users(text: str, source: str, day: str, rejects: Rejects | None = None, *,
+                          keep_seconds: bool = False) -> pd.DataFrame:
+    """A Bike3S ``users_configuration.json`` as trip positions (:data:`POSITION_PART_COLUMNS`).
 
-    Each ``initialUsers`` entry is one real EMT trip of ``day`` (the file does not say which day;
-    PROVENANCE.md does): an origin ``position``, a ``destinationPlace``, ``cyclingVelocity``
-    (m/s) and ``timeInstant`` (seconds after local midnight). The file has no station ids, so
-    origin and destination take the id of the nearest station of ``stations`` (a frame with
-    ``station_id``, ``lat``, ``lon``, or the path of an EMT station list such as
-    ``EjEstaciones.json``); a position farther than ``max_distance_m`` from every station is an
-    error. ``timeInstant`` is EMT's hour-truncated unplug hour plus random seconds the
+    Each ``initialUsers`` entry is one trip of ``day``: an origin ``position``, a
+    ``destinationPlace``, ``cyclingVelocity`` (m/s) and ``timeInstant`` (seconds after local
+    midnight). ``timeInstant`` is EMT's hour-truncated unplug hour plus random seconds the
     simulator added, so ``unplug_ts`` is truncated to the hour as EMT's trips are (the seconds
-    are kept with ``keep_seconds``).
-
-    ``duration_s`` is straight-line distance / ``cyclingVelocity`` in whole seconds, null where the velocity is
-    0 or the trip returns to its start station (no displacement to divide). If the simulator
-    derived its velocity from a route longer than the straight line, these durations are low.
-    ``plug_ts`` = ``unplug_ts`` + duration, as for EMT's trips; ``user_type`` is unknown (null).
+    are kept with ``keep_seconds``). A bad record is added to ``rejects`` and skipped, or,
+    without ``rejects``, raises :class:`IngestError`; either names the record and field.
     """
-    with open(users_path, encoding="utf-8") as fh:
-        try:
-            doc = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise IngestError(f"{users_path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
     users = doc.get("initialUsers") if isinstance(doc, dict) else None
     if not isinstance(users, list):
-        raise IngestError(f"{users_path}: expected {{'initialUsers': [...]}}")
-    origin, dest, velocity, seconds = [], [], [], []
+        raise IngestError(f"{source}: expected {{'initialUsers': [...]}}")
+
+    def bad(k: int, field: str, reason: str, value) -> None:
+        if rejects is None:
+            raise IngestError(f"{source}: record {k}: field {field}: {reason}, got {value!r}")
+        rejects.add(source, k, field, reason, value)
+
+    rows = []
     for k, user in enumerate(users, 1):
         if not isinstance(user, dict):
-            raise IngestError(f"{users_path}: record {k}: not an object")
-        origin.append(_user_position(users_path, k, user.get("position"), "position"))
+            bad(k, "initialUsers", "not an object", user)
+            continue
+        origin = _position(user.get("position"))
         place = ((user.get("userType") or {}).get("parameters") or {}).get("destinationPlace")
-        dest.append(_user_position(users_path, k, place, "userType.parameters.destinationPlace"))
-        for name, out in (("cyclingVelocity", velocity), ("timeInstant", seconds)):
-            value = user.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-                raise IngestError(f"{users_path}: record {k}: field {name}: expected a non-negative number, got {value!r}")
-            out.append(float(value))
-    st = _station_positions(stations)
-    lat0 = float(st["lat"].mean())
-    grid = _planar_m(st["lat"].to_numpy(), st["lon"].to_numpy(), lat0)
+        dest = _position(place)
+        speed, instant = user.get("cyclingVelocity"), user.get("timeInstant")
+        if origin is None:
+            bad(k, "position", "expected latitude and longitude numbers", user.get("position"))
+        elif dest is None:
+            bad(k, "userType.parameters.destinationPlace", "expected latitude and longitude numbers", place)
+        elif isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed >= 0 or speed == float("inf"):
+            bad(k, "cyclingVelocity", "expected a non-negative number", speed)
+        elif isinstance(instant, bool) or not isinstance(instant, (int, float)) or not 0 <= instant < float("inf"):
+            bad(k, "timeInstant", "expected seconds after midnight", instant)
+        else:
+            rows.append((float(instant), *origin, *dest, float(speed), k))
+    frame = pd.DataFrame(rows, columns=["seconds", "from_lat", "from_lon", "to_lat", "to_lon", "speed_mps", "record"])
+    unplug = pd.Timestamp(day).tz_localize(TZ) + pd.to_timedelta(frame.pop("seconds"), unit="s")
+    frame.insert(0, "unplug_ts", unplug if keep_seconds else hour_floor(unplug))
+    frame["source"] = source
+    return frame[list(POSITION_PART_COLUMNS)]
 
-    def nearest(points: list[tuple[float, float]], field: str) -> tuple[np.ndarray, np.ndarray]:
-        xy = _planar_m(*np.asarray(points, float).reshape(-1, 2).T, lat0)
-        dist = np.hypot(*(xy[:, None, :] - grid[None, :, :]).transpose(2, 0, 1))
-        idx = dist.argmin(axis=1)
-        best = dist[np.arange(len(xy)), idx]
-        far = np.flatnonzero(best > max_distance_m)
-        if len(far):
-            k = int(far[0])
-            raise IngestError(f"{users_path}: record {k + 1}: field {field}: {best[k]:.1f} m from the nearest station "
-                              f"(id {st['station_id'][idx[k]]}), more than {max_distance_m} m; "
-                              f"{len(far)} position(s) match no station")
-        return st["station_id"].to_numpy()[idx], xy
 
-    frm, xy_from = nearest(origin, "position")
-    to, xy_to = nearest(dest, "userType.parameters.destinationPlace")
-    midnight = pd.Timestamp(day).tz_localize(TZ)
-    unplug = pd.Series(midnight + pd.to_timedelta(np.asarray(seconds), unit="s"))
-    if not keep_seconds:
-        unplug = hour_floor(unplug)
-    velocity_arr = np.asarray(velocity)
-    moved = (frm != to) & (velocity_arr > 0)
-    distance = np.hypot(*(xy_to - xy_from).T)
-    # Whole seconds, as EMT's travel_time.
-    duration = pd.Series(np.where(moved, np.round(distance / np.where(moved, velocity_arr, 1.0)), np.nan))
-    return pd.DataFrame({
-        "unplug_ts": unplug,
-        "plug_ts": unplug + pd.to_timedelta(duration, unit="s"),
-        "duration_s": duration,
-        "from_station": frm.astype("int32"),
-        "to_station": to.astype("int32"),
-        "user_type": pd.array([pd.NA] * len(frm), dtype="Int8"),
-        "source": str(users_path),
-    })
+def read_simulator_users(stream, source: str, rejects: Rejects) -> Iterator[Chunk]:
+    """Ingest reader of a Bike3S ``users_configuration.json``: one ``trip_positions`` chunk
+    (stations are matched when the tables are built, from every station list ingested)."""
+    text = stream.read().decode("utf-8", errors="replace")
+    yield Chunk("trip_positions", parse_simulator_users(text, source, simulator_day(source), rejects))
+
+
+def trips_from_positions(positions: pd.DataFrame, stations: pd.DataFrame, rejects: Rejects | None = None, *,
+                         max_distance_m: float = MAX_STATION_DISTANCE_M) -> pd.DataFrame:
+    """Trip rows (the ``trips`` part columns) from trip positions and station positions.
+
+    ``stations`` has ``station_id``, ``lat``, ``lon`` and optionally ``source``. Station lists
+    of other years place some stations differently, so each file's trips are matched against
+    the one station source that fits them best (smallest largest distance), and each position
+    takes the nearest station of that source. A position farther than ``max_distance_m`` from
+    it rejects its trip (or raises, without ``rejects``).
+
+    ``duration_s`` is straight-line distance / velocity in whole seconds, null where the
+    velocity is 0 or the trip returns to its start station (no displacement to divide). If
+    the simulator derived its velocity from a route longer than the straight line, these
+    durations are low. ``plug_ts`` = ``unplug_ts`` + duration, as for EMT's trips;
+    ``user_type`` and ``trip_key`` are unknown (null).
+    """
+    stations = stations.dropna(subset=["station_id", "lat", "lon"])
+    if "source" not in stations.columns:
+        stations = stations.assign(source="stations")
+    out = []
+    for source, trips in positions.groupby("source", sort=False):
+        if stations.empty:
+            raise IngestError(f"{source}: no station list with positions to match the trips' positions against")
+        lat0 = float(stations["lat"].mean())
+        xy_from = _planar_m(trips["from_lat"].to_numpy(), trips["from_lon"].to_numpy(), lat0)
+        xy_to = _planar_m(trips["to_lat"].to_numpy(), trips["to_lon"].to_numpy(), lat0)
+        points = np.vstack([xy_from, xy_to])
+        best = None
+        for list_source, st in stations.groupby("source", sort=True):
+            grid = _planar_m(st["lat"].to_numpy(float), st["lon"].to_numpy(float), lat0)
+            dist = np.hypot(*(points[:, None, :] - grid[None, :, :]).transpose(2, 0, 1))
+            idx = dist.argmin(axis=1)
+            near = dist[np.arange(len(points)), idx]
+            if best is None or near.max() < best[0]:
+                best = (near.max(), st["station_id"].to_numpy(int)[idx], near, list_source)
+        _, ids, near, _ = best
+        n = len(trips)
+        far = (near[:n] > max_distance_m) | (near[n:] > max_distance_m)
+        records = trips["record"].to_numpy()
+        for i in np.flatnonzero(far):
+            field = "position" if near[i] > max_distance_m else "userType.parameters.destinationPlace"
+            d = near[i] if field == "position" else near[n + i]
+            reason = f"no station within {max_distance_m} m"
+            if rejects is None:
+                raise IngestError(f"{source}: record {records[i]}: field {field}: {reason} (nearest {d:.1f} m away, "
+                                  f"id {ids[i if field == 'position' else n + i]}); {int(far.sum())} trip(s) match no station")
+            rejects.add(source, records[i], field, reason, f"{d:.1f} m")
+        frm, to = ids[:n], ids[n:]
+        speed = trips["speed_mps"].to_numpy(float)
+        moved = (frm != to) & (speed > 0)
+        distance = np.hypot(*(xy_to - xy_from).T)
+        duration = pd.Series(np.where(moved, np.round(distance / np.where(moved, speed, 1.0)), np.nan))  # whole seconds
+        unplug = trips["unplug_ts"].reset_index(drop=True)
+        frame = pd.DataFrame({
+            "unplug_ts": unplug,
+            "plug_ts": unplug + pd.to_timedelta(duration, unit="s"),
+            "duration_s": duration,
+            "from_station": frm.astype("int32"),
+            "to_station": to.astype("int32"),
+            "user_type": pd.array([pd.NA] * n, dtype="Int8"),
+            "source": source,
+            "trip_key": None,
+        })
+        out.append(frame[~far])
+    if not out:
+        return pd.DataFrame(columns=["unplug_ts", "plug_ts", "duration_s", "from_station", "to_station", "user_type",
+                                     "source", "trip_key"])
+    return pd.concat(out, ignore_index=True)
+
+
+def read_simulator_trips(users_path: str | os.PathLike, stations, *, day: str | None = None,
+                         max_distance_m: float = MAX_STATION_DISTANCE_M, keep_seconds: bool = False) -> pd.DataFrame:
+    """The trips of a Bike3S ``users_configuration.json`` in the ``trips`` table's columns.
+
+    ``stations`` is a frame with ``station_id``, ``lat``, ``lon`` or the path of an EMT station
+    list (``EjEstaciones.json`` for the 2018 file); ``day`` defaults to the ``conf_DD-MM-YYYY``
+    folder's. Rules in :func:`parse_simulator_users` and :func:`trips_from_positions`; any bad
+    record raises :class:`IngestError`.
+    """
+    if not isinstance(stations, pd.DataFrame):
+        from bicimad.opendata.readers import read_station_json
+
+        with open(stations, "rb") as fh:
+            stations = pd.concat([c.frame for c in read_station_json(fh, str(stations), Rejects()) if c.kind == "stations"])
+    with open(users_path, encoding="utf-8") as fh:
+        text = fh.read()
+    positions = parse_simulator_users(text, str(users_path), day or simulator_day(users_path), keep_seconds=keep_seconds)
+    trips = trips_from_positions(positions, stations[["station_id", "lat", "lon"]], max_distance_m=max_distance_m)
+    return trips.drop(columns="trip_key")
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,7 +426,7 @@ def read_station_affinity(path: str | os.PathLike) -> pd.DataFrame:
     local = lambda tag: tag.rsplit("}", 1)[-1]  # noqa: E731 (GEXF elements carry a namespace)
     graph = next((el for el in root if local(el.tag) == "graph"), None)
     if local(root.tag) != "gexf" or graph is None:
-        raise IngestError(f"{path}: not a GEXF document (root <{local(root.tag)}>, graph {'found' if graph is not None else 'missing'})")
+        raise IngestError(f"{path}: not a GEXF document with a graph (root element <{local(root.tag)}>)")
     if graph.get("defaultedgetype", "undirected") != "undirected":
         raise IngestError(f"{path}: defaultedgetype={graph.get('defaultedgetype')!r}; expected an undirected graph")
 

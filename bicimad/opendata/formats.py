@@ -2,9 +2,10 @@
 
 :func:`detect` returns a format name; :data:`READERS` maps it to a reader. ``AUXILIARY``
 formats are recognised EMT-derived tables that are not trips, snapshots or station lists
-(daily counts, per-station hourly counts, a GEXF graph, simulator configurations): ingest
-records them in the raw manifest and skips them (:mod:`bicimad.opendata.auxiliary` reads the
-count tables). Zip archives are read member by member.
+(daily counts, per-station hourly counts, long trips without stations, a GEXF graph, a
+simulator's station configuration): ingest records them in the raw manifest and skips them
+(:mod:`bicimad.opendata.auxiliary` reads them). A simulator's user configuration holds real
+trips and is ingested (``trips-sim-users``). Zip archives are read member by member.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from bicimad.opendata import auxiliary as aux
 from bicimad.opendata import readers as r
 from bicimad.opendata.rejects import IngestError, Rejects
 
@@ -30,6 +32,7 @@ READERS: dict[str, tuple[str, Callable[..., Iterator[r.Chunk]]]] = {
     "snapshot-parquet": (SNAPSHOTS, r.read_snapshot_parquet),
     "trips-jsonl": (TRIPS, r.read_trips_jsonl),
     "trips-od-xlsx": (TRIPS, r.read_od_xlsx),
+    "trips-sim-users": (TRIPS, aux.read_simulator_users),
     "stations-json": (STATIONS, r.read_station_json),
     "stations-bases-csv": (STATIONS, r.read_bases_csv),
     "stations-table-csv": (STATIONS, r.read_all_stations_csv),
@@ -54,6 +57,8 @@ def _json_kind(obj) -> str | None:
         return AUXILIARY  # e.g. a simulator's station configuration without ids
     if "unplug_hourTime" in obj or "idunplug_station" in obj:
         return "trips-jsonl"
+    if isinstance(obj.get("initialUsers"), list):
+        return "trips-sim-users"  # a simulator's trips, matched to stations by position
     return AUXILIARY if obj else None
 
 

@@ -12,7 +12,9 @@ Resumable by construction:
    dropped at this step) and never loses any (a part is either complete or absent).
 
 Station ids are reconciled here: rows that carry only a station ``number`` (the 2019
-flattened parquet) get the ``id`` that the station lists and other snapshots pair with it.
+flattened parquet) get the ``id`` that the station lists and other snapshots pair with it, and
+a simulator's trips, which carry only positions, get the ids of the nearest stations
+(:func:`bicimad.opendata.auxiliary.trips_from_positions`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import pyarrow.parquet as pq
 
 from bicimad.config import TZ
 from bicimad.io import atomic_path, sha256_file, write_json
-from bicimad.opendata import formats, schemas
+from bicimad.opendata import auxiliary, formats, schemas
 from bicimad.opendata.readers import SNAPSHOT_PART_COLUMNS, STATION_PART_COLUMNS, TRIP_PART_COLUMNS
 from bicimad.opendata.rejects import IngestError, Rejects
 from bicimad.opendata.times import hour_floor, localize_wall_clock
@@ -53,8 +55,14 @@ PART_SCHEMAS = {
         ("lat", pa.float64()), ("lon", pa.float64()), ("capacity", pa.int32()), ("as_of", pa.timestamp("us", tz=TZ)),
         ("source", pa.string()),
     ]),
+    # A simulator's trips, before their stations are matched by position (build_tables).
+    "trip_positions": pa.schema([
+        ("unplug_ts", TS), ("from_lat", pa.float64()), ("from_lon", pa.float64()), ("to_lat", pa.float64()),
+        ("to_lon", pa.float64()), ("speed_mps", pa.float64()), ("record", pa.int32()), ("source", pa.string()),
+    ]),
 }
-PART_COLUMNS = {"snapshots": SNAPSHOT_PART_COLUMNS, "trips": TRIP_PART_COLUMNS, "stations": STATION_PART_COLUMNS}
+PART_COLUMNS = {"snapshots": SNAPSHOT_PART_COLUMNS, "trips": TRIP_PART_COLUMNS, "stations": STATION_PART_COLUMNS,
+                "trip_positions": auxiliary.POSITION_PART_COLUMNS}
 TABLES = ("stations", "snapshots", "trips", "station_hours")
 
 #: Snapshot hours further apart than this start a new coverage period: the gap between two
@@ -372,6 +380,11 @@ def build_tables(processed: Path, results: list[FileResult], rejects: Rejects) -
     station_parts = _read_parts(processed, stems, "stations")
     snapshot_parts = _read_parts(processed, stems, "snapshots")
     trip_parts = _read_parts(processed, stems, "trips")
+    positions = _read_parts(processed, stems, "trip_positions")
+    if len(positions):
+        located = auxiliary.trips_from_positions(positions, station_parts, rejects)
+        trip_parts = pd.concat([trip_parts, located.astype({"from_station": "int32", "to_station": "int32"})],
+                               ignore_index=True)
     numbers = number_map(station_parts, snapshot_parts, rejects)
     snapshots = build_snapshots(snapshot_parts, numbers, rejects)
     trips = build_trips(trip_parts, rejects)

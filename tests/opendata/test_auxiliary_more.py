@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bicimad.cli import main
 from bicimad.jobs.demand import load_weather
 from bicimad.opendata import schemas
 from bicimad.opendata.auxiliary import (
@@ -16,6 +17,8 @@ from bicimad.opendata.auxiliary import (
     read_system_hourly_rides,
 )
 from bicimad.opendata.rejects import IngestError
+
+from .conftest import station_record
 
 DERIVED = "raw/trips/derived"
 CONF = f"{DERIVED}/gia-urjc_Bike3S-Simulator/conf_27-06-2018"
@@ -64,7 +67,7 @@ def test_simulator_station_positions_are_the_station_list(shared_data, tmp_path)
                                "cyclingVelocity": 0, "timeInstant": 0} for s in doc["stations"]]}
     fake = tmp_path / "stations_as_users.json"
     fake.write_text(json.dumps(users), encoding="utf-8")
-    ids = read_simulator_trips(fake, shared_data / STATION_LIST, max_distance_m=0.22)["from_station"]
+    ids = read_simulator_trips(fake, shared_data / STATION_LIST, max_distance_m=0.22, day="2018-06-27")["from_station"]
     assert len(ids) == 172 and ids.is_unique
 
 
@@ -136,15 +139,41 @@ def test_simulator_trips_generated(tmp_path):
     assert trips["duration_s"].iloc[0] == pytest.approx(1_112 / 4, abs=1) and np.isnan(trips["duration_s"].iloc[1])
 
 
+def test_ingest_matches_simulator_trips_to_the_station_lists(data_dir, raw_src):
+    """Ingest reads a simulator's users into trips.parquet, stations from the lists ingested
+    with it; a position near no station is rejected, naming the file, record and field."""
+    near = [station_record(1, 5), station_record(2, 5)]  # (40.411, -3.699) and (40.412, -3.698)
+    (raw_src / "stations.json").write_text(json.dumps({"stations": near}), encoding="utf-8")
+    conf = raw_src / "conf_10-01-2019"
+    conf.mkdir()
+    (conf / "users_configuration.json").write_text(json.dumps({"initialUsers": [
+        _user(40.411, -3.699, 40.412, -3.698, velocity=3.0, instant=8 * 3600 + 125),
+        _user(40.412, -3.698, 40.412, -3.698, velocity=2.0, instant=9 * 3600),
+        _user(40.5, -3.699, 40.412, -3.698, instant=9 * 3600),
+    ]}), encoding="utf-8")
+    assert main(["--data-dir", str(data_dir), "ingest", "--from", str(raw_src), "--no-progress",
+                 "--max-reject-share", "0.5"]) == 0
+    trips = schemas.read_table("trips", data_dir / "processed" / "trips.parquet")
+    assert trips[["from_station", "to_station"]].values.tolist() == [[1, 2], [2, 2]]
+    assert trips["unplug_ts"].tolist() == [pd.Timestamp("2019-01-10 08:00", tz=TZ), pd.Timestamp("2019-01-10 09:00", tz=TZ)]
+    assert trips["duration_s"].iloc[0] == pytest.approx(140.5 / 3, abs=1) and pd.isna(trips["duration_s"].iloc[1])
+    rejects = pd.read_csv(data_dir / "processed" / "rejects.csv", dtype=str)
+    (row,) = rejects.itertuples()
+    assert row.file.endswith("conf_10-01-2019/users_configuration.json") and row.line == "3" and row.field == "position"
+    assert row.reason == "no station within 5.0 m"
+
+
 def test_simulator_trips_bad_input(tmp_path):
     path = tmp_path / "users.json"
     path.write_text(json.dumps({"initialUsers": [_user(40.4, -3.7, 40.41, -3.7), _user(40.4, -3.7, 40.41, -3.7, velocity="fast")]}))
+    with pytest.raises(IngestError, match=r"users\.json: cannot tell the day of the trips"):
+        read_simulator_trips(path, STATIONS)  # no conf_DD-MM-YYYY folder and no day given
     with pytest.raises(IngestError, match=r"users\.json: record 2: field cyclingVelocity: expected a non-negative number, got 'fast'"):
-        read_simulator_trips(path, STATIONS)
+        read_simulator_trips(path, STATIONS, day="2018-06-27")
     path.write_text(json.dumps({"initialUsers": [_user(40.4, -3.7, 40.41, -3.7), _user(40.4, -3.7, 40.42, -3.7)]}))
-    with pytest.raises(IngestError, match=r"users\.json: record 2: field userType\.parameters\.destinationPlace: 1112\.\d m "
-                                          r"from the nearest station \(id 2\)"):
-        read_simulator_trips(path, STATIONS)
+    with pytest.raises(IngestError, match=r"users\.json: record 2: field userType\.parameters\.destinationPlace: no station "
+                                          r"within 5\.0 m \(nearest 1112\.\d m away, id 2\)"):
+        read_simulator_trips(path, STATIONS, day="2018-06-27")
 
 
 def test_long_trips_bad_input(tmp_path):

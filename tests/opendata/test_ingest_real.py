@@ -39,6 +39,11 @@ def test_trip_counts(ingested):
     # The 201906 head (100 lines) is contained in the 1,000-line sample: the same _id is one trip.
     june = trips[trips["unplug_ts"].dt.strftime("%Y-%m") == "2019-06"]
     assert len(june) == 1000
+    # The simulator's 2018-06-27 morning: stations matched by position (PROVENANCE: 170/170/47).
+    sim = trips[trips["source"].str.contains("users_configuration")]
+    assert len(sim) == 4_011 and sim["from_station"].nunique() == 170 and sim["to_station"].nunique() == 170
+    assert int((sim["from_station"] == sim["to_station"]).sum()) == 47
+    assert (sim["unplug_ts"].dt.strftime("%Y-%m-%d") == "2018-06-27").all()
 
 
 def test_stations_reconcile_ids_and_numbers(ingested):

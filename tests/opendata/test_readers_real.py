@@ -23,7 +23,7 @@ EXPECTED = {
     "stations/samples/DavMat857_BiciMad/situaciones.txt": {"snapshots": 224},
     "trips/derived/Catedra-Cabify-ETSIT-UPM_bicimad_dashboard/bicimad.gexf": {},
     "trips/derived/gia-urjc_Bike3S-Simulator/conf_27-06-2018/stations_configuration.json": {},
-    "trips/derived/gia-urjc_Bike3S-Simulator/conf_27-06-2018/users_configuration.json": {},
+    "trips/derived/gia-urjc_Bike3S-Simulator/conf_27-06-2018/users_configuration.json": {"trip_positions": 4_011},
     "trips/derived/gia-urjc_Bike3S-Simulator/demandDataMadrid_200718_210718.csv": {},
     "trips/derived/ireneromero_bicimad/bicimad_daily.csv": {},
     "trips/derived/ireneromero_bicimad/bicimad_hourly.csv": {},
