@@ -191,7 +191,8 @@ def trips_from_positions(positions: pd.DataFrame, stations: pd.DataFrame, reject
     it rejects its trip (or raises, without ``rejects``).
 
     ``duration_s`` is straight-line distance / velocity in whole seconds, null where the
-    velocity is 0 or the trip returns to its start station (no displacement to divide). If
+    velocity is 0 or the trip returns to its start station (no displacement to divide; those
+    trips' returns are then missing from ``station_hours``, about 1% for the 2018 file). If
     the simulator derived its velocity from a route longer than the straight line, these
     durations are low. ``plug_ts`` = ``unplug_ts`` + duration, as for EMT's trips;
     ``user_type`` and ``trip_key`` are unknown (null).
