@@ -132,22 +132,17 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
 
 
 def _day_demand(panel, cells, day: int, network):
-    """Rates of ``cells`` for panel day ``day`` in the network's station order. A cell of a day
-    type the fit never saw takes the station's mean over the other day types; a station with no
-    rate at all gets 0."""
+    """Rates of ``cells`` for panel day ``day`` in the network's station order (a day type the
+    fit never saw already holds the shrinkage prior, the station's mean over the other day
+    types); a station with no rate at all gets 0."""
     import numpy as np
 
-    from bicimad.demand.panel import quiet
     from bicimad.sim.riders import Demand
 
-    day_type = panel.day_types[day]
     column = np.clip(np.searchsorted(cells.station_ids, network.station_ids), 0, len(cells.station_ids) - 1)
     known = cells.station_ids[column] == network.station_ids
-    rates = []
-    for cell in (cells.pickup, cells.returns):
-        mean_over_types = quiet(np.nanmean, cell, axis=0)
-        own = np.where(np.isnan(cell[day_type]), mean_over_types, cell[day_type])
-        rates.append(np.where(known[None, :], own[:, column], 0.0))
+    rates = [np.where(known[None, :], cell[0][:, column], 0.0)
+             for cell in cells.lookup(panel.day_types[day:day + 1])]
     return Demand(panel.hour_stamps(day), _finite(rates[0]), _finite(rates[1]))
 
 

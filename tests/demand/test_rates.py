@@ -70,3 +70,14 @@ def test_period_rates_are_a_valid_forecast_table(city):
     fitted = (weekday["return_rate"] - weekday["pickup_rate"]).to_numpy().reshape(len(city.stations), 24).T
     true_net = city.returns[0] - city.pickup[0]
     assert np.corrcoef(fitted.ravel(), true_net.ravel())[0, 1] > 0.7
+
+
+def test_period_rates_of_a_short_period_keep_every_station(city):
+    # Monday to Friday only: the weekend day types are never seen, yet the stations are fitted
+    # (all but those with an hour never observed uncensored in those five days).
+    rates = fit_period_rates(city.station_hours, "2019-09-02", "2019-09-07", stations=city.stations)
+    kept = rates["station_id"].nunique()
+    assert kept >= 0.9 * len(city.stations)
+    assert len(rates) == 5 * 24 * kept
+    assert np.isfinite(rates[["pickup_rate", "return_rate"]].to_numpy()).all()
+
