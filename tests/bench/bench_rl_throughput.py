@@ -21,16 +21,19 @@ from bicimad.rl.core import read_metrics
 from bicimad.rl.envs import make_env
 from bicimad.rl.runs import ALGORITHMS, make_config
 
-pytest.importorskip("stable_baselines3")
 
-# One-off import costs (matplotlib for our learning curve; torch._dynamo, which the first
-# optimiser pulls in, for both) are paid here, outside the timed runs.
-import matplotlib  # noqa: E402
+@pytest.fixture(scope="module")
+def warmed_up():
+    """SB3 present, and one-off import costs (matplotlib for our learning curve; torch._dynamo,
+    which the first optimiser pulls in, for both) paid before the timed runs."""
+    pytest.importorskip("stable_baselines3")
+    import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot  # noqa: E402,F401
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
 
-torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
 
 STEPS = 32_768
 ROUNDS = 3
@@ -63,7 +66,7 @@ def sb3_sps(round_: int) -> float:
 
 
 @pytest.mark.bench
-def test_ppo_cartpole_throughput_against_sb3(tmp_path):
+def test_ppo_cartpole_throughput_against_sb3(tmp_path, warmed_up):
     torch.set_num_threads(1)
     ratios = []
     for round_ in range(ROUNDS):
