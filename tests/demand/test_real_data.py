@@ -1,4 +1,4 @@
-"""The demand pipeline on the real Sep 2018 snapshots (slow: ingests the xlsx first)."""
+"""The demand pipeline on the real Sep 2018 snapshots (ingested once for the module)."""
 
 import json
 
@@ -9,8 +9,6 @@ from bicimad.cli import main
 from bicimad.demand.panel import build_panel
 from bicimad.demand.rates import CellRates, flag_truck_moves
 from bicimad.opendata.schemas import read_table
-
-pytestmark = pytest.mark.slow
 
 EMT_DAILY_TRIPS_SEP_2018 = 14_200        # EdadesUsoBiciMad.csv, all user types (DESIGN.md)
 
