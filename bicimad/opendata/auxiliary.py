@@ -1,7 +1,9 @@
-"""Readers of EMT-derived count tables that are neither trips nor snapshots.
+"""Readers of EMT-derived tables that do not fit the processed tables as they come.
 
-Ingest recognises these files and skips them (they do not fit the processed tables); demand
-calibration and checks read them with these functions:
+Ingest recognises these files and skips them, except a simulator's user configuration: its
+trips are real, so ingest reads them (:func:`read_simulator_users`) and matches their
+positions to stations when it builds ``trips`` (:func:`trips_from_positions`). Demand
+calibration and checks read the rest with these functions:
 
 * :func:`read_daily_trip_counts`: EMT's daily trip counts by age band (``EdadesUsoBiciMad.csv``).
 * :func:`read_station_hour_counts`: per-station hourly pick-ups and returns
@@ -203,7 +205,12 @@ def trips_from_positions(positions: pd.DataFrame, stations: pd.DataFrame, reject
     out = []
     for source, trips in positions.groupby("source", sort=False):
         if stations.empty:
-            raise IngestError(f"{source}: no station list with positions to match the trips' positions against")
+            reason = "no station list with positions to match the trip's positions against"
+            if rejects is None:
+                raise IngestError(f"{source}: {reason}")
+            for record in trips["record"]:
+                rejects.add(source, record, "position", reason)
+            continue
         lat0 = float(stations["lat"].mean())
         xy_from = _planar_m(trips["from_lat"].to_numpy(), trips["from_lon"].to_numpy(), lat0)
         xy_to = _planar_m(trips["to_lat"].to_numpy(), trips["to_lon"].to_numpy(), lat0)
@@ -246,8 +253,11 @@ def trips_from_positions(positions: pd.DataFrame, stations: pd.DataFrame, reject
         })
         out.append(frame[~far])
     if not out:
-        return pd.DataFrame(columns=["unplug_ts", "plug_ts", "duration_s", "from_station", "to_station", "user_type",
-                                     "source", "trip_key"])
+        ts = pd.Series([], dtype=f"datetime64[us, {TZ}]")
+        return pd.DataFrame({"unplug_ts": ts, "plug_ts": ts, "duration_s": pd.Series([], dtype=float),
+                             "from_station": pd.Series([], dtype="int32"), "to_station": pd.Series([], dtype="int32"),
+                             "user_type": pd.Series([], dtype="Int8"), "source": pd.Series([], dtype=object),
+                             "trip_key": pd.Series([], dtype=object)})
     return pd.concat(out, ignore_index=True)
 
 

@@ -381,10 +381,10 @@ def build_tables(processed: Path, results: list[FileResult], rejects: Rejects) -
     snapshot_parts = _read_parts(processed, stems, "snapshots")
     trip_parts = _read_parts(processed, stems, "trips")
     positions = _read_parts(processed, stems, "trip_positions")
-    if len(positions):
+    if len(positions):  # a simulator's trips: stations by position, from the station lists ingested
         located = auxiliary.trips_from_positions(positions, station_parts, rejects)
-        trip_parts = pd.concat([trip_parts, located.astype({"from_station": "int32", "to_station": "int32"})],
-                               ignore_index=True)
+        if len(located):
+            trip_parts = pd.concat([trip_parts, located], ignore_index=True)
     numbers = number_map(station_parts, snapshot_parts, rejects)
     snapshots = build_snapshots(snapshot_parts, numbers, rejects)
     trips = build_trips(trip_parts, rejects)

@@ -175,6 +175,16 @@ def test_ingest_matches_simulator_trips_to_the_station_lists(data_dir, raw_src):
     assert row.reason == "no station within 5.0 m"
 
 
+def test_ingest_without_a_station_list_rejects_simulator_trips(data_dir, raw_src):
+    conf = raw_src / "conf_10-01-2019"
+    conf.mkdir()
+    (conf / "users_configuration.json").write_text(json.dumps({"initialUsers": [_user(40.411, -3.699, 40.412, -3.698)]}))
+    assert main(["--data-dir", str(data_dir), "ingest", "--from", str(raw_src), "--no-progress"]) == 0
+    assert len(schemas.read_table("trips", data_dir / "processed" / "trips.parquet")) == 0
+    (row,) = pd.read_csv(data_dir / "processed" / "rejects.csv", dtype=str).itertuples()
+    assert (row.line, row.field) == ("1", "position") and row.reason.startswith("no station list with positions")
+
+
 def test_simulator_trips_bad_input(tmp_path):
     path = tmp_path / "users.json"
     path.write_text(json.dumps({"initialUsers": [_user(40.4, -3.7, 40.41, -3.7), _user(40.4, -3.7, 40.41, -3.7, velocity="fast")]}))
