@@ -43,13 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="data root (default: $BICIMAD_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in JOB_MODULES:
-        try:
-            module = importlib.import_module(f"bicimad.jobs.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"bicimad.jobs.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"bicimad.jobs.{name}").register(sub)
     return parser
 
 
