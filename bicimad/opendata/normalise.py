@@ -152,6 +152,8 @@ def read_to_parts(path: Path, source: str, processed: Path, manifest: dict, *, e
     if expected_sha256 and sha != expected_sha256:
         raise IngestError(f"raw file {path} changed since it was recorded (sha256 {expected_sha256[:12]} -> "
                           f"{sha[:12]}); raw data is immutable: restore it or remove its entry from raw/manifest.json")
+    if sha in manifest and manifest[sha]["format"] == formats.AUXILIARY and formats.file_format(path) != formats.AUXILIARY:
+        del manifest[sha]  # skipped by an older version that had no reader for it: read it now
     if sha in manifest:
         entry = manifest[sha]
         return FileResult(source, sha, entry["format"], entry["rows"], entry["rejected"], entry["warnings"], skipped=True)

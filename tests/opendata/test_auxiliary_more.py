@@ -175,6 +175,25 @@ def test_ingest_matches_simulator_trips_to_the_station_lists(data_dir, raw_src):
     assert row.reason == "no station within 5.0 m"
 
 
+def test_resumed_ingest_reads_a_file_an_older_version_skipped(data_dir, raw_src):
+    """A parts manifest that recorded the simulator's users as a skipped auxiliary file (before
+    they had a reader) does not hide them: the next ingest reads the file."""
+    (raw_src / "stations.json").write_text(json.dumps({"stations": [station_record(1, 5), station_record(2, 5)]}))
+    conf = raw_src / "conf_10-01-2019"
+    conf.mkdir()
+    (conf / "users_configuration.json").write_text(json.dumps({"initialUsers": [_user(40.411, -3.699, 40.412, -3.698)]}))
+    assert main(["--data-dir", str(data_dir), "ingest", "--from", str(raw_src), "--no-progress"]) == 0
+    parts = data_dir / "processed" / "parts"
+    manifest = json.loads((parts / "manifest.json").read_text())
+    (sha,) = [k for k, e in manifest.items() if e["format"] == "trips-sim-users"]
+    manifest[sha].update(format="auxiliary", rows={})
+    (parts / "manifest.json").write_text(json.dumps(manifest))
+    (parts / f"{sha[:16]}.trip_positions.parquet").unlink()
+    assert main(["--data-dir", str(data_dir), "ingest", "--no-progress"]) == 0
+    assert len(schemas.read_table("trips", data_dir / "processed" / "trips.parquet")) == 1
+    assert json.loads((parts / "manifest.json").read_text())[sha]["rows"] == {"trip_positions": 1}
+
+
 def test_ingest_without_a_station_list_rejects_simulator_trips(data_dir, raw_src):
     conf = raw_src / "conf_10-01-2019"
     conf.mkdir()
