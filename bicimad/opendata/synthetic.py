@@ -33,6 +33,11 @@ Files (under ``raw_root/synthetic/``)
 - ``trips/YYYYMM_Usage_Bicimad.json``: mongoexport JSON lines (``$oid``, ``$date`` with the
   local offset, hour-truncated unplug time).
 
+The truth alone (:func:`city_truth`: layout, capacities, initial bikes, rates and OD per day
+type, without drawing or replaying any trip) is cheap; the simulator's synthetic network and
+demand (``bicimad.sim.network.synthetic_network``, ``bicimad.sim.riders.synthetic_demand``)
+are built from it, so they are this same city.
+
 Trips are written for the first ``trip_days`` days only (default 7, one full week: about
 100,000 trips, ~37 MB), because a full month in EMT's verbose format would be ~150 MB; the
 snapshots (~35 MB for 30 days) cover every day, as in the real data available for Sep 2018. ``trip_days=None``
@@ -49,7 +54,7 @@ import hashlib
 import heapq
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -140,11 +145,11 @@ class CityParams:
 
 
 @dataclass
-class SyntheticCity:
-    """The generating truth of a synthetic city and what was realised from it.
+class CityTruth:
+    """The generating truth of a synthetic city: stations, capacities, start state and rates.
 
     Station arrays are in station order (index ``k`` is station ``station_id[k]``). Day type 0 is
-    a weekday, 1 a Saturday or Sunday. Times are Unix epoch seconds.
+    a weekday, 1 a Saturday or Sunday (:func:`day_type_of`).
     """
 
     params: CityParams
@@ -172,19 +177,7 @@ class SyntheticCity:
     return_rate: np.ndarray
     """Expected returns per station by plug hour: shape (2, 24, n) (trips crossing the hour spill into the next)."""
     initial_bikes: np.ndarray
-    snapshot_ts: np.ndarray
-    """Instants of the snapshots kept (epoch s)."""
-    snapshot_bikes: np.ndarray
-    """Docked bikes at each snapshot kept: shape (n snapshots, n stations)."""
-    trips: dict[str, np.ndarray] = field(repr=False)
-    """Realised trips: unplug_ts, plug_ts (epoch s), from_idx, to_idx (station indices, to_idx after any
-    diversion), diverted (bool), day (index into ``dates``), hour (local unplug hour)."""
-    lost_pickups: dict[str, np.ndarray] = field(repr=False)
-    """Pickups that found the station empty: ts, station_idx."""
-    truck_moves: dict[str, np.ndarray] = field(repr=False)
-    """Operator moves: ts, from_idx, to_idx, bikes."""
-    record_seed: int = 0
-    """Seed of the record-level details the writer invents (user codes, ages, docks, object ids)."""
+    """Docked bikes per station at the start of the first day."""
 
     @property
     def n(self) -> int:
@@ -225,6 +218,30 @@ class SyntheticCity:
     def distance_m(self) -> np.ndarray:
         """Straight-line distances between stations (m), shape (n, n)."""
         return _distances(self.lat, self.lon)
+
+
+@dataclass
+class SyntheticCity(CityTruth):
+    """The truth of a synthetic city and what was realised from it. Times are Unix epoch seconds."""
+
+    snapshot_ts: np.ndarray = field(repr=False)
+    """Instants of the snapshots kept (epoch s)."""
+    snapshot_bikes: np.ndarray = field(repr=False)
+    """Docked bikes at each snapshot kept: shape (n snapshots, n stations)."""
+    trips: dict[str, np.ndarray] = field(repr=False)
+    """Realised trips: unplug_ts, plug_ts (epoch s), from_idx, to_idx (station indices, to_idx after any
+    diversion), diverted (bool), day (index into ``dates``), hour (local unplug hour)."""
+    lost_pickups: dict[str, np.ndarray] = field(repr=False)
+    """Pickups that found the station empty: ts, station_idx."""
+    truck_moves: dict[str, np.ndarray] = field(repr=False)
+    """Operator moves: ts, from_idx, to_idx, bikes."""
+    record_seed: int = 0
+    """Seed of the record-level details the writer invents (user codes, ages, docks, object ids)."""
+
+
+def day_type_of(day: date) -> int:
+    """The city's day type of a local date: 0 weekday (Mon-Fri), 1 Saturday or Sunday."""
+    return 1 if day.weekday() >= 5 else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,49 +508,69 @@ def _truck_round(p: CityParams, t: float, bikes: list[int], cap: list[int]) -> l
     return moves
 
 
-def generate_city(seed: int | np.random.Generator = 0, **params) -> SyntheticCity:
-    """Generate a synthetic city (truth and realisation) without writing anything.
+def _generate_truth(seed: int | np.random.Generator, params: dict):
+    """The truth, and the random streams its realisation draws from (trips, clock, files).
 
-    ``seed`` is an int or a numpy Generator; ``params`` are :class:`CityParams` fields.
-    The same seed and params give the same city.
+    Every part has its own stream, so the truth is the same whether or not trips are drawn.
     """
     p = CityParams(**params)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     seed_value = seed if isinstance(seed, int) else -1
-    layout_rng, demand_rng, trip_rng, clock_rng, file_rng = rng.spawn(5)
+    layout_rng, demand_rng, trip_rng, clock_rng, file_rng, fleet_rng = rng.spawn(6)
 
     ids, numbers, names, addresses, lat, lon, capacity = _layout(p, layout_rng)
     business = _business_score(lat, lon)
     dist = _distances(lat, lon)
     first = date.fromisoformat(p.start)
     dates = [first + timedelta(days=d) for d in range(p.days)]
-    day_types = np.array([1 if d.weekday() >= 5 else 0 for d in dates], dtype=np.int8)
+    day_types = np.array([day_type_of(d) for d in dates], dtype=np.int8)
     rates = _demand(p, demand_rng, lat, lon, capacity, business, day_types)
     day_factor = demand_rng.lognormal(-0.5 * p.day_variation**2, p.day_variation, size=p.days)
-
-    hour_starts = _local_hour_starts(dates)
-    day, hour, origin, dest, unplug, duration = _draw_trips(p, trip_rng, rates, day_types, day_factor, hour_starts, dist)
     # Size the fleet so that docked bikes average `fill` of the docks: add the bikes riding at an average moment.
     median, sigma = _duration_params(dist)
     riding = (rates.sum(axis=1) * median * np.exp(sigma**2 / 2)).sum(axis=(1, 2)) / (24 * SECONDS_PER_HOUR)
     riding = float(np.average(riding, weights=np.bincount(day_types, minlength=2)))
-    share = capacity * trip_rng.lognormal(0, 0.3, size=len(capacity))
+    share = capacity * fleet_rng.lognormal(0, 0.3, size=len(capacity))
     initial = np.minimum(_apportion(share, p.fill * capacity.sum() + riding), capacity)
+    truth = CityTruth(
+        params=p, seed=seed_value, station_id=ids, number=numbers, name=names, address=addresses,
+        lat=lat, lon=lon, capacity=capacity, business=business, dates=dates, day_type=day_types,
+        day_factor=day_factor, trip_rates=rates, return_rate=_return_rates(rates, dist),
+        initial_bikes=initial.astype(np.int32),
+    )
+    return truth, dist, trip_rng, clock_rng, file_rng
 
+
+def city_truth(seed: int | np.random.Generator = 0, **params) -> CityTruth:
+    """The truth of the city :func:`generate_city` (and :func:`write_city`) makes from the same
+    seed and params, without drawing or replaying any trip (a few tens of ms for 210 stations)."""
+    return _generate_truth(seed, params)[0]
+
+
+def generate_city(seed: int | np.random.Generator = 0, **params) -> SyntheticCity:
+    """Generate a synthetic city (truth and realisation) without writing anything.
+
+    ``seed`` is an int or a numpy Generator; ``params`` are :class:`CityParams` fields.
+    The same seed and params give the same city.
+    """
+    truth, dist, trip_rng, clock_rng, file_rng = _generate_truth(seed, params)
+    p, dates, day_types = truth.params, truth.dates, truth.day_type
+    hour_starts = _local_hour_starts(dates)
+    day, hour, origin, dest, unplug, duration = _draw_trips(p, trip_rng, truth.trip_rates, day_types,
+                                                            truth.day_factor, hour_starts, dist)
+    first = dates[0]
     t0 = datetime(first.year, first.month, first.day, tzinfo=ZoneInfo(TZ)).timestamp()
     t_end = datetime.combine(dates[-1] + timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo(TZ)).timestamp()
     snap_t = _snapshot_times(p, clock_rng, t0, t_end)
     truck_t = np.arange(t0 + 0.5 * SECONDS_PER_HOUR, t_end, SECONDS_PER_HOUR) if p.trucks > 0 else np.array([])
     neighbours = np.argsort(dist, axis=1, kind="stable").tolist()
     ridden, final_dest, final_plug, diverted, snaps, lost_ts, lost_station, moves = _replay(
-        p, capacity, initial, neighbours, dist, unplug, duration, origin, dest, snap_t, truck_t)
+        p, truth.capacity, truth.initial_bikes, neighbours, dist, unplug, duration, origin, dest, snap_t, truck_t)
 
     moves_arr = np.array(moves, dtype=float).reshape(-1, 4)
-    city = SyntheticCity(
-        params=p, seed=seed_value, station_id=ids, number=numbers, name=names, address=addresses,
-        lat=lat, lon=lon, capacity=capacity, business=business, dates=dates, day_type=day_types,
-        day_factor=day_factor, trip_rates=rates, return_rate=_return_rates(rates, dist),
-        initial_bikes=initial.astype(np.int32), snapshot_ts=snap_t, snapshot_bikes=snaps,
+    return SyntheticCity(
+        **{f.name: getattr(truth, f.name) for f in fields(CityTruth)},
+        snapshot_ts=snap_t, snapshot_bikes=snaps,
         trips={
             "unplug_ts": unplug[ridden], "plug_ts": final_plug[ridden], "from_idx": origin[ridden],
             "to_idx": final_dest[ridden], "diverted": diverted[ridden], "day": day[ridden], "hour": hour[ridden],
@@ -543,7 +580,6 @@ def generate_city(seed: int | np.random.Generator = 0, **params) -> SyntheticCit
         truck_moves={"ts": moves_arr[:, 0], "from_idx": moves_arr[:, 1].astype(int),
                      "to_idx": moves_arr[:, 2].astype(int), "bikes": moves_arr[:, 3].astype(int)},
     )
-    return city
 
 
 # ---------------------------------------------------------------------------------------------

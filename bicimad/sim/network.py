@@ -14,8 +14,6 @@ from functools import cached_property
 import numpy as np
 
 EARTH_RADIUS_KM = 6371.0088
-#: Puerta del Sol, the centre of synthetic networks.
-MADRID_CENTRE = (40.4168, -3.7038)
 
 
 def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -129,16 +127,13 @@ class Network:
 
 
 def synthetic_network(n_stations: int = 210, seed: int = 0) -> Network:
-    """A seeded Madrid-like network: stations within ~4 km of the centre, denser inside,
-    capacities around 24 (12-30), 40 % full on average."""
-    rng = np.random.default_rng([seed, 0x5EED])
-    radius = 4.2 * np.sqrt(rng.uniform(0.0, 1.0, n_stations)) ** 1.3
-    angle = rng.uniform(0.0, 2 * np.pi, n_stations)
-    lat = MADRID_CENTRE[0] + radius * np.cos(angle) / 111.2
-    lon = MADRID_CENTRE[1] + radius * np.sin(angle) / (111.2 * np.cos(np.radians(MADRID_CENTRE[0])))
-    capacity = np.clip(np.round(rng.normal(24, 3.5, n_stations)), 12, 30).astype(np.int32)
-    bikes = np.clip(rng.binomial(capacity, 0.4), 0, capacity)
-    return Network.build(np.arange(1, n_stations + 1), lat, lon, capacity, bikes)
+    """The stations of the embedded synthetic city (:mod:`bicimad.opendata.synthetic`) with
+    ``n_stations`` stations: the city ``write_city(seed=seed, n_stations=n_stations)`` writes,
+    its EMT ids, positions, capacities and docked bikes at the start."""
+    from bicimad.opendata.synthetic import city_truth
+
+    city = city_truth(seed, n_stations=n_stations)
+    return Network.build(city.station_id, city.lat, city.lon, city.capacity, city.initial_bikes)
 
 
 def choose_bases(network: Network, k: int, weights=None, radius_km: float = 3.5, iters: int = 50) -> np.ndarray:

@@ -10,7 +10,9 @@ pickups at a station are a Poisson process at that hour's rate, minutes uniform 
 hour. A rider's destination follows the origin-destination matrix (the ``od`` table, or a
 distance-decay fallback), re-weighted per hour by iterative proportional fitting so that
 expected arrivals per station match that hour's return rates while every ridden bike is
-conserved. Travel time is road distance (straight line x detour) at the riding speed.
+conserved; an hourly OD (one matrix per hour, as the synthetic city's truth has) already says
+where each hour's riders go and is taken as is. Travel time is road distance (straight line
+x detour) at the riding speed.
 
 Replays (:class:`TripReplay`): real trips at their own times. EMT truncates unplug times to
 the hour; where all are whole hours, each trip's minute is drawn uniformly within its hour.
@@ -25,14 +27,8 @@ import numpy as np
 import pandas as pd
 
 from bicimad.config import TZ
-from bicimad.sim.network import MADRID_CENTRE, Network, haversine_km
+from bicimad.sim.network import Network
 from bicimad.sim.scenario import Scenario
-
-#: Share of a weekday's trips starting in each local hour (shape of Sep 2018's weekdays:
-#: peaks at 8 h and 18-19 h), used by synthetic demand.
-WEEKDAY_PROFILE = np.array([1.6, 1.0, 0.7, 0.5, 0.4, 0.5, 1.5, 4.0, 8.0, 6.0, 4.5, 4.8,
-                            5.5, 6.2, 6.5, 5.5, 5.2, 6.2, 7.9, 7.9, 6.4, 4.6, 3.4, 2.4])
-WEEKDAY_PROFILE = WEEKDAY_PROFILE / WEEKDAY_PROFILE.sum()
 
 
 def travel_minutes(network: Network, scenario: Scenario) -> np.ndarray:
@@ -72,7 +68,8 @@ class RiderStream:
 
 
 class Demand:
-    """Pickup and return rates per station-hour (the ``forecast`` table) plus the OD matrix."""
+    """Pickup and return rates per station-hour (the ``forecast`` table) plus the OD matrix:
+    one (n, n) for the whole period, or one per hour, (hours, n, n)."""
 
     def __init__(self, hours, pickup_rate, return_rate, od=None):
         self.hours = pd.DatetimeIndex(hours)
@@ -87,8 +84,8 @@ class Demand:
         if np.any(~np.isfinite(self.pickup_rate)) or np.any(self.pickup_rate < 0) \
                 or np.any(~np.isfinite(self.return_rate)) or np.any(self.return_rate < 0):
             raise ValueError("demand: rates must be finite and >= 0")
-        if self.od is not None and self.od.shape != (n, n):
-            raise ValueError(f"demand: od is {self.od.shape}, expected {(n, n)}")
+        if self.od is not None and self.od.shape not in ((n, n), (h, n, n)):
+            raise ValueError(f"demand: od is {self.od.shape}, expected {(n, n)} or {(h, n, n)}")
 
     def __getstate__(self):  # samplers are a per-process cache
         return {k: v for k, v in self.__dict__.items() if k != "_samplers"}
@@ -206,10 +203,13 @@ class PoissonSampler:
         self.pickup = demand.pickup_rate[: self.n_hours] * r.demand_multiplier * live
         returns = demand.return_rate[: self.n_hours] * live
         od = demand.od if demand.od is not None else distance_od(network, r.od_scale_km, r.round_trip_share)
-        od = od * network.available[None, :]
-        rows = od.sum(axis=1, keepdims=True)
+        hourly = od.ndim == 3
+        if hourly:
+            od = od[: self.n_hours]
+        od = od * network.available
+        rows = od.sum(axis=-1, keepdims=True)
         od = np.where(rows > 0, np.divide(od, rows, out=np.zeros_like(od), where=rows > 0), 1.0 / network.n)
-        probs = balance_od(od, self.pickup, returns)
+        probs = od if hourly else balance_od(od, self.pickup, returns)
         cdf = np.cumsum(probs, axis=2)
         cdf[:, :, -1] = 1.0
         self._cdf = cdf.reshape(-1)
@@ -310,22 +310,30 @@ class ReplaySampler:
         return RiderStream.build(minute[k], r.origin[k], r.dest[k], self.travel[k], self.n)
 
 
-def synthetic_demand(network: Network, date: str = "2018-09-27", daily_trips: float = 14_200.0,
+def synthetic_demand(network: Network, date: str = "2018-09-27", daily_trips: float | None = None,
                      seed: int = 0) -> Demand:
-    """Seeded weekday rates on ``network``: the Sep 2018 daily profile, outer stations send
-    riders to the centre in the morning and take them back in the evening."""
-    rng = np.random.default_rng([seed, 0xDE11A])
-    hours = pd.date_range(pd.Timestamp(date, tz=TZ), pd.Timestamp(date, tz=TZ) + pd.Timedelta(days=1),
-                          freq="h", inclusive="left")
+    """The truth demand of the embedded synthetic city (:mod:`bicimad.opendata.synthetic`) on
+    ``date``: the expected pickups, returns and hourly OD of the date's day type (weekday or
+    weekend, as the city defines them), before the city's per-day multiplier.
+
+    ``network`` is ``synthetic_network(n, seed)`` (or the same stations with other bikes);
+    ``daily_trips`` is the city's ``trips_per_day`` (None: its default). On a day with a
+    repeated local hour (autumn DST), the city draws that hour's riders once: the repeat has none.
+    """
+    from bicimad.opendata.synthetic import city_truth, day_type_of
+
+    params = {"n_stations": network.n} if daily_trips is None else {"n_stations": network.n,
+                                                                    "trips_per_day": daily_trips}
+    city = city_truth(seed, **params)
+    if not np.array_equal(city.station_id, network.station_ids):
+        raise ValueError(f"synthetic demand: the network is not the synthetic city of seed {seed} "
+                         f"with {network.n} stations (build it with synthetic_network)")
+    day = pd.Timestamp(date).date()
+    start = pd.Timestamp(day, tz=TZ)
+    hours = pd.date_range(start, start + pd.DateOffset(days=1), freq="h", inclusive="left")
     hour_of_day = hours.hour.to_numpy()
-    popularity = rng.lognormal(0.0, 0.5, network.n) * network.available
-    popularity = popularity / popularity.sum()
-    from_centre = haversine_km(network.lat, network.lon, *MADRID_CENTRE)
-    role = np.clip((from_centre - np.median(from_centre)) / (from_centre.std() + 1e-9), -1, 1)  # + = residential
-    phase = np.where((hour_of_day >= 7) & (hour_of_day <= 10), 1.0,
-                     np.where((hour_of_day >= 17) & (hour_of_day <= 20), -1.0, 0.0))
-    base = daily_trips * WEEKDAY_PROFILE[hour_of_day][:, None] * popularity[None, :]
-    tilt = 0.6 * phase[:, None] * role[None, :]
-    pickup = base * (1 + tilt)
-    ret = base * (1 - tilt)
-    return Demand(hours, pickup, ret * pickup.sum(axis=1, keepdims=True) / ret.sum(axis=1, keepdims=True))
+    repeat = pd.Series(hour_of_day).duplicated().to_numpy()
+    dt = day_type_of(day)
+    live = ~repeat[:, None]
+    od = np.stack([city.od_prob(dt, h) for h in range(24)])[hour_of_day]
+    return Demand(hours, city.pickup_rate[dt, hour_of_day] * live, city.return_rate[dt, hour_of_day] * live, od)
