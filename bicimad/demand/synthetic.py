@@ -1,4 +1,8 @@
-"""Station-hour tables drawn from *known* Poisson rates, to test what the demand code recovers.
+"""Test data for known-truth recovery: station-hour tables drawn from *known* Poisson rates.
+
+This is not the synthetic city (:mod:`bicimad.opendata.synthetic`, the embedded default the
+pipeline and the simulator run on): it draws station-hour counts directly, with censoring and
+truck moves at known positions, so tests can score what the demand code recovers.
 
 ``demand_profiles`` gives each station pickup and return rates per day type and hour with a
 commuting shape: residential stations lose bikes in the morning peak (08 h) and gain them in

@@ -4,7 +4,8 @@ Evaluation protocol (DESIGN.md). For a period ``START:END`` (local dates, both i
 
 * the simulator's *truth* is the period's own demand: Skellam cell rates (station x hour x
   day type, :class:`bicimad.demand.rates.CellRates`) fitted to that period's snapshots; a synthetic scenario uses its generated
-  demand, which is then also what the planners see (it has no forecast error to model);
+  demand (the synthetic city's truth for each date's day type, starting every day from the
+  city's initial bikes), which is then also what the planners see (it has no forecast error to model);
 * the planners see only a forecast made from data *before* each day: Skellam cell rates
   (station x hour x day type) fitted to the ``history_days`` preceding it; a day with fewer
   than ``min_history_days`` of history is skipped and listed;

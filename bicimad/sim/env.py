@@ -23,8 +23,9 @@ def resolve_scenario(scenario: Scenario | str | None) -> Scenario:
 
 
 def scenario_inputs(scenario: Scenario, network: Network | None = None, demand=None):
-    """(network, demand) of a scenario: a synthetic one builds its own seeded network and
-    demand where not given; a processed one needs both passed in (see bicimad.sim.data)."""
+    """(network, demand) of a scenario: a synthetic one builds, where not given, the synthetic
+    city's stations and its truth demand on a weekday (``synthetic_demand``'s default date);
+    a processed one needs both passed in (see bicimad.sim.data)."""
     if network is None or demand is None:
         if scenario.network.source != "synthetic":
             raise ValueError(f"scenario {scenario.name!r} (network.source = {scenario.network.source!r}) "

@@ -325,7 +325,8 @@ def synthetic_demand(network: Network, date: str = "2018-09-27", daily_trips: fl
     params = {"n_stations": network.n} if daily_trips is None else {"n_stations": network.n,
                                                                     "trips_per_day": daily_trips}
     city = city_truth(seed, **params)
-    if not np.array_equal(city.station_id, network.station_ids):
+    if not (np.array_equal(city.station_id, network.station_ids) and np.array_equal(city.lat, network.lat)
+            and np.array_equal(city.lon, network.lon)):
         raise ValueError(f"synthetic demand: the network is not the synthetic city of seed {seed} "
                          f"with {network.n} stations (build it with synthetic_network)")
     day = pd.Timestamp(date).date()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import fields
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from bicimad.opendata import schemas
-from bicimad.opendata.synthetic import generate_city, write_city
+from bicimad.opendata.synthetic import CityTruth, city_truth, generate_city, write_city
 
 MADRID = ZoneInfo("Europe/Madrid")
 SMALL = dict(n_stations=30, days=3, trips_per_day=900.0, trip_days=None)
@@ -228,6 +229,13 @@ def test_truth_rates_are_recovered_from_the_draws():
     od = schemas.conform(city.od_frame(1), "od").to_pandas()
     np.testing.assert_allclose(od.groupby("from_station").prob.sum(), 1.0)
     assert set(od.from_station) == set(city.station_id.tolist())
+
+
+def test_truth_alone_is_the_generated_citys_truth(week):
+    truth = city_truth(0, days=7)
+    for f in fields(CityTruth):
+        np.testing.assert_equal(getattr(truth, f.name), getattr(week, f.name), err_msg=f.name)
+    assert not np.array_equal(city_truth(1, days=7).lat, truth.lat)
 
 
 def test_dst_autumn_and_spring():

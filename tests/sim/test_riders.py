@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from bicimad.config import TZ
+from bicimad.opendata.synthetic import city_truth
 from bicimad.sim.network import Network, synthetic_network
 from bicimad.sim.riders import Demand, PoissonSampler, balance_od, distance_od, synthetic_demand
 from bicimad.sim.scenario import Scenario
@@ -27,6 +28,47 @@ def test_destinations_follow_the_hourly_od():
             se = np.sqrt(probs[h, i] * (1 - probs[h, i]) / n)
             assert np.all(np.abs(empirical - probs[h, i]) <= 5 * se + 1e-9)
     assert np.all(np.diff(stream.minute) >= 0)
+
+
+def test_synthetic_network_and_demand_are_the_synthetic_citys_truth():
+    city = city_truth(4, n_stations=25)
+    network = synthetic_network(25, seed=4)
+    np.testing.assert_array_equal(network.station_ids, city.station_id)
+    np.testing.assert_array_equal(network.capacity, city.capacity)
+    np.testing.assert_array_equal(network.bikes, city.initial_bikes)
+    np.testing.assert_allclose(network.lat, city.lat)
+    thursday = synthetic_demand(network, "2018-09-27", seed=4)
+    saturday = synthetic_demand(network, "2018-09-29", seed=4)
+    for demand, day_type in ((thursday, 0), (saturday, 1)):
+        assert demand.n_hours == 24 and demand.hours[0] == pd.Timestamp(demand.hours[0].date(), tz=TZ)
+        np.testing.assert_allclose(demand.pickup_rate, city.pickup_rate[day_type])
+        np.testing.assert_allclose(demand.return_rate, city.return_rate[day_type])
+        np.testing.assert_allclose(demand.od[8], city.od_prob(day_type, 8))
+    assert saturday.pickup_rate.sum() < thursday.pickup_rate.sum()
+    # the autumn DST Sunday has 25 hours; the city draws the repeated 02 h once
+    autumn = synthetic_demand(network, "2018-10-28", seed=4)
+    assert autumn.n_hours == 25 and autumn.pickup_rate[3].sum() == 0 and autumn.pickup_rate[2].sum() > 0
+    np.testing.assert_allclose(autumn.pickup_rate.sum(), city.pickup_rate[1].sum())
+    np.testing.assert_allclose(synthetic_demand(network, daily_trips=8000.0, seed=4).pickup_rate,
+                               city_truth(4, n_stations=25, trips_per_day=8000.0).pickup_rate[0])
+    with pytest.raises(ValueError, match="not the synthetic city of seed 4"):
+        synthetic_demand(synthetic_network(25, seed=5), seed=4)
+
+
+def test_riders_take_an_hourly_od_as_is():
+    network = synthetic_network(6, seed=2)
+    day = synthetic_demand(network, daily_trips=3e5, seed=2)
+    sampler = PoissonSampler(day, network, Scenario())
+    probs = np.diff(np.concatenate([np.zeros((24, 6, 1)), sampler._cdf.reshape(24, 6, 6)], axis=2), axis=2)
+    np.testing.assert_allclose(probs, day.od, atol=1e-12)  # not re-weighted to the return rates
+    stream = sampler.draw(np.random.default_rng(0))
+    hour = stream.minute // 60
+    for h in (8, 18):
+        for i in range(6):
+            sel = (hour == h) & (stream.origin == i)
+            empirical = np.bincount(stream.dest[sel], minlength=6) / sel.sum()
+            se = np.sqrt(day.od[h, i] * (1 - day.od[h, i]) / sel.sum())
+            assert np.all(np.abs(empirical - day.od[h, i]) <= 5 * se + 1e-9)
 
 
 def test_balanced_od_matches_return_rates_and_keeps_rows():
