@@ -5,8 +5,9 @@ vector env as the reference for numpy-vectorised speed, measured in the same run
                                                                     # (+ the real 2019 network where ingested)
     .venv/bin/python -m pytest -m bench tests/bench/bench_sim.py -s  # the same, checked against the targets
 
-Network: the synthetic default (210 stations, ~14,200 trips a day, 6 trucks, 2 visits per
-hour: 48 steps a day, each one decision per truck). Actions are drawn beforehand from the
+Network: the synthetic default, the embedded synthetic city with 210 stations on a weekday
+(its truth rates: ~17,900 expected pickups), 6 trucks, 2 visits per hour: 48 steps a day,
+each one decision per truck. Actions are drawn beforehand from the
 action mask, so the timings are the env's own. Times are the process's CPU seconds
 (``time.process_time``) on one core, so other work on a shared machine does not count; the
 CartPole reference is timed the same way in the same run. Resets (drawing a day of riders)
