@@ -57,6 +57,7 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -361,9 +362,7 @@ def _return_rates(trip_rates: np.ndarray, dist: np.ndarray) -> np.ndarray:
     Spill across midnight uses the same day type's earlier hours (the day types are periodic).
     """
     median, sigma = _duration_params(dist)
-    from scipy.special import erfinv
-
-    z = np.sqrt(2.0) * erfinv(np.linspace(-1, 1, 66)[1:-1])  # 64 evenly spaced normal quantiles
+    z = np.array([NormalDist().inv_cdf(q) for q in np.arange(1, 65) / 65])  # 64 evenly spaced normal quantiles
     hours = median[..., None] * np.exp(sigma[..., None] * z) / SECONDS_PER_HOUR
     max_k = int(np.ceil(hours.max())) + 1
     at_least = [np.clip(hours - (k - 1), 0.0, 1.0).mean(axis=-1) for k in range(1, max_k + 1)]
