@@ -12,6 +12,9 @@ action mask, so the timings are the env's own. Times are the process's CPU secon
 (``time.process_time``) on one core, so other work on a shared machine does not count; the
 CartPole reference is timed the same way in the same run. Resets (drawing a day of riders)
 are included in the day times.
+
+Also: the synthetic city's truth alone and the simulator's inputs built from it (network and a
+day's demand), against generating the same city with 30 realised days in the same run.
 """
 
 from __future__ import annotations
@@ -113,6 +116,30 @@ def time_real_day(data_dir=None, day: str = "2019-10-15", repeats: int = 3) -> d
     return {"stations": network.n, "day_ms": 1000 * (time.process_time() - t0) / repeats}
 
 
+def time_synthetic_inputs(n_stations: int = 210, repeats: int = 3) -> dict:
+    """CPU seconds (median of ``repeats``) of the synthetic city's truth alone, of the simulator's
+    inputs built from it (network + one day's demand), and, as the baseline in the same run, of
+    generating the same city with its realisation (30 days of trips drawn and replayed)."""
+    from bicimad.opendata.synthetic import city_truth, generate_city
+    from bicimad.sim.network import synthetic_network
+    from bicimad.sim.riders import synthetic_demand
+
+    def cpu(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.process_time()
+            fn()
+            times.append(time.process_time() - t0)
+        return float(np.median(times))
+
+    return {
+        "stations": n_stations,
+        "truth_s": cpu(lambda: city_truth(0, n_stations=n_stations)),
+        "sim_inputs_s": cpu(lambda: synthetic_demand(synthetic_network(n_stations, 0), "2018-09-27", seed=0)),
+        "realised_s": cpu(lambda: generate_city(0, n_stations=n_stations)),
+    }
+
+
 def measure() -> dict:
     return {"scalar": time_scalar(), "vector": time_vector(), "cartpole": time_cartpole(), "real": time_real_day()}
 
@@ -132,6 +159,20 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def synthetic_line(r: dict) -> str:
+    return (f"synthetic city, {r['stations']} stations: truth alone {r['truth_s']:.3f} s; simulator network + "
+            f"a day's demand {r['sim_inputs_s']:.3f} s; generated with 30 days realised {r['realised_s']:.2f} s "
+            f"({r['realised_s'] / r['truth_s']:.0f}x the truth)")
+
+
+@pytest.mark.bench
+def test_synthetic_inputs_come_from_the_truth_alone():
+    result = time_synthetic_inputs()
+    print("\n" + synthetic_line(result))
+    assert result["truth_s"] < 0.2
+    assert result["sim_inputs_s"] < 0.5
+
+
 @pytest.mark.bench
 def test_sim_throughput():
     result = measure()
@@ -142,3 +183,4 @@ def test_sim_throughput():
 
 if __name__ == "__main__":
     print(table(measure()))
+    print("\n" + synthetic_line(time_synthetic_inputs()))
