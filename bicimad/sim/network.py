@@ -9,7 +9,7 @@ them by the scenario's detour factor to get a road-distance proxy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -126,14 +126,33 @@ class Network:
                        np.asarray(bikes, dtype=np.int32), self.available)
 
 
-def synthetic_network(n_stations: int = 210, seed: int = 0) -> Network:
-    """The stations of the embedded synthetic city (:mod:`bicimad.opendata.synthetic`) with
-    ``n_stations`` stations: the city ``write_city(seed=seed, n_stations=n_stations)`` writes,
-    its EMT ids, positions, capacities and docked bikes at the start."""
+def synthetic_city(n_stations: int = 210, seed: int = 0, trips_per_day: float | None = None):
+    """The truth (:class:`bicimad.opendata.synthetic.CityTruth`) of the embedded synthetic city
+    with ``n_stations`` stations (and ``trips_per_day``, None: the city's default): the city
+    ``write_city(seed=seed, n_stations=n_stations, ...)`` writes. Cached, as comparisons and
+    what-if sweeps build the same city for every day and task; its arrays are read-only."""
+    return _cached_city(int(n_stations), int(seed), None if trips_per_day is None else float(trips_per_day))
+
+
+@lru_cache(maxsize=8)
+def _cached_city(n_stations: int, seed: int, trips_per_day: float | None):
     from bicimad.opendata.synthetic import city_truth
 
-    city = city_truth(seed, n_stations=n_stations)
-    return Network.build(city.station_id, city.lat, city.lon, city.capacity, city.initial_bikes)
+    params = {"n_stations": n_stations} if trips_per_day is None else {"n_stations": n_stations,
+                                                                       "trips_per_day": trips_per_day}
+    city = city_truth(seed, **params)
+    for value in vars(city).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return city
+
+
+def synthetic_network(n_stations: int = 210, seed: int = 0) -> Network:
+    """The stations of the embedded synthetic city (:func:`synthetic_city`): its EMT ids,
+    positions, capacities and docked bikes at the start."""
+    city = synthetic_city(n_stations, seed)
+    return Network.build(city.station_id.copy(), city.lat.copy(), city.lon.copy(), city.capacity.copy(),
+                         city.initial_bikes.copy())
 
 
 def choose_bases(network: Network, k: int, weights=None, radius_km: float = 3.5, iters: int = 50) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bicimad.config import TZ
-from bicimad.sim.network import Network
+from bicimad.sim.network import Network, synthetic_city
 from bicimad.sim.scenario import Scenario
 
 
@@ -320,11 +320,9 @@ def synthetic_demand(network: Network, date: str = "2018-09-27", daily_trips: fl
     ``daily_trips`` is the city's ``trips_per_day`` (None: its default). On a day with a
     repeated local hour (autumn DST), the city draws that hour's riders once: the repeat has none.
     """
-    from bicimad.opendata.synthetic import city_truth, day_type_of
+    from bicimad.opendata.synthetic import day_type_of
 
-    params = {"n_stations": network.n} if daily_trips is None else {"n_stations": network.n,
-                                                                    "trips_per_day": daily_trips}
-    city = city_truth(seed, **params)
+    city = synthetic_city(network.n, seed, daily_trips)
     if not (np.array_equal(city.station_id, network.station_ids) and np.array_equal(city.lat, network.lat)
             and np.array_equal(city.lon, network.lon)):
         raise ValueError(f"synthetic demand: the network is not the synthetic city of seed {seed} "
