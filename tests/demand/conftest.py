@@ -7,7 +7,7 @@ from bicimad.demand.synthetic import demand_profiles, simulate_station_hours, sy
 
 
 class Truth:
-    """A synthetic city: its stations, true rates and a drawn station_hours table."""
+    """Known-truth test data: stations, true rates and a station_hours table drawn from them."""
 
     def __init__(self, seed, n_stations, start, days, **kwargs):
         rng = np.random.default_rng(seed)
