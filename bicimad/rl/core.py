@@ -98,6 +98,14 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last
     return advantages, advantages + values
 
 
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters, max_grad_norm: float) -> None:
+    """One optimiser step on ``loss`` with the gradients' global norm clipped to ``max_grad_norm``."""
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+
+
 def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
     """1 - Var(target - predicted) / Var(target): 1 is perfect, 0 no better than a constant."""
     variance = np.var(target)

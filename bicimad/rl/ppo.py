@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bicimad.rl.agents import AgentFactory
-from bicimad.rl.core import CommonConfig, Run, explained_variance, linear_schedule
+from bicimad.rl.core import CommonConfig, Run, explained_variance, gradient_step, linear_schedule
 
 
 @dataclass
@@ -106,10 +106,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
 
                 entropy_loss = entropy.mean()
                 loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * v_loss
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
-                optimizer.step()
+                gradient_step(optimizer, loss, agent.parameters(), config.max_grad_norm)
 
             if config.target_kl is not None and approx_kl.item() > config.target_kl:
                 break

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from bicimad.rl.agents import AgentFactory
-from bicimad.rl.core import CommonConfig, Run, explained_variance, linear_schedule
+from bicimad.rl.core import CommonConfig, Run, explained_variance, gradient_step, linear_schedule
 
 
 @dataclass
@@ -65,10 +65,7 @@ def train(config: ReinforceConfig, out_dir: str | Path, *, make_agent: AgentFact
         baseline_loss = ((value - b_returns) ** 2).mean()
         entropy_loss = entropy.mean()
         loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * baseline_loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
-        optimizer.step()
+        gradient_step(optimizer, loss, agent.parameters(), config.max_grad_norm)
 
         # -- logging and checkpoint -------------------------------------------------------------------
         run.end_iteration({
