@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--scenario", default="synthetic-default", help="bundled scenario name or TOML path")
     run.add_argument("--planner", default="noop", help="noop, greedy, ortools, ppo, or none (trucks idle)")
     run.add_argument("--seed", type=int, default=0, help="rider seed (common random numbers across planners)")
-    run.add_argument("--date", default=None, help="local date YYYY-MM-DD (processed scenarios; default: the scenario's)")
+    run.add_argument("--date", default=None, help="local date YYYY-MM-DD (default: the scenario's; a synthetic city's day follows the date's day type)")
     run.add_argument("--forecast", default=None, help="forecast table (parquet) the planner sees")
     run.add_argument("--daily-trips", type=float, default=None,
                      help="processed scenarios: rescale the fitted gross rates to this many pickups a day "
@@ -235,7 +235,14 @@ def run_day(args) -> int:
         except (ValueError, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from None
     if scenario.network.source == "synthetic":
-        network, truth = scenario_inputs(scenario)
+        from bicimad.sim.network import synthetic_network
+        from bicimad.sim.riders import synthetic_demand
+
+        if args.date:
+            network = synthetic_network(scenario.network.stations, scenario.network.seed)
+            truth = synthetic_demand(network, date=args.date, seed=scenario.network.seed)
+        else:
+            network, truth = scenario_inputs(scenario)
         day = str(truth.hours[0].date())
     else:
         from bicimad.demand.rates import fit_period_rates

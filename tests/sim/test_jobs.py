@@ -72,3 +72,15 @@ def test_sim_run_seed_fleet_on_the_real_2018_network(real_processed, tmp_path):
     summary = pd.read_csv(out / "summary.csv").iloc[0]
     assert summary["bikes_moved"] > 0 and summary["truck_km"] > 0
     assert load_scenario(out / "scenario.toml") == load_scenario("seed-fleet-2018")
+
+
+def test_sim_run_on_a_synthetic_saturday_uses_weekend_demand(data_dir, small_toml):
+    path, _ = small_toml
+    lost = {}
+    for date in ("2018-09-27", "2018-09-29"):           # a Thursday, a Saturday
+        assert main(["sim", "run", "--scenario", str(path), "--planner", "none", "--seed", "3", "--date", date]) == 0
+        out = data_dir / "runs" / "sim" / f"tiny-{date}-none-3"
+        occupancy = read_table("occupancy", out / "occupancy.parquet")
+        assert occupancy["hour"].dt.date.astype(str).eq(date).all()
+        lost[date] = pd.read_csv(out / "summary.csv").loc[0, ["lost_trips", "diverted_returns"]].to_numpy()
+    assert not (lost["2018-09-27"] == lost["2018-09-29"]).all()
