@@ -606,6 +606,18 @@ def _month_key(day: datetime | date) -> str:
     return f"{day.year:04d}{day.month:02d}"
 
 
+def _write_months(lines: dict[str, list[str]], pattern: Path) -> list[Path]:
+    """Write each month's JSON lines (``{"YYYYMM": [line, ...]}``) to ``pattern`` with the month
+    filled in, atomically; returns the paths."""
+    paths = []
+    for month, month_lines in lines.items():
+        path = pattern.with_name(pattern.name.format(month=month))
+        with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("\n".join(month_lines) + "\n")
+        paths.append(path)
+    return paths
+
+
 def _write_stations(city: SyntheticCity, folder: Path) -> list[Path]:
     path = folder / "meta" / "stations.json"
     with atomic_open(path, "w", encoding="utf-8") as fh:
@@ -620,13 +632,7 @@ def _write_snapshots(city: SyntheticCity, folder: Path) -> list[Path]:
         stamp = when.replace(tzinfo=None).isoformat(timespec="microseconds")
         record = {"_id": stamp, "stations": _station_records(city, bikes)}
         lines.setdefault(_month_key(when), []).append(json.dumps(record))
-    paths = []
-    for month, month_lines in lines.items():
-        path = folder / "stations" / f"Bicimad_Estacions_{month}.json"
-        with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("\n".join(month_lines) + "\n")
-        paths.append(path)
-    return paths
+    return _write_months(lines, folder / "stations" / "Bicimad_Estacions_{month}.json")
 
 
 TRIP_LINE = (
@@ -673,13 +679,7 @@ def _write_trips(city: SyntheticCity, folder: Path) -> list[Path]:
             hour=stamps[h], zip=f"280{zips[r]:02d}" if has_zip[r] else "",
         )
         lines.setdefault(stamps[h][:4] + stamps[h][5:7], []).append(line)
-    paths = []
-    for month, month_lines in lines.items():
-        path = folder / "trips" / f"{month}_Usage_Bicimad.json"
-        with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("\n".join(month_lines) + "\n")
-        paths.append(path)
-    return paths
+    return _write_months(lines, folder / "trips" / "{month}_Usage_Bicimad.json")
 
 
 #: Names this module writes; stale ones from an earlier city are removed so folders never mix cities.
