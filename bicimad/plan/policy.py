@@ -2,7 +2,8 @@
 
 Each hour every truck looks at its neighbourhood: the ``candidates`` stations within its radius
 whose move to target (as the OR-Tools planner computes targets: the inventory minimising
-expected empty and full events over the forecast horizon) is worth most. For each it sees
+expected empty and full events over the forecast horizon) is worth most, half of them stations
+to load at and half to unload at while both kinds last (:func:`_candidates`). For each it sees
 15 features (:data:`FEATURES`): fill, target, gap, the expected events a move avoids with the
 truck's load as it is, distance, forecast net flow, and the truck's own load and the hour.
 
@@ -100,8 +101,7 @@ def observe(view: FleetView, config: ObservationConfig, events: np.ndarray | Non
         # The move this truck could make now: load up to its room, unload up to its load.
         move_now = np.where(gap > 0, np.minimum(gap, room), -np.minimum(-gap, load))
         value_now = events[rows, bikes] - events[rows, bikes - move_now]
-        reach = np.flatnonzero(view.reachable[truck] & (gap != 0))
-        chosen = reach[np.argsort(-value_full[reach], kind="stable")[:c]]
+        chosen = _candidates(view.reachable[truck], gap, value_full, c)
         m = len(chosen)
         candidates[truck, :m] = chosen
         part = station_part[chosen].copy()
@@ -116,6 +116,23 @@ def observe(view: FleetView, config: ObservationConfig, events: np.ndarray | Non
         mask[truck, :, :m] = True
         mask[truck, 0, :m] = move_now[chosen] != 0
     return Observation(features, candidates, mask.reshape(-1), target)
+
+
+def _candidates(reachable: np.ndarray, gap: np.ndarray, value: np.ndarray, c: int) -> np.ndarray:
+    """Up to ``c`` reachable stations off target, best ``value`` first, half of them sources
+    (above target) and half sinks (below) while both kinds last.
+
+    A route loads at sources and unloads at sinks; ranked on one list, a neighbourhood short
+    of bikes fills every slot with sinks and leaves an empty truck nothing to load first.
+    """
+    sides = []
+    for side in (gap > 0, gap < 0):
+        stations = np.flatnonzero(reachable & side)
+        sides.append(stations[np.argsort(-value[stations], kind="stable")])
+    half = c // 2
+    take_up = min(len(sides[0]), max(half, c - len(sides[1])))
+    chosen = np.concatenate([sides[0][:take_up], sides[1][: c - take_up]])
+    return chosen[np.argsort(-value[chosen], kind="stable")]
 
 
 def decode(view: FleetView, obs: Observation, action: np.ndarray | None, ranking: np.ndarray | None = None) -> Plan:

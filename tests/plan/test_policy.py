@@ -137,3 +137,21 @@ def test_ranked_decoding_sends_the_second_truck_elsewhere(make_line_view):
     assert [route[0].station for route in plan] == [0, 4]
     # The single most likely action wastes it.
     assert decode(view, obs, ranking[:, 0]) == [plan[0], []]
+
+
+def test_candidates_split_between_stations_to_load_and_to_unload(make_random_view):
+    # Half sources (above target) and half sinks while both kinds last, the rest from the other kind.
+    rng = np.random.default_rng(5)
+    config = ObservationConfig(candidates=6)
+    for _ in range(20):
+        view = two_visit(make_random_view(rng))
+        obs = observe(view, config)
+        gap = view.bikes - obs.target
+        for truck in range(view.n_trucks):
+            sources = int((view.reachable[truck] & (gap > 0)).sum())
+            sinks = int((view.reachable[truck] & (gap < 0)).sum())
+            real = obs.candidates[truck][obs.candidates[truck] >= 0]
+            up = int((gap[real] > 0).sum())
+            assert len(real) == min(6, sources + sinks)
+            assert up == min(sources, max(3, 6 - sinks))
+            assert len(real) - up == min(sinks, 6 - up)
