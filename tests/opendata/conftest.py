@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +13,23 @@ import pytest
 
 from bicimad.cli import main
 from bicimad.opendata import schemas
+
+
+@contextlib.contextmanager
+def loopback_server(handler, **attrs):
+    """A real HTTP server on 127.0.0.1 in a thread, yielding its base URL; ``attrs`` become
+    attributes of the server, which handlers read as ``self.server.<name>``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    for name, value in attrs.items():
+        setattr(server, name, value)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def station_record(sid: int, bikes: int, capacity: int = 20, free: int | None = None, **extra) -> dict:

@@ -4,9 +4,8 @@ synthetic city; and `bicimad data summary` on what they build."""
 from __future__ import annotations
 
 import json
-import threading
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 
 import pandas as pd
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from bicimad.cli import main
 from bicimad.opendata import schemas
 
-from .conftest import hourly_snapshots, write_lines
+from .conftest import hourly_snapshots, loopback_server, write_lines
 
 
 @pytest.fixture
@@ -29,15 +28,10 @@ def gbfs_server(tmp_path):
     (root / "station_status.json").write_text(json.dumps({"last_updated": 1572136020, "data": {"stations": [
         {"station_id": str(i), "num_bikes_available": bikes, "num_docks_available": cap - bikes, "is_installed": 1,
          "is_renting": 1, "is_returning": 1} for i, _, cap, bikes in stations]}}))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(root)))
-    server.RequestHandlerClass.log_message = lambda *a: None
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    (root / "gbfs.json").write_text(json.dumps({"data": {"es": {"feeds": [
-        {"name": n, "url": f"http://127.0.0.1:{port}/{n}.json"} for n in ("station_information", "station_status")]}}}))
-    yield f"http://127.0.0.1:{port}/gbfs.json"
-    server.shutdown()
+    with loopback_server(partial(SimpleHTTPRequestHandler, directory=str(root))) as base:
+        (root / "gbfs.json").write_text(json.dumps({"data": {"es": {"feeds": [
+            {"name": n, "url": f"{base}/{n}.json"} for n in ("station_information", "station_status")]}}}))
+        yield f"{base}/gbfs.json"
 
 
 def test_live_gbfs_snapshot_joins_local_history(data_dir, raw_src, gbfs_server):

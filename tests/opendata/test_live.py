@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from bicimad.opendata.live import HttpPolicy, LiveError, fetch_gbfs, fetch_mobilitylabs
+
+from .conftest import loopback_server
 
 CLIENT_ID = "c0ffee00-1234-4bcd-9abc-0123456789ab"
 PASS_KEY = "S3CRET-PASSKEY-9F2A7C41E0B6D8"
@@ -58,15 +59,9 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     api = Api()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.api = api
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    api.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield api
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_server(Handler, api=api) as base:
+        api.base = base
+        yield api
 
 
 def _read_snapshot(path):

@@ -7,16 +7,17 @@ import io
 import json
 import logging
 import socket
-import threading
 import time
 import zipfile
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 
 from bicimad.opendata.portal import DownloadError, PortalConfig, download, parse_catalogue
+
+from .conftest import loopback_server
 
 GUIDS = iter(f"{k:08x}-1b2c-4d3e-8f40-{k:012x}" for k in range(1, 1000))
 
@@ -144,18 +145,12 @@ def portal():
     for guid, name, size in (("g1", "201809_Usage_Bicimad", 300_000), ("g2", "Bicimad_Estacions_201809", 200_000),
                              ("g3", "201810_Usage_Bicimad", 100_000), ("g4", "Bicimad_Estacions_201810", 50_000)):
         site.files[f"/getattachment/{guids[guid]}/{name}.aspx"] = _zip_bytes(name, size)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.site = site
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
-    site.pages["/Datos-generales"] = CATALOGUE.format(host=site.base, **guids)
-    site.catalogue = site.base + "/Datos-generales"
-    site.path_of = {name: path for path in site.files for name in [path.rsplit("/", 1)[1][:-5]]}
-    yield site
-    server.shutdown()
-    server.server_close()
+    with loopback_server(Handler, site=site) as base:
+        site.base = base
+        site.pages["/Datos-generales"] = CATALOGUE.format(host=site.base, **guids)
+        site.catalogue = site.base + "/Datos-generales"
+        site.path_of = {name: path for path in site.files for name in [path.rsplit("/", 1)[1][:-5]]}
+        yield site
 
 
 @pytest.fixture
