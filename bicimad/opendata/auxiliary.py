@@ -19,7 +19,6 @@ calibration and checks read the rest with these functions:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bicimad.config import TZ
-from bicimad.opendata.readers import Chunk
+from bicimad.opendata.readers import Chunk, load_json_document
 from bicimad.opendata.rejects import IngestError, Rejects
 from bicimad.opendata.times import hour_floor, localize_wall_clock, parse_instants
 
@@ -136,10 +135,7 @@ def parse_simulator_users(text: str, source: str, day: str, rejects: Rejects | N
     are kept with ``keep_seconds``). A bad record is added to ``rejects`` and skipped, or,
     without ``rejects``, raises :class:`IngestError`; either names the record and field.
     """
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IngestError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    doc = load_json_document(text, source)
     users = doc.get("initialUsers") if isinstance(doc, dict) else None
     if not isinstance(users, list):
         raise IngestError(f"{source}: expected {{'initialUsers': [...]}}")

@@ -524,6 +524,14 @@ def _fix_macroman_mojibake(text: str) -> str:
         return text
 
 
+def load_json_document(text: str, source) -> object:
+    """A whole-file JSON document; invalid JSON is an :class:`IngestError` naming file, line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+
+
 def read_station_json(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[Chunk]:
     """EMT station list: ``{"stations": [...]}`` or a bare array, pretty-printed or not."""
     raw = stream.read()
@@ -532,10 +540,7 @@ def read_station_json(stream: IO[bytes], source: str, rejects: Rejects) -> Itera
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
         rejects.warn(source, "file not UTF-8, decoded as Latin-1")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IngestError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    obj = load_json_document(text, source)
     stations = obj.get("stations") if isinstance(obj, dict) else obj
     if not isinstance(stations, list):
         raise IngestError(f"{source}: expected a list of stations or {{'stations': [...]}}")
