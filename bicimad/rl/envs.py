@@ -235,11 +235,24 @@ def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorE
     fns = [lambda: make_env(env_id) for _ in range(num_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP
     if env_id.startswith("retro/") and num_envs > 1:
+        fns = [lambda: _make_single_threaded(env_id) for _ in range(num_envs)]
         envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
     else:
         envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
     envs.action_space.seed(seed)
     return envs
+
+
+def _make_single_threaded(env_id: str) -> gym.Env:
+    """``make_env`` in a worker process whose BLAS runs on one thread.
+
+    The frame resize is a BLAS matrix product; with one emulator per process, every process's
+    BLAS pool spinning on all cores made 8 retro envs on 2 cores 12x slower than one thread each.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    return make_env(env_id)
 
 
 def is_image_env(env_id: str) -> bool:

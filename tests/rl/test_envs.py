@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from bicimad.rl.core import read_metrics
-from bicimad.rl.envs import RETRO_ACTIONS, GrayResize, RomNotFoundError, _area_weights, make_env
+from bicimad.rl.envs import (
+    RETRO_ACTIONS,
+    GrayResize,
+    RomNotFoundError,
+    _area_weights,
+    _make_single_threaded,
+    make_env,
+)
 from bicimad.rl.runs import ALGORITHMS, evaluate, make_config
 
 
@@ -60,6 +67,31 @@ def test_retro_discrete_actions():
     assert obs.shape == (4, 84, 84)
     assert env.action_space.n == len(RETRO_ACTIONS["Airstriker-Genesis"])
     env.close()
+
+
+def _blas_threads_in_worker(queue) -> None:
+    from threadpoolctl import threadpool_info
+
+    env = _make_single_threaded("retro/Airstriker-Genesis")
+    env.reset(seed=0)
+    queue.put([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"])
+    env.close()
+
+
+def test_retro_worker_processes_run_blas_on_one_thread():
+    # One emulator per process: each process's BLAS pool spinning on every core made 8 envs
+    # on 2 cores 12x slower. A forked worker inherits the parent's pool size, so the factory
+    # the vector env hands its workers must bring it down to one.
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    worker = ctx.Process(target=_blas_threads_in_worker, args=(queue,))
+    worker.start()
+    threads = queue.get(timeout=60)
+    worker.join(timeout=60)
+    assert worker.exitcode == 0
+    assert threads and all(n == 1 for n in threads)
 
 
 def test_gradius_without_rom_says_how_to_import_it():
