@@ -125,9 +125,9 @@ class FleetPlanningVectorEnv(gym.vector.VectorEnv):
             summaries = [sim.summary(e) for e in range(self.num_envs)]
             infos["final_obs"] = features
             infos["final_info"] = {
-                "episode": {"r": self._return.copy(), "l": np.full(self.num_envs, self._length)},
+                "episode": {"r": self._return.copy(), "l": np.full(self.num_envs, self._length),
+                            "problem_share": np.array([s["problem_share"] for s in summaries])},
                 "_episode": np.ones(self.num_envs, dtype=bool),
-                "problem_share": np.array([s["problem_share"] for s in summaries]),
             }
             self._start_episode()
             features, infos["action_mask"] = self._observe()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bicimad.rl.agents import Agent, AgentFactory, action_nvec, make_agent as default_make_agent
-from bicimad.rl.envs import episode_returns, make_vector_env
+from bicimad.rl.envs import episode_extras, episode_returns, make_vector_env
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
@@ -416,6 +416,8 @@ class Run:
             self.global_step += cfg.num_envs
             for ret, length in episode_returns(infos):
                 self.logger.log(self.global_step, {"charts/episodic_return": ret, "charts/episodic_length": length})
+            for extras in episode_extras(infos):
+                self.logger.log(self.global_step, extras)
 
     def advantages(self) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE advantages and returns for the buffer, bootstrapped from the current observation."""

@@ -259,6 +259,21 @@ def is_image_env(env_id: str) -> bool:
     return env_id.startswith(("ALE/", "retro/"))
 
 
+def episode_extras(infos: dict) -> Iterator[dict[str, float]]:
+    """Other numbers an env reports for each ended episode beside return and length (keys of
+    ``final_info["episode"]`` other than ``r``, ``l``, ``t``; the fleet env adds
+    ``problem_share``), as ``episode/<key>``, one dict per ended episode."""
+    final = infos.get("final_info")
+    if not final or "episode" not in final:
+        return
+    episode = final["episode"]
+    keys = [key for key in episode if key not in ("r", "l", "t")]
+    if not keys:
+        return
+    for i in np.flatnonzero(final["_episode"]):
+        yield {f"episode/{key}": float(episode[key][i]) for key in keys}
+
+
 def episode_returns(infos: dict) -> Iterator[tuple[float, int]]:
     """``(return, length)`` of every episode that ended in this vector step."""
     final = infos.get("final_info")

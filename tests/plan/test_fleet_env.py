@@ -55,7 +55,7 @@ def test_episode_is_a_day_and_reward_is_the_simulators_cost(small_city):
     # Every hour's reward is minus the weighted simulator counts: never positive, negative over a day
     # whose problem share is positive.
     assert (rewards <= 0).all()
-    assert np.all(info["final_info"]["problem_share"] > 0) and (rewards.sum(axis=0) < 0).all()
+    assert np.all(episode["problem_share"] > 0) and (rewards.sum(axis=0) < 0).all()
 
 
 def test_same_seed_same_day(small_city):

@@ -9,6 +9,7 @@ import pytest
 
 from bicimad.cli import main
 from bicimad.jobs.compare import METRICS
+from bicimad.rl.core import read_metrics
 
 SMALL = """
 name = "small"
@@ -102,7 +103,9 @@ def test_train_agent_writes_a_policy_and_its_model_card(tmp_path):
     assert card["days"] == ["2018-09-24"]
     assert set(card["evaluation"]["results"]) == {"noop", "ortools", "ppo"}
     assert card["training"]["imitation"]["samples"] == 2 * 6
-    assert (out / "ppo" / "metrics.csv").exists()
+    # Each simulated day's problem share is in PPO's metrics (2 envs x 2 iterations of a 6-hour day).
+    _, shares = read_metrics(out / "ppo", "episode/problem_share")
+    assert len(shares) == 4 and ((shares > 0) & (shares <= 1)).all()
     text = (out / "MODEL_CARD.md").read_text()
     assert "small" in text and "PPO vs OR-Tools" in text
     # The ppo planner plans from it in a comparison.
