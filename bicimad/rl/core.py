@@ -201,8 +201,20 @@ def read_metrics(out_dir: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(steps), np.array(values)
 
 
+def _episode_keys(out_dir: Path) -> list[str]:
+    """The per-episode extras (``episode/<key>``) a run's CSV holds, in first-seen order."""
+    keys: dict[str, None] = {}
+    with open(Path(out_dir) / METRICS, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["key"].startswith("episode/"):
+                keys.setdefault(row["key"])
+    return list(keys)
+
+
 def plot_learning_curve(out_dir: Path, title: str) -> Path | None:
-    """Episodic return against steps (points and a moving mean) as a PNG; None if no episode ended."""
+    """Episodic return against steps (points and a moving mean) as a PNG, with a panel below for
+    each per-episode extra the env logged (e.g. the fleet env's problem share); None if no
+    episode ended."""
     steps, returns = read_metrics(out_dir, "charts/episodic_return")
     if len(steps) == 0:
         return None
@@ -211,15 +223,19 @@ def plot_learning_curve(out_dir: Path, title: str) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    window = max(1, min(50, len(returns) // 10))
-    smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, returns, ".", alpha=0.25, markersize=3, label="episode")
-    ax.plot(steps[window - 1:], smooth, label=f"mean of {window}")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episodic return")
-    ax.set_title(title)
-    ax.legend()
+    series = [("episodic return", steps, returns)]
+    series += [(key.removeprefix("episode/").replace("_", " "), *read_metrics(out_dir, key))
+               for key in _episode_keys(out_dir)]
+    fig, axes = plt.subplots(len(series), 1, figsize=(7, 1 + 3 * len(series)), sharex=True, squeeze=False)
+    for ax, (label, x, y) in zip(axes[:, 0], series):
+        window = max(1, min(50, len(y) // 10))
+        smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+        ax.plot(x, y, ".", alpha=0.25, markersize=3, label="episode")
+        ax.plot(x[window - 1:], smooth, label=f"mean of {window}")
+        ax.set_ylabel(label)
+        ax.legend()
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("environment steps")
     fig.tight_layout()
     path = Path(out_dir) / CURVE
     tmp = path.with_suffix(".tmp.png")

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from bicimad.rl.agents import MultiCategorical, make_agent
-from bicimad.rl.core import CommonConfig, Run, compute_gae, explained_variance, linear_schedule
+from bicimad.rl.core import (
+    CommonConfig,
+    MetricsLogger,
+    Run,
+    compute_gae,
+    explained_variance,
+    linear_schedule,
+    plot_learning_curve,
+)
 
 
 def test_gae_matches_hand_computation_with_termination_and_truncation():
@@ -177,3 +185,22 @@ def test_mask_sources_in_process_and_subprocess_envs(tmp_path, vector_cls):
     else:      # no mask anywhere: subprocess workers were not asked for a missing method
         assert run.buffer.masks is None
     envs.close()
+
+
+def test_learning_curve_has_a_panel_per_episode_extra(tmp_path):
+    import matplotlib.image
+
+    def curve(out, extras: bool):
+        out.mkdir()
+        logger = MetricsLogger(out)
+        for step in range(1, 41):
+            logger.log(step * 10, {"charts/episodic_return": -step})
+            if extras:
+                logger.log(step * 10, {"episode/problem_share": 0.3 - step / 400})
+        logger.close()
+        return matplotlib.image.imread(plot_learning_curve(out, "probe"))
+
+    plain, with_share = curve(tmp_path / "a", False), curve(tmp_path / "b", True)
+    # One panel of 3 inches more at 100 dpi.
+    assert with_share.shape[0] - plain.shape[0] == 300
+    assert with_share.shape[1] == plain.shape[1]
