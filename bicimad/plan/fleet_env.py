@@ -22,7 +22,9 @@ Episode end        Truncation after the demand's hours (a day): the day ends, th
 Every episode starts from the network's bikes; each copy's riders come from its own generator,
 seeded from ``reset(seed=...)``. With several ``days`` (pairs of truth demand and forecast),
 each episode takes the next day in a seeded random order, so the policy meets varied demand.
-Autoreset is ``SAME_STEP``: the final observation is in ``info["final_obs"]``.
+Autoreset is ``SAME_STEP``: the final observation is in ``info["final_obs"]``, and each ended
+day's return, length and problem share in ``info["final_info"]["episode"]`` (``r``, ``l``,
+``problem_share``; PPO logs the share as ``episode/problem_share``).
 """
 
 from __future__ import annotations
