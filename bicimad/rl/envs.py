@@ -232,13 +232,12 @@ def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorE
 
     Retro games run one emulator per process, so several retro envs use subprocesses.
     """
-    fns = [lambda: make_env(env_id) for _ in range(num_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP
     if env_id.startswith("retro/") and num_envs > 1:
         fns = [lambda: _make_single_threaded(env_id) for _ in range(num_envs)]
         envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
     else:
-        envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+        envs = gym.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(num_envs)], autoreset_mode=mode)
     envs.action_space.seed(seed)
     return envs
 
