@@ -15,6 +15,7 @@ Evaluation protocol (DESIGN.md). For a period ``START:END`` (local dates, both i
 Outputs in ``--out``: ``per_seed.csv`` (one row per planner and seed, summed over the days),
 ``occupancy.csv`` (one row per planner: means over seeds with ``<col>_ci_low``/``<col>_ci_high``
 95 % Student-t intervals, plus the occupancy observed in the snapshots of the same days),
+``relative.csv`` (each planner's problem share against no-op and OR-Tools, paired by seed),
 ``occupancy.png`` and ``hourly.png`` (plots), ``NOTE.md`` (what is and is not comparable),
 ``run.json`` and ``scenario.toml``.
 """
@@ -234,6 +235,32 @@ def summarise(per_seed, observed: dict | None = None):
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
+def relative_changes(per_seed, baselines=("noop", "ortools"), metric: str = "problem_share"):
+    """Each planner's change in ``metric`` against each baseline present, paired by seed.
+
+    The planners met the same rider draws (common random numbers), so the change is taken per
+    seed, ``metric / baseline's metric - 1``, then its mean and 95 % interval over seeds: an
+    interval that excludes 0 says the difference is not the draws' noise.
+    """
+    import pandas as pd
+
+    from bicimad.report.occupancy import mean_interval
+
+    table = per_seed.pivot(index="seed", columns="planner", values=metric)
+    rows = []
+    for baseline in baselines:
+        if baseline not in table:
+            continue
+        for planner in table.columns:
+            if planner == baseline:
+                continue
+            ratio = (table[planner] / table[baseline] - 1.0).tolist()
+            mean, low, high = mean_interval(ratio)
+            rows.append({"planner": planner, "baseline": baseline, "metric": metric,
+                         "change": mean, "change_ci_low": low, "change_ci_high": high})
+    return pd.DataFrame(rows, columns=["planner", "baseline", "metric", "change", "change_ci_low", "change_ci_high"])
+
+
 def observed_row(data_dir, days: list[Day]) -> dict | None:
     """Occupancy observed in the snapshots of the simulated days (state at the snapshot instant)."""
     import pandas as pd
@@ -337,6 +364,9 @@ def run(args) -> int:
         per_seed.to_csv(fh, index=False)
     with atomic_open(out / "occupancy.csv") as fh:
         summary.to_csv(fh, index=False)
+    changes = relative_changes(per_seed)
+    with atomic_open(out / "relative.csv") as fh:
+        changes.to_csv(fh, index=False)
     plot_comparison(summary, out / "occupancy.png")
     plot_hourly_profile({name: hourly_profile(table) for name, table in tables.items()}, out / "hourly.png",
                         title=f"Problem share by hour ({scenario.name}, seed {seeds[0]})")
@@ -354,6 +384,9 @@ def run(args) -> int:
     shown = summary[["planner", "problem_share", "problem_share_ci_low", "problem_share_ci_high",
                      "problem_share_at_hour_start", "lost_trips", "bikes_moved"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for change in changes.itertuples():
+        print(f"{change.planner} vs {change.baseline}: problem share {100 * change.change:+.1f} % "
+              f"[{100 * change.change_ci_low:+.1f}, {100 * change.change_ci_high:+.1f}] (paired over seeds)")
     print(f"wrote {out / 'occupancy.csv'}")
     return 0
 

@@ -49,6 +49,12 @@ def test_compare_runs_planners_on_common_random_numbers(tmp_path):
     paired = per_seed.pivot(index="seed", columns="planner", values="problem_share")
     assert (paired["greedy"] < paired["noop"]).all()
     assert paired["noop"].nunique() == 3        # different seeds, different riders
+    # The paired change against no-op is the mean of the per-seed ratios, below zero throughout.
+    relative = pd.read_csv(out / "relative.csv")
+    assert list(zip(relative["planner"], relative["baseline"])) == [("greedy", "noop")]
+    change = relative.iloc[0]
+    assert change["change"] == pytest.approx((paired["greedy"] / paired["noop"] - 1).mean())
+    assert change["change_ci_low"] <= change["change"] <= change["change_ci_high"] < 0
     # Station-hours are the same for every planner and seed.
     hours = per_seed[["balanced", "empty", "full", "empty_and_full"]].sum(axis=1)
     assert hours.nunique() == 1 and hours.iloc[0] == 2 * 10 * 40
