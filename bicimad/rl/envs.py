@@ -260,13 +260,13 @@ def is_image_env(env_id: str) -> bool:
 
 def episode_extras(infos: dict) -> Iterator[dict[str, float]]:
     """Other numbers an env reports for each ended episode beside return and length (keys of
-    ``final_info["episode"]`` other than ``r``, ``l``, ``t``; the fleet env adds
-    ``problem_share``), as ``episode/<key>``, one dict per ended episode."""
+    ``final_info["episode"]`` other than ``r``, ``l``, ``t`` and the vector env's ``_``-prefixed
+    masks; the fleet env adds ``problem_share``), as ``episode/<key>``, one dict per ended episode."""
     final = infos.get("final_info")
     if not final or "episode" not in final:
         return
     episode = final["episode"]
-    keys = [key for key in episode if key not in ("r", "l", "t")]
+    keys = [key for key in episode if key not in ("r", "l", "t") and not key.startswith("_")]
     if not keys:
         return
     for i in np.flatnonzero(final["_episode"]):
