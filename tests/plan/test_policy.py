@@ -19,6 +19,15 @@ def two_visit(view):
     return dataclasses.replace(view, visits_per_hour=2)
 
 
+def random_observations(make_random_view, seed: int, count: int, candidates: int = 6):
+    """``count`` random two-visit views (from one seeded generator) with their observations."""
+    rng = np.random.default_rng(seed)
+    config = ObservationConfig(candidates=candidates)
+    for _ in range(count):
+        view = two_visit(make_random_view(rng))
+        yield view, observe(view, config), rng
+
+
 def test_observation_lists_reachable_candidates_best_first(make_random_view):
     view = two_visit(make_random_view(np.random.default_rng(1)))
     config = ObservationConfig(candidates=8)
@@ -48,11 +57,7 @@ def test_first_slot_masks_moves_the_truck_cannot_make(make_line_view):
 
 
 def test_decoded_plans_keep_every_limit(make_random_view):
-    rng = np.random.default_rng(2)
-    config = ObservationConfig(candidates=6)
-    for _ in range(30):
-        view = two_visit(make_random_view(rng))
-        obs = observe(view, config)
+    for view, obs, rng in random_observations(make_random_view, seed=2, count=30):
         action = rng.integers(0, 7, view.n_trucks * 2)     # any action, masked or not
         check_plan(view, decode(view, obs, action))
 
@@ -141,11 +146,7 @@ def test_ranked_decoding_sends_the_second_truck_elsewhere(make_line_view):
 
 def test_candidates_split_between_stations_to_load_and_to_unload(make_random_view):
     # Half sources (above target) and half sinks while both kinds last, the rest from the other kind.
-    rng = np.random.default_rng(5)
-    config = ObservationConfig(candidates=6)
-    for _ in range(20):
-        view = two_visit(make_random_view(rng))
-        obs = observe(view, config)
+    for view, obs, _ in random_observations(make_random_view, seed=5, count=20):
         gap = view.bikes - obs.target
         for truck in range(view.n_trucks):
             sources = int((view.reachable[truck] & (gap > 0)).sum())
