@@ -28,8 +28,10 @@ chromium:
 	     || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)); \
 	  else echo "chromium/chromedriver missing (not root): the browser test will be skipped"; fi; fi
 
-## The default test suite (slow and benchmark tests are deselected; see pyproject.toml).
+## The default test suite: the linter, then pytest (slow and benchmark tests are deselected; see
+## pyproject.toml). pytest's exit code 5 (no tests collected) fails the target like any other.
 test: $(STAMP) chromium
+	$(BIN)/ruff check bicimad tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks (recorded in BENCHMARKS.md).

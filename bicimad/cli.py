@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from bicimad.errors import CommandError
+
 #: Job modules, in the order their commands appear in ``bicimad --help``.
 JOB_MODULES = (
     "ingest",      # ingest, data summary
@@ -23,14 +25,6 @@ JOB_MODULES = (
     "whatif",      # whatif
     "report",      # report
 )
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed without a traceback, exit code ``code``."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,7 +65,7 @@ class DemandModel(ABC):
         self.cells: CellRates | None = None
 
     @abstractmethod
-    def fit(self, panel: Panel, train_mask: np.ndarray) -> "DemandModel":
+    def fit(self, panel: Panel, train_mask: np.ndarray) -> DemandModel:
         """Learn from the days in ``train_mask`` only."""
 
     @abstractmethod
@@ -97,14 +97,14 @@ class DemandModel(ABC):
         write_json(directory / "model.json", {"kind": self.name, "gross_mode": self.gross_mode, **self._meta()})
         return directory
 
-    def _save_extra(self, directory: Path) -> None:
+    def _save_extra(self, directory: Path) -> None:  # noqa: B027  (an optional hook, not abstract)
         """Files beyond the cell rates (subclasses)."""
 
     def _meta(self) -> dict:
         return {}
 
     @classmethod
-    def load(cls, directory: str | Path) -> "DemandModel":
+    def load(cls, directory: str | Path) -> DemandModel:
         """Load any saved model; the kind is read from ``model.json``."""
         directory = Path(directory)
         meta_path = directory / "model.json"
@@ -122,7 +122,7 @@ class DemandModel(ABC):
         model._load_extra(directory, meta)
         return model
 
-    def _load_extra(self, directory: Path, meta: dict) -> None:
+    def _load_extra(self, directory: Path, meta: dict) -> None:  # noqa: B027  (an optional hook)
         """Counterpart of ``_save_extra``."""
 
 

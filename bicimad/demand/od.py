@@ -23,19 +23,11 @@ import logging
 import numpy as np
 import pandas as pd
 
+from bicimad.geo import pairwise_km
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DECAY_KM = 1.5
-EARTH_RADIUS_KM = 6371.0
-
-
-def haversine_km(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Great-circle distances (km) between every pair of points."""
-    phi, lam = np.radians(lat)[:, None], np.radians(lon)[:, None]
-    a = np.sin((phi - phi.T) / 2) ** 2 + np.cos(phi) * np.cos(phi.T) * np.sin((lam - lam.T) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
-
-
 def _gravity(dist: np.ndarray, capacity: np.ndarray, decay_km: float) -> np.ndarray:
     weights = capacity[None, :] * np.exp(-dist / decay_km)
     return weights / weights.sum(axis=1, keepdims=True)
@@ -85,7 +77,7 @@ def build_od(stations: pd.DataFrame, trips: pd.DataFrame | None = None, *, decay
     prior = np.full((n, n), 1.0 / n)
     if located.any():
         sub = np.ix_(located, located)
-        dist = haversine_km(lat[located], lon[located])
+        dist = pairwise_km(lat[located], lon[located])
         if decay_km is None:
             decay_km = fit_decay_km(dist, capacity[located], counts[sub]) if counts[sub].sum() >= 200 else DEFAULT_DECAY_KM
         block = np.zeros((n, located.sum()))

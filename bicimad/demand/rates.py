@@ -112,7 +112,7 @@ class CellRates:
     @classmethod
     def fit(cls, panel: Panel, day_mask: np.ndarray | None = None, *, shrinkage: float = 4.0,
             truck_flags: np.ndarray | None = None, daily_trips: float | None = None,
-            exclude_censored: bool = True) -> "CellRates":
+            exclude_censored: bool = True) -> CellRates:
         """Fit on the panel days in ``day_mask`` (all days by default); see the module docstring.
 
         ``exclude_censored=False`` keeps hours that started empty or full: the cells then
@@ -173,7 +173,7 @@ class CellRates:
             rates = rates.calibrated(daily_trips)
         return rates
 
-    def calibrated(self, daily_trips: float) -> "CellRates":
+    def calibrated(self, daily_trips: float) -> CellRates:
         """Rescale gross rates so the weekday network total of pickups is ``daily_trips``, net kept."""
         total = np.nansum(self.pickup[0])
         if not total > 0:
@@ -192,7 +192,7 @@ class CellRates:
                 "n_obs": self.n_obs, "method": np.array(self.method)}
 
     @classmethod
-    def from_arrays(cls, arrays) -> "CellRates":
+    def from_arrays(cls, arrays) -> CellRates:
         return cls(arrays["station_ids"], arrays["pickup"], arrays["returns"], arrays["n_obs"], str(arrays["method"]))
 
 

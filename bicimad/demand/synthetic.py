@@ -19,8 +19,7 @@ import pandas as pd
 
 from bicimad.config import TZ
 from bicimad.demand.calendar import day_type
-
-MADRID_CENTRE = (40.4168, -3.7038)
+from bicimad.geo import MADRID_CENTRE
 
 
 def _bump(hours: np.ndarray, centre: float, width: float) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bicimad.cli import CommandError
+from bicimad.errors import CommandError
 
 CARD = """# Fleet policy `{run}`
 

@@ -21,21 +21,22 @@ import time
 import tomllib
 import types
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from bicimad.config import REPO_ROOT
+from bicimad.errors import (  # noqa: F401  (re-exported: the batch jobs' exit codes)
+    EXIT_DATAERR,
+    EXIT_NOINPUT,
+    EXIT_OK,
+    EXIT_SOFTWARE,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+)
 from bicimad.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
-
-# Exit codes (sysexits.h values, so cron wrappers can tell "retry later" from "fix the input").
-EXIT_OK = 0            #: the run finished (or was already complete)
-EXIT_USAGE = 2         #: bad command line or bad job config
-EXIT_DATAERR = 65      #: input data present but unusable (schema, values)
-EXIT_NOINPUT = 66      #: input data missing (no data for the date, missing folder)
-EXIT_SOFTWARE = 70     #: a step failed unexpectedly; re-running resumes from that step
-EXIT_TEMPFAIL = 75     #: another run holds the lock; try again later
 
 #: Environment variable for fault injection in tests: ``STEP:POINT`` kills the process with
 #: SIGKILL at POINT (``start``: the step has begun; ``written``: its outputs are written but the
@@ -180,7 +181,7 @@ class RunLock:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -208,7 +209,7 @@ class RunLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -225,7 +226,7 @@ class Step:
     paths and optional facts for the manifest."""
 
     name: str
-    run: Callable[[Any], "StepResult"]
+    run: Callable[[Any], StepResult]
 
 
 @dataclasses.dataclass

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bicimad.cli import CommandError
+from bicimad.errors import CommandError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,6 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
     import numpy as np
     import pandas as pd
 
-    from bicimad.config import TZ
 
     dates = pd.date_range(start, end, freq="D", inclusive="left")
     if scenario.network.source == "synthetic":
@@ -324,8 +323,6 @@ def build_planners(names: list[str], policy: str | None, time_limit_s: float) ->
 
 def run(args) -> int:
     import subprocess
-
-    import pandas as pd
 
     from bicimad.io import atomic_open, write_json
     from bicimad.report.occupancy import hourly_profile

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bicimad import config
-from bicimad.cli import CommandError
+from bicimad.errors import CommandError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from bicimad import config
-from bicimad.cli import CommandError
+from bicimad.errors import CommandError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _record_raw(raw: Path, manifest: dict, stored: Path, origin: str) -> None:
         raise CommandError(f"raw file {stored} changed since it was recorded (sha256 {prior['sha256'][:12]} -> "
                            f"{sha[:12]}); raw data is immutable — restore it or remove its manifest entry", EXIT_BAD_INPUT)
     manifest[rel] = {"sha256": sha, "size": stored.stat().st_size, "origin": origin,
-                     "added": prior["added"] if prior else dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                     "added": prior["added"] if prior else dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def _copy_in(raw: Path, manifest: dict, path: Path) -> None:
@@ -227,7 +227,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     counts = {name: len(df) for name, df in tables.items()}
     write_json(processed / "ingest.json", {
         "dataset": SYNTHETIC if args.synthetic else "emt",
-        "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "built": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "counts": counts,
         "rejected": rejects.total(),
         "files": [{"source": r.source, "sha256": r.sha256, "format": r.format, "rows": r.rows,

@@ -184,7 +184,7 @@ def _run_command(ctx: NightlyRun, argv: list[str]) -> None:
 
 def step_ingest(ctx: NightlyRun):
     """Raw data into the processed tables (the ingest job's own resumable, duplicate-free path)."""
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
     from bicimad.jobs import ingest
     from bicimad.jobs.batch import StepResult
     from bicimad.opendata.schemas import read_table
@@ -228,7 +228,7 @@ def step_demand_model(ctx: NightlyRun):
     ``<data>/models/demand/<model>-<D>/`` (with its model card)."""
     import json
 
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
     from bicimad.jobs.batch import StepResult
 
     cfg = ctx.config.demand
@@ -363,6 +363,7 @@ def plan_rows(planner: str, recorded: list[tuple[int, list]], hours, station_ids
 def step_simulate(ctx: NightlyRun):
     """Every planner over D+1 on the forecast demand, for each seed (common to all planners)."""
     import pandas as pd
+    from tqdm import tqdm
 
     from bicimad.io import atomic_path
     from bicimad.jobs.batch import StepResult
@@ -370,8 +371,6 @@ def step_simulate(ctx: NightlyRun):
     from bicimad.plan import make_planner
     from bicimad.report.occupancy import mean_interval, summary_table
     from bicimad.sim import load_scenario, run_episode, write_scenario
-
-    from tqdm import tqdm
 
     stations, start_rows, network, demand = _episode_inputs(ctx)
     start = start_rows["ts"].iloc[0]
@@ -462,8 +461,8 @@ def step_manifest(ctx: NightlyRun):
     """manifest.json: the provenance, every step's outputs with checksums, and step timings."""
     import json
 
-    from bicimad.jobs.batch import StepResult
     from bicimad.io import write_json
+    from bicimad.jobs.batch import StepResult
 
     ledger = json.loads((ctx.run_dir / "ledger.json").read_text(encoding="utf-8"))["steps"]
     manifest = {
@@ -524,7 +523,7 @@ def _attach_log(run_dir: Path) -> logging.Handler:
 
 def run(args) -> int:
     from bicimad import config as paths
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
     from bicimad.jobs import batch
 
     try:
@@ -555,7 +554,7 @@ def run(args) -> int:
 
 
 def _run_locked(config: NightlyConfig, date: dt.date, data_root: Path, run_dir: Path, force: bool) -> int:
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
     from bicimad.jobs import batch
     from bicimad.opendata.schemas import SchemaError
 

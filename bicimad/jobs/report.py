@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
     from bicimad.report.html import RunFolderError, build_report, load_run
 
     try:

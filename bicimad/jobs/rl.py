@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bicimad.cli import CommandError
+from bicimad.errors import CommandError
 
 
 def register(subparsers) -> None:

@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _processed(args):
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
     from bicimad.sim.data import Processed
 
     try:
@@ -71,7 +71,7 @@ def _processed(args):
 def _month(period: str):
     import pandas as pd
 
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
 
     try:
         start = pd.Timestamp(f"{period}-01")
@@ -95,7 +95,7 @@ def _period_demand(args, processed, start, end):
     import pandas as pd
     from tqdm import tqdm
 
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
 
     if args.demand == "period":
         from bicimad.demand.rates import fit_period_rates
@@ -126,9 +126,9 @@ def run_fidelity(args) -> int:
     from tqdm import tqdm
 
     from bicimad import config
-    from bicimad.cli import CommandError
     from bicimad.demand.panel import build_panel
     from bicimad.demand.rates import flag_truck_moves
+    from bicimad.errors import CommandError
     from bicimad.io import atomic_path
     from bicimad.sim.fidelity import expected_bikes, score
     from bicimad.sim.riders import Demand
@@ -214,7 +214,7 @@ def run_day(args) -> int:
     import pandas as pd
 
     from bicimad import config
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
     from bicimad.io import atomic_path, write_json
     from bicimad.opendata.schemas import read_table, write_table
     from bicimad.sim.env import scenario_inputs

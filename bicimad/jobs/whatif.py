@@ -31,8 +31,8 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ def run(args) -> int:
     import time
 
     from bicimad import config as paths
-    from bicimad.cli import CommandError
+    from bicimad.errors import CommandError
     from bicimad.jobs.batch import EXIT_SOFTWARE, EXIT_USAGE, ConfigError, load_config, write_config
 
     try:

@@ -14,8 +14,8 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from bicimad.opendata import auxiliary as aux
 from bicimad.opendata import readers as r
@@ -175,7 +175,7 @@ def _read_zip(path: Path, source: str, rejects: Rejects, progress: Callable[[int
             label = f"{source}!{info.filename}"
             with archive.open(info) as fh:
                 head = fh.read(1 << 16)
-            kind = detect(info.filename, head, info.file_size, lambda: archive.read(info))
+            kind = detect(info.filename, head, info.file_size, lambda info=info: archive.read(info))
             if kind in ("xlsx", "parquet", "zip"):
                 data = io.BytesIO(archive.read(info))  # small tables; nested archives are read in memory
                 if kind == "zip":

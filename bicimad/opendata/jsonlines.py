@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-from typing import IO, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 import numpy as np
 
 from bicimad.opendata.rejects import Rejects
+
 
 def iter_lines(stream: IO[bytes], source: str, rejects: Rejects, first_line: int = 1) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, text) of non-blank lines, decoding each line on its own.

@@ -24,10 +24,10 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Mapping
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
@@ -240,13 +240,13 @@ def fetch_gbfs(base_url: str, dest_dir: Path, *, session=None, policy: HttpPolic
 def _gbfs_time(value) -> datetime:
     """GBFS last_updated: epoch seconds (v1, v2) or RFC 3339 (v3); now when absent."""
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ def fetch_mobilitylabs(dest_dir: Path, *, base_url: str | None = None, session=N
             if response.status_code >= 400 or body.get("code") not in OK_CODES:
                 raise LiveError(scrub(f"MobilityLabs stations: {url}: {describe(response, body)}"))
             break
-        when = datetime.now(timezone.utc)
+        when = datetime.now(UTC)
     finally:
         if own:
             session.close()

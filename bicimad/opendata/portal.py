@@ -24,11 +24,11 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable
 from urllib.parse import unquote, urljoin, urlsplit
 
 from bicimad.io import sha256_file, write_json
@@ -384,7 +384,7 @@ def download(
             manifest["files"][key] = {
                 "kind": entry.kind, "month": entry.month, "url": entry.url, "path": target.relative_to(dest).as_posix(),
                 "size": target.stat().st_size, "sha256": sha256_file(target),
-                "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             write_json(manifest_path, manifest)
             paths.append(target)

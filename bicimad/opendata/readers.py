@@ -22,14 +22,21 @@ import ast
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO
 
 import numpy as np
 import pandas as pd
 
 from bicimad.opendata.jsonlines import (
-    BLOCK_BYTES, arrow_block, batched, block_line_numbers, first_keys, iter_blocks, json_records,
+    BLOCK_BYTES,
+    arrow_block,
+    batched,
+    block_line_numbers,
+    first_keys,
+    iter_blocks,
+    json_records,
 )
 from bicimad.opendata.rejects import IngestError, Rejects
 from bicimad.opendata.times import localize_wall_clock, parse_instants

@@ -67,7 +67,7 @@ class Rejects:
         return path
 
     @classmethod
-    def read_csv(cls, path: str | os.PathLike) -> "Rejects":
+    def read_csv(cls, path: str | os.PathLike) -> Rejects:
         out = cls()
         with open(path, encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):

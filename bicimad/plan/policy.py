@@ -279,7 +279,7 @@ class PolicyPlanner:
         self.name = name
 
     @classmethod
-    def load(cls, policy_dir: str | os.PathLike | None = None, name: str = "ppo") -> "PolicyPlanner":
+    def load(cls, policy_dir: str | os.PathLike | None = None, name: str = "ppo") -> PolicyPlanner:
         """Load ``policy_dir`` (default: the committed synthetic-city policy, models/policies/default)."""
         from bicimad.config import models_dir
 

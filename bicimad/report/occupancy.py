@@ -7,7 +7,7 @@ diverted_returns); a station-hour is a *problem* hour when its state is not ``ba
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd

@@ -14,7 +14,8 @@ the valid choices of each component one after another (True = allowed).
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np

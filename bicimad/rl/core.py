@@ -25,7 +25,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from bicimad.rl.agents import Agent, AgentFactory, action_nvec, make_agent as default_make_agent
+from bicimad.rl.agents import Agent, AgentFactory, action_nvec
+from bicimad.rl.agents import make_agent as default_make_agent
 from bicimad.rl.envs import episode_extras, episode_returns, make_vector_env
 
 CHECKPOINT = "checkpoint.pt"

@@ -73,7 +73,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
         # -- optimisation: epochs of shuffled minibatches ---------------------------------------------
         clipfracs, approx_kls = [], []
         first_ratio = None
-        for epoch in range(config.update_epochs):
+        for _epoch in range(config.update_epochs):
             order = torch.randperm(config.batch_size)
             for start in range(0, config.batch_size, minibatch_size):
                 mb = order[start:start + minibatch_size]

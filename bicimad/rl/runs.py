@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from bicimad.rl import a2c, ppo, reinforce
-from bicimad.rl.agents import Agent, AgentFactory, MultiCategorical, action_nvec, make_agent as default_make_agent
+from bicimad.rl.agents import Agent, AgentFactory, MultiCategorical, action_nvec
+from bicimad.rl.agents import make_agent as default_make_agent
 from bicimad.rl.core import CHECKPOINT, CommonConfig, seed_everything
 from bicimad.rl.envs import episode_returns, is_image_env, make_vector_env
 

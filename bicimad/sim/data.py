@@ -24,7 +24,7 @@ class Processed:
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike | None = None, with_hours: bool = True,
-             with_trips: bool = False) -> "Processed":
+             with_trips: bool = False) -> Processed:
         root = processed_dir(data_dir)
         hours = root / "station_hours.parquet"
         trips = root / "trips.parquet"

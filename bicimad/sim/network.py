@@ -13,14 +13,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-EARTH_RADIUS_KM = 6371.0088
-
-
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance in km (broadcasts)."""
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(x, dtype=float)) for x in (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+from bicimad.geo import pairwise_km
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +47,7 @@ class Network:
             raise ValueError(f"network: station {bad} has no coordinates")
 
     @classmethod
-    def build(cls, station_ids, lat, lon, capacity, bikes=None, available=None) -> "Network":
+    def build(cls, station_ids, lat, lon, capacity, bikes=None, available=None) -> Network:
         """Network from array-likes; bikes default to 40 % of capacity, all stations available."""
         capacity = np.asarray(capacity, dtype=np.int32)
         if bikes is None:
@@ -71,7 +64,7 @@ class Network:
         )
 
     @classmethod
-    def from_tables(cls, stations, snapshot=None) -> "Network":
+    def from_tables(cls, stations, snapshot=None) -> Network:
         """Network from a ``stations`` table and optionally one snapshot instant's rows.
 
         With a snapshot the network is the stations present in it, capacity = docks in service
@@ -102,7 +95,7 @@ class Network:
     @cached_property
     def distance_km(self) -> np.ndarray:
         """(n, n) straight-line km between stations."""
-        return haversine_km(self.lat[:, None], self.lon[:, None], self.lat[None, :], self.lon[None, :])
+        return pairwise_km(self.lat, self.lon)
 
     @cached_property
     def neighbours(self) -> np.ndarray:
@@ -120,7 +113,7 @@ class Network:
             raise KeyError(f"station id(s) not in the network: {missing[:10]}")
         return np.array([lookup[int(s)] for s in ids], dtype=np.int64)
 
-    def with_bikes(self, bikes) -> "Network":
+    def with_bikes(self, bikes) -> Network:
         """The same stations starting from other docked bikes."""
         return Network(self.station_ids, self.lat, self.lon, self.capacity,
                        np.asarray(bikes, dtype=np.int32), self.available)

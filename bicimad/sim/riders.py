@@ -51,7 +51,7 @@ class RiderStream:
     rank: np.ndarray    #: (m,) int32
 
     @classmethod
-    def build(cls, minute, origin, dest, travel, n_stations: int, presorted: bool = False) -> "RiderStream":
+    def build(cls, minute, origin, dest, travel, n_stations: int, presorted: bool = False) -> RiderStream:
         """Sort (unless ``presorted`` by minute then origin) and number the riders."""
         minute, origin, dest, travel = (np.asarray(x, dtype=np.int32) for x in (minute, origin, dest, travel))
         if not presorted:
@@ -99,7 +99,7 @@ class Demand:
         return len(self.hours)
 
     @classmethod
-    def from_tables(cls, network: Network, forecast: pd.DataFrame, od: pd.DataFrame | None = None) -> "Demand":
+    def from_tables(cls, network: Network, forecast: pd.DataFrame, od: pd.DataFrame | None = None) -> Demand:
         """Rates from a ``forecast`` table (stations it lacks get rate 0) and an optional ``od`` table."""
         missing = [c for c in ("station_id", "hour", "pickup_rate", "return_rate") if c not in forecast.columns]
         if missing:
@@ -140,7 +140,7 @@ class Demand:
         ret = np.where(idx[:, None] >= 0, self.return_rate[np.maximum(idx, 0)], 0.0)
         return pick, ret
 
-    def sampler(self, network: Network, scenario: Scenario) -> "PoissonSampler":
+    def sampler(self, network: Network, scenario: Scenario) -> PoissonSampler:
         """The rider sampler for a network and scenario, built once and reused (comparisons run
         many planners and seeds on one demand)."""
         key = (scenario.riders, scenario.episode.hours)
@@ -257,7 +257,7 @@ class TripReplay:
     dropped: int = 0         #: trips left out (stations outside the network, no destination, outside the window)
 
     @classmethod
-    def from_trips(cls, trips: pd.DataFrame, network: Network, start, hours: int = 24) -> "TripReplay":
+    def from_trips(cls, trips: pd.DataFrame, network: Network, start, hours: int = 24) -> TripReplay:
         """Replay a ``trips`` table from local time ``start`` for ``hours`` hours."""
         start = pd.Timestamp(start)
         if start.tzinfo is None:
@@ -285,7 +285,7 @@ class TripReplay:
     def hours(self) -> pd.DatetimeIndex:
         return pd.date_range(self.start, periods=self.n_hours, freq="h")
 
-    def sampler(self, network: Network, scenario: Scenario) -> "ReplaySampler":
+    def sampler(self, network: Network, scenario: Scenario) -> ReplaySampler:
         return ReplaySampler(self, network, scenario)
 
 

@@ -101,7 +101,7 @@ class Scenario:
         """Plain nested dict (tuples as lists), as written to TOML."""
         return _to_plain(dataclasses.asdict(self))
 
-    def override(self, changes: dict[str, Any]) -> "Scenario":
+    def override(self, changes: dict[str, Any]) -> Scenario:
         """A copy with dotted keys replaced, e.g. ``{"fleet.trucks": 10}`` (what-if sweeps)."""
         data = self.to_dict()
         for dotted, value in changes.items():

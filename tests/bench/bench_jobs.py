@@ -74,10 +74,11 @@ def test_nightly_wall_time_on_real_sep_2018(shared_data, tmp_path):
 
 
 def test_whatif_throughput_pool_vs_ray():
+    import tempfile
+
     import ray
 
     from bicimad.jobs.whatif import TIMING_COLUMNS, SweepGrid, WhatIfConfig, make_tasks, run_sweep, simulate_task, throughput
-    import tempfile
 
     config = WhatIfConfig(planners=("noop", "greedy"), seeds=2, seed=7,
                           grid=SweepGrid(trucks=(0, 4, 8, 12), demand_scale=(1.0,)))

@@ -57,7 +57,6 @@ def _curve(steps: np.ndarray, returns: np.ndarray, total: int, points: int = 10)
 
 def train_sb3(algo: str, env_id: str, steps: int, seed: int, run_dir: Path):
     """The same algorithm and hyperparameters in SB3; returns (result dict, model)."""
-    import gymnasium as gym
     from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 

@@ -5,8 +5,9 @@ import pytest
 from bicimad.config import TZ
 from bicimad.demand.forecast import forecast_day
 from bicimad.demand.models import make_model
-from bicimad.demand.od import DEFAULT_DECAY_KM, build_od, haversine_km
+from bicimad.demand.od import DEFAULT_DECAY_KM, build_od
 from bicimad.demand.panel import build_panel
+from bicimad.geo import pairwise_km
 from bicimad.opendata.schemas import conform
 
 
@@ -79,7 +80,7 @@ def test_od_from_distance_decay_alone(city):
     np.testing.assert_allclose(sums, 1.0)
     # Without trips: P(j | i) ∝ capacity_j · exp(-d_ij / 1.5 km) exactly.
     assert od.attrs["decay_km"] == DEFAULT_DECAY_KM and od.attrs["trips_used"] == 0
-    dist = haversine_km(city.stations["lat"].to_numpy(), city.stations["lon"].to_numpy())
+    dist = pairwise_km(city.stations["lat"].to_numpy(), city.stations["lon"].to_numpy())
     prob = od["prob"].to_numpy().reshape(len(city.stations), -1)
     cap = city.stations["capacity"].to_numpy()
     residual = np.log(prob / cap[None, :]) + dist / DEFAULT_DECAY_KM
@@ -89,7 +90,7 @@ def test_od_from_distance_decay_alone(city):
 def test_od_learns_from_trips_and_fits_the_decay(city):
     rng = np.random.default_rng(3)
     stations = city.stations
-    dist = haversine_km(stations["lat"].to_numpy(), stations["lon"].to_numpy())
+    dist = pairwise_km(stations["lat"].to_numpy(), stations["lon"].to_numpy())
     true = stations["capacity"].to_numpy()[None, :] * np.exp(-dist / 0.8)
     true /= true.sum(axis=1, keepdims=True)
     ids = stations["station_id"].to_numpy()

@@ -10,10 +10,20 @@ import textwrap
 
 import pytest
 
-from bicimad.jobs.batch import (ConfigError, Ledger, LockHeld, RunLock, Step, StepResult, config_to_dict,
-                                load_config, run_steps, write_config)
-from bicimad.jobs.whatif import SweepGrid, WhatIfConfig
 from bicimad.io import atomic_open
+from bicimad.jobs.batch import (
+    ConfigError,
+    Ledger,
+    LockHeld,
+    RunLock,
+    Step,
+    StepResult,
+    config_to_dict,
+    load_config,
+    run_steps,
+    write_config,
+)
+from bicimad.jobs.whatif import SweepGrid, WhatIfConfig
 
 
 def _write(tmp_path, text):

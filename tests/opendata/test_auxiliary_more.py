@@ -13,7 +13,11 @@ from bicimad.cli import main
 from bicimad.jobs.demand import load_weather
 from bicimad.opendata import schemas
 from bicimad.opendata.auxiliary import (
-    daily_weather, read_long_trips, read_simulator_trips, read_station_affinity, read_system_daily_rides,
+    daily_weather,
+    read_long_trips,
+    read_simulator_trips,
+    read_station_affinity,
+    read_system_daily_rides,
     read_system_hourly_rides,
 )
 from bicimad.opendata.rejects import IngestError

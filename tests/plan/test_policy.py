@@ -11,7 +11,14 @@ import torch
 from bicimad.plan import make_planner
 from bicimad.plan.base import check_plan
 from bicimad.plan.policy import (
-    FEATURES, FleetAgent, ObservationConfig, PolicyPlanner, decode, load_policy, observe, save_policy,
+    FEATURES,
+    FleetAgent,
+    ObservationConfig,
+    PolicyPlanner,
+    decode,
+    load_policy,
+    observe,
+    save_policy,
 )
 
 

@@ -15,7 +15,7 @@ from bicimad.rl.envs import (
     _make_single_threaded,
     make_env,
 )
-from bicimad.rl.runs import ALGORITHMS, evaluate, make_config
+from bicimad.rl.runs import ALGORITHMS, make_config
 
 
 def test_area_resize_keeps_a_two_pixel_ball_visible():
