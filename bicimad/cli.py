@@ -1,7 +1,8 @@
-"""The ``bicimad`` command line.
+"""The ``bicimad`` command line: a thin shell over the job functions of :mod:`bicimad.jobs`.
 
-Each subcommand lives in a module of :mod:`bicimad.jobs` that exposes
-``register(subparsers)``; heavy imports happen inside the command, so ``--help`` is fast.
+Each command's parser lives here; its handler only turns the parsed arguments into typed
+values and calls the job function (``bicimad.jobs.compare.compare``, ...), which can be called
+and tested alone. A job module is imported when its command runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -10,20 +11,306 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
-from bicimad.errors import CommandError
+from bicimad.errors import EXIT_USAGE, CommandError
 
-#: Job modules, in the order their commands appear in ``bicimad --help``.
-JOB_MODULES = (
-    "ingest",      # ingest, data summary
-    "demand",      # demand train|backtest|forecast
-    "simulate",    # sim fidelity|run
-    "rl",          # rl train|eval
-    "agent",       # train-agent
-    "compare",     # compare
-    "nightly",     # nightly
-    "whatif",      # whatif
-    "report",      # report
+#: Job modules that still register their own parsers (thin wrappers beside their job functions).
+SELF_REGISTERING = ("ingest", "rl")
+
+MODEL_NAMES = ("lightgbm", "historical_mean", "seasonal_naive")
+
+
+def _job(name: str):
+    return importlib.import_module(f"bicimad.jobs.{name}")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# demand
+# ---------------------------------------------------------------------------------------------
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    _weather_option(p)
+    p.add_argument("--rounds", type=_positive_int, default=300, help="LightGBM boosting rounds (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="LightGBM seed (default 0)")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="LightGBM threads (default 1: more only pays on an otherwise idle machine, see BENCHMARKS.md)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _weather_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weather", type=Path, metavar="CSV",
+                   help="optional daily weather for LightGBM: a CSV with a `date` column (YYYY-MM-DD) and numeric columns")
+
+
+def _lightgbm(args) -> dict:
+    return {"rounds": args.rounds, "seed": args.seed, "threads": args.threads, "weather": args.weather}
+
+
+def _register_demand(sub) -> None:
+    p = sub.add_parser("demand", help="demand model: backtest, train, forecast",
+                       description="Hourly pickup and return rates per station: rolling-origin backtest, "
+                       "training of versioned models, and the forecast + origin-destination tables for a day.")
+    dsub = p.add_subparsers(dest="demand_command", metavar="SUBCOMMAND", required=True)
+
+    b = dsub.add_parser("backtest", help="compare the models on a test span after a training span",
+                        description="Fit every model on --train, forecast each day of --test from the midnight "
+                        "before it, print the comparison table and write DIR/metrics.json, CSV breakdowns and plots.")
+    b.add_argument("--train", required=True, metavar="START:END", help="training span (dates or months, inclusive)")
+    b.add_argument("--test", required=True, metavar="START:END", help="test span, after the training span")
+    b.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    b.add_argument("--models", default=",".join(MODEL_NAMES), help=f"comma-separated (default {','.join(MODEL_NAMES)})")
+    _model_options(b)
+    b.set_defaults(func=lambda a: _job("demand").backtest(
+        a.train, a.test, a.out, models=_csv(a.models), data_dir=a.data_dir, progress=not a.no_progress,
+        **_lightgbm(a)).print())
+
+    t = dsub.add_parser("train", help="train a model and save it under models/demand/<version>/",
+                        description="Score the model on the last --holdout-days of the span (fitted on the days "
+                        "before), then fit it on the whole span and save it with its feature list, metrics, data "
+                        "span, git commit and a model card.")
+    t.add_argument("--span", metavar="START:END", help="training span (default: every day with station hours)")
+    t.add_argument("--model", default="lightgbm", choices=MODEL_NAMES)
+    t.add_argument("--version", help="folder name (default: <model>-<last day of the span>)")
+    t.add_argument("--out-root", type=Path, help="where versions go (default: $BICIMAD_MODELS_DIR or models/, then demand/)")
+    t.add_argument("--holdout-days", type=_non_negative_int, default=7,
+                   help="days at the end of the span scored before the final fit")
+    _model_options(t)
+    t.set_defaults(func=lambda a: _job("demand").train(
+        span=a.span, model=a.model, version=a.version, out_root=a.out_root, holdout_days=a.holdout_days,
+        data_dir=a.data_dir, progress=not a.no_progress, **_lightgbm(a)).print())
+
+    f = dsub.add_parser("forecast", help="pickup/return rates per station-hour and the OD table for one day",
+                        description="Forecast day D from data before its midnight; write forecast.parquet, od.parquet "
+                        "and summary.json (methods and fallbacks used).")
+    f.add_argument("--date", required=True, help="the local day to forecast, YYYY-MM-DD")
+    f.add_argument("--model", type=Path, help="model folder (default: newest under models/demand/, else the default)")
+    f.add_argument("--out", type=Path, help="output folder (default: $BICIMAD_DATA_DIR/processed/forecasts/D/)")
+    f.add_argument("--history-days", type=_positive_int, default=35, help="days of history read before D (default 35)")
+    f.add_argument("--daily-trips", type=_positive_float, metavar="N",
+                   help="rescale gross rates so the day's pickups total N (e.g. EMT's counted trips), net kept")
+    _weather_option(f)
+    f.set_defaults(func=lambda a: _job("demand").forecast(
+        a.date, model=a.model, out=a.out, history_days=a.history_days, daily_trips=a.daily_trips,
+        weather=a.weather, data_dir=a.data_dir).print())
+
+
+# ---------------------------------------------------------------------------------------------
+# sim
+# ---------------------------------------------------------------------------------------------
+
+def _register_sim(sub) -> None:
+    parser = sub.add_parser("sim", help="simulate a day with a planner; check the simulator against real data",
+                            description="The rebalancing simulator.")
+    sim_sub = parser.add_subparsers(dest="sim_command", metavar="SIM_COMMAND")
+
+    run = sim_sub.add_parser(
+        "run", help="simulate one day with a planner and write its occupancy results",
+        description="Simulate one day of a scenario with a planner; write occupancy.parquet, summary.csv, "
+        "steps.csv and the scenario (TOML) to the run folder. A processed scenario takes its network "
+        "from the snapshot at the day's start and its demand truth from rates fitted to that month "
+        "(the planner sees --forecast, or those same rates if none is given: an oracle forecast).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("--scenario", default="synthetic-default", help="bundled scenario name or TOML path")
+    run.add_argument("--planner", default="noop", help="noop, greedy, ortools, ppo, or none (trucks idle)")
+    run.add_argument("--seed", type=_non_negative_int, default=0, help="rider seed (common random numbers across planners)")
+    run.add_argument("--date", default=None,
+                     help="local date YYYY-MM-DD (default: the scenario's; a synthetic city's day follows the date's day type)")
+    run.add_argument("--forecast", default=None, help="forecast table (parquet) the planner sees")
+    run.add_argument("--daily-trips", type=_positive_float, default=None,
+                     help="processed scenarios: rescale the fitted gross rates to this many pickups a day "
+                     "(Skellam rates run ~35 %% above EMT's counts; e.g. 14200 for Sep 2018)")
+    run.add_argument("--out", default=None, help="run folder (default: <data-dir>/runs/sim/<scenario>-<date>-<planner>-<seed>)")
+    run.set_defaults(func=lambda a: _job("simulate").simulate_day(
+        a.scenario, planner=a.planner, seed=a.seed, date=a.date, forecast=a.forecast, daily_trips=a.daily_trips,
+        out=a.out, data_dir=a.data_dir).print())
+
+    fid = sim_sub.add_parser(
+        "fidelity", help="compare no-truck simulations from real snapshots with the snapshots that followed",
+        description="From real snapshots (each day at the --origins hours), simulate 1..H hours with no "
+        "trucks on rates fitted to the period's own snapshots, and compare the expected docked bikes "
+        "with the real snapshots that followed: MAE per horizon against persistence, over all "
+        "station-windows and over those without an operator truck move.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    fid.add_argument("--period", action="append", default=None,
+                     help="month YYYY-MM (repeatable; default: 2018-09 and 2019-10)")
+    fid.add_argument("--origins", default="7,12,17", help="local hours the runs start from, comma-separated")
+    fid.add_argument("--horizons", type=_positive_int, default=6, help="hours simulated from each origin")
+    fid.add_argument("--draws", type=_positive_int, default=8, help="rider draws averaged per origin")
+    fid.add_argument("--demand", choices=("period", "forecast"), default="period",
+                     help="period: rates fitted to the month's own snapshots (in-sample); forecast: each "
+                     "day's forecast from a trained demand model, made from data before that day")
+    fid.add_argument("--model", default=None, help="demand model folder for --demand forecast "
+                     "(default: the newest under models/demand)")
+    fid.add_argument("--daily-trips", type=_positive_float, default=None,
+                     help="rescale gross rates to this many pickups a day (e.g. 14200 for Sep 2018)")
+    fid.add_argument("--seed", type=_non_negative_int, default=0)
+    fid.add_argument("--out", default=None, help="folder for the per-period CSVs (default: <data-dir>/runs/fidelity)")
+    fid.set_defaults(func=lambda a: _job("simulate").fidelity(
+        tuple(a.period or ("2018-09", "2019-10")), origins=a.origins, horizons=a.horizons, draws=a.draws,
+        demand=a.demand, model=a.model, daily_trips=a.daily_trips, seed=a.seed, out=a.out,
+        data_dir=a.data_dir).print())
+    parser.set_defaults(func=lambda args: parser.print_help() or EXIT_USAGE)
+
+
+# ---------------------------------------------------------------------------------------------
+# train-agent, compare
+# ---------------------------------------------------------------------------------------------
+
+def _register_train_agent(sub) -> None:
+    parser = sub.add_parser(
+        "train-agent", help="train the PPO fleet policy in the simulator (models/policies/<run>/)",
+        description="Train the PPO fleet policy on the demand of --period (a synthetic scenario: its generated "
+        "days; a processed one: each day's rates fitted to the days before it, i.e. the forecasts a planner "
+        "would have had) and evaluate it on other rider draws of the same days against no-op and OR-Tools. "
+        "Writes models/policies/<run>/ with the policy, its model card and PPO's metrics.",
+    )
+    parser.add_argument("--scenario", default="synthetic-default", help="scenario name or TOML path")
+    parser.add_argument("--period", default="2018-09-24:2018-09-28",
+                        help="START:END local dates, both included, of the training demand")
+    parser.add_argument("--steps", type=_non_negative_int, default=20_000, help="PPO fleet-hours over all envs (default 20000)")
+    parser.add_argument("--envs", type=_positive_int, default=8, help="simulated cities in lockstep (default 8)")
+    parser.add_argument("--imitate", type=_non_negative_int, default=2,
+                        help="days of OR-Tools demonstrations per env before PPO (default 2; 0: none)")
+    parser.add_argument("--candidates", type=_positive_int, default=16, help="candidate stations per truck (default 16)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0)
+    parser.add_argument("--run", help="run name (default <scenario>-seed<seed>)")
+    parser.add_argument("--out", help="output folder (default models/policies/<run>)")
+    parser.add_argument("--eval-days", type=_non_negative_int, default=2, help="days evaluated after training (default 2)")
+    parser.add_argument("--eval-seeds", type=_non_negative_int, default=2,
+                        help="rider draws per evaluated day (default 2; 0: none)")
+    parser.add_argument("--force", action="store_true", help="replace an existing policy folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=lambda a: _job("agent").train_agent(
+        a.scenario, a.period, steps=a.steps, envs=a.envs, imitate=a.imitate, candidates=a.candidates,
+        seed=a.seed, run=a.run, out=a.out, eval_days=a.eval_days, eval_seeds=a.eval_seeds, force=a.force,
+        data_dir=a.data_dir, progress=not a.no_progress).print())
+
+
+def _register_compare(sub) -> None:
+    parser = sub.add_parser(
+        "compare", help="run planners on the same days and demand draws; occupancy table and plot",
+        description="Every planner on the same days and the same demand draws (common random numbers). "
+        "Writes DIR/occupancy.csv (one row per planner, with 95 %% intervals over seeds), per_seed.csv, "
+        "relative.csv, plots and a note on comparability (`pydoc bicimad.jobs.compare`).",
+    )
+    parser.add_argument("--scenario", default="synthetic-default", help="scenario name or TOML path")
+    parser.add_argument("--period", required=True, help="START:END local dates, both included")
+    parser.add_argument("--planners", default="noop,greedy,ortools,ppo", help="comma-separated (default: all)")
+    parser.add_argument("--seeds", type=_positive_int, default=3, help="demand draws per day (default 3)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="first seed (default 0)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--policy", help="policy folder for the ppo planner (default models/policies/default)")
+    parser.add_argument("--time-limit", type=_positive_float, default=None,
+                        help="OR-Tools time limit per hour, s (default: the planner's)")
+    parser.add_argument("--history-days", type=_positive_int, default=28, help="days of history behind each forecast")
+    parser.add_argument("--max-days", type=_non_negative_int, default=0, help="simulate at most this many days (0: all)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=lambda a: _job("compare").compare(
+        a.scenario, a.period, planners=_csv(a.planners), seeds=a.seeds, seed=a.seed, out=a.out, policy=a.policy,
+        time_limit_s=a.time_limit, history_days=a.history_days, max_days=a.max_days, data_dir=a.data_dir,
+        progress=not a.no_progress).print())
+
+
+# ---------------------------------------------------------------------------------------------
+# nightly, whatif, report
+# ---------------------------------------------------------------------------------------------
+
+def _register_nightly(sub) -> None:
+    parser = sub.add_parser(
+        "nightly", help="tonight's run: ingest, forecast D+1, plan and simulate, report",
+        description="The nightly planning run for day D+1: ingest, demand model (on its schedule), "
+        "forecast, planners simulated on the forecast, plan.csv, report.html and manifest.json in a run "
+        "folder; re-running resumes or skips. Steps: `pydoc bicimad.jobs.nightly`. Exit codes: 0 done "
+        "(or already complete), 2 bad config, 65 unusable input, 66 missing input, 70 a step failed "
+        "(re-run resumes), 75 another run holds the lock.",
+    )
+    parser.add_argument("--date", required=True, help="the night's date D (YYYY-MM-DD); plans D+1")
+    parser.add_argument("--config", default="pipelines/nightly.toml", help="job config (TOML; default pipelines/nightly.toml)")
+    parser.add_argument("--out", default=None, help="run folder (default: <data-dir>/runs/nightly/<D>)")
+    parser.add_argument("--force", action="store_true", help="redo every step even if recorded done")
+    parser.set_defaults(func=lambda a: _job("nightly").nightly_command(
+        a.date, a.config, out=a.out, force=a.force, data_dir=a.data_dir).print())
+
+
+def _register_whatif(sub) -> None:
+    parser = sub.add_parser(
+        "whatif", help="sweep fleet scenarios x planners x seeds (local cores or a Ray cluster)",
+        description="Sweep scenario parameters (trucks, capacity, visits per hour, radius, demand "
+        "multiplier) x planners x seeds, in parallel on local cores or on a Ray cluster, and write "
+        "a tidy results table, intervals over seeds and plots. Finished tasks are kept and "
+        "skipped on a re-run. Grid values left out of the config are the base scenario's.",
+    )
+    parser.add_argument("--config", default="pipelines/whatif-fleet.toml",
+                        help="sweep definition (TOML; default pipelines/whatif-fleet.toml)")
+    parser.add_argument("--out", default=None, help="output folder (default: <data-dir>/runs/whatif/<name>)")
+    parser.add_argument("--ray", metavar="ADDRESS", default=None,
+                        help="run on a Ray cluster: an address, 'auto', or 'local' for a fresh local one")
+    parser.add_argument("--workers", type=_non_negative_int, default=None,
+                        help="local worker processes (default: the config's; 0 = one per core)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=lambda a: _job("whatif").whatif_command(
+        a.config, out=a.out, ray=a.ray, workers=a.workers, data_dir=a.data_dir, progress=not a.no_progress).print())
+
+
+def _register_report(sub) -> None:
+    parser = sub.add_parser(
+        "report", help="HTML comparison of runs (occupancy table, hourly profile, map, worst stations)",
+        description="Write a self-contained HTML report comparing run folders (as written by "
+        "`bicimad nightly` or `bicimad compare`): the occupancy table, the hourly profile of the "
+        "problem share, a map of stations coloured by problem hours, and the worst stations.",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN", type=Path, help="run folder(s)")
+    parser.add_argument("--out", "-o", default=None, type=Path,
+                        help="HTML file to write (default: report.html in the first run folder for one run, "
+                        "else comparison.html in the current folder)")
+    parser.add_argument("--title", default="BiciMAD occupancy comparison", help="the report's title")
+    parser.add_argument("--worst", type=_non_negative_int, default=10, help="how many worst stations to list (default 10)")
+    parser.set_defaults(func=lambda a: _job("report").report(a.runs, out=a.out, title=a.title, worst=a.worst).print())
+
+
+#: Commands in the order they appear in ``bicimad --help``.
+REGISTRARS = (
+    lambda sub: _job("ingest").register(sub),   # ingest, data
+    _register_demand,
+    _register_sim,
+    lambda sub: _job("rl").register(sub),       # rl train|eval
+    _register_train_agent,
+    _register_compare,
+    _register_nightly,
+    _register_whatif,
+    _register_report,
 )
 
 
@@ -36,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("--data-dir", help="data root (default: $BICIMAD_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in JOB_MODULES:
-        importlib.import_module(f"bicimad.jobs.{name}").register(sub)
+    for register in REGISTRARS:
+        register(sub)
     return parser
 
 
@@ -48,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:

@@ -70,7 +70,7 @@ def forecast_day(model: DemandModel | str | Path | None, station_hours: pd.DataF
 
     ``daily_trips`` rescales every station-hour's gross rate (pickups + returns) by one factor so
     that the day's pickups add up to it, each net rate kept: Skellam gross rates from snapshots
-    also hold over-dispersion and run high against counted trips (DESIGN.md: ~35 % in Sep 2018).
+    also hold over-dispersion and run high against counted trips (ARCHITECTURE.md: ~35 % in Sep 2018).
     """
     if not isinstance(model, DemandModel):
         model = load_model(model)

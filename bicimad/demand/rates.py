@@ -20,8 +20,8 @@ network's variance profile for that hour and day type scaled by the station's ov
 all has no rates (NaN, which the forecast turns into an explicit fallback).
 
 Real variance also holds over-dispersion (weather, events) and what truck moves survive the
-flagging below, so Skellam gross rates run high (DESIGN.md: ≈ 35 % above EMT's counted trips
-for Sep 2018). ``daily_trips`` rescales the gross rates so the network's daily pickups match
+flagging below, so Skellam gross rates run high (ARCHITECTURE.md, facts about the real
+network: ≈ 35 % above EMT's counted trips for Sep 2018). ``daily_trips`` rescales the gross rates so the network's daily pickups match
 a counted total, keeping every cell's net mean. Bias runs the other way too: a round trip
 (pickup and return at one station within the interval) makes pickups and returns positively
 correlated, which lowers the variance, and lost pickups at empty stations are never seen. On the
@@ -43,7 +43,7 @@ Public API
 ----------
 ``flag_truck_moves(panel)``, ``CellRates.fit(panel, day_mask)``, and
 ``fit_period_rates(station_hours, start, end)``: rates fitted to a period's *own* data, the
-simulator's demand truth for evaluation (DESIGN.md, evaluation protocol).
+simulator's demand truth for evaluation (ARCHITECTURE.md, evaluation protocol).
 """
 
 from __future__ import annotations

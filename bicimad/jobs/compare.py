@@ -1,6 +1,6 @@
 """``bicimad compare``: every planner on the same days and the same demand draws.
 
-Evaluation protocol (DESIGN.md). For a period ``START:END`` (local dates, both included):
+Evaluation protocol (ARCHITECTURE.md). For a period ``START:END`` (local dates, both included):
 
 * the simulator's *truth* is the period's own demand: Skellam cell rates (station x hour x
   day type, :class:`bicimad.demand.rates.CellRates`) fitted to that period's snapshots; a synthetic scenario uses its generated
@@ -22,13 +22,37 @@ Outputs in ``--out``: ``per_seed.csv`` (one row per planner and seed, summed ove
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from bicimad.config import TZ
+from bicimad.demand.panel import build_panel
+from bicimad.demand.rates import CellRates
 from bicimad.errors import CommandError
+from bicimad.io import atomic_open, write_json
+from bicimad.jobs import JobResult
+from bicimad.jobs.batch import git_commit
+from bicimad.plan import PLANNER_NAMES, make_planner
+from bicimad.report.occupancy import (
+    hourly_profile,
+    mean_interval,
+    occupancy_from_station_hours,
+    problem_share,
+    state_counts,
+)
+from bicimad.report.plots import _pyplot, _save, plot_hourly_profile
+from bicimad.sim import run_episode
+from bicimad.sim.data import Processed
+from bicimad.sim.network import synthetic_network
+from bicimad.sim.riders import Demand, synthetic_demand
+from bicimad.sim.scenario import ScenarioError, load_scenario, write_scenario
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +80,6 @@ NOTE = """# What is and is not comparable
 @dataclass
 class Day:
     """One simulated day: its network (bikes at the day's first snapshot), truth and forecast."""
-
     date: str
     network: object
     truth: object
@@ -65,8 +88,6 @@ class Day:
 
 def parse_period(text: str):
     """``START:END`` local dates, both included -> (first day, day after the last)."""
-    import pandas as pd
-
     try:
         start, end = (pd.Timestamp(part) for part in text.split(":"))
     except ValueError as exc:
@@ -79,23 +100,15 @@ def parse_period(text: str):
 def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
                  min_history_days: int = 7) -> tuple[list[Day], list[str]]:
     """The days of ``[start, end)`` the simulator can run, and the ones skipped (with why)."""
-    import numpy as np
-    import pandas as pd
 
 
     dates = pd.date_range(start, end, freq="D", inclusive="left")
     if scenario.network.source == "synthetic":
-        from bicimad.sim.network import synthetic_network
-        from bicimad.sim.riders import synthetic_demand
-
         network = synthetic_network(scenario.network.stations, scenario.network.seed)
         return [Day(d.date().isoformat(), network, synthetic_demand(network, date=d.date().isoformat(),
                                                                       seed=scenario.network.seed), None)
                 for d in dates], []
 
-    from bicimad.demand.panel import build_panel
-    from bicimad.demand.rates import CellRates
-    from bicimad.sim.data import Processed
 
     try:
         processed = Processed.load(data_dir, with_hours=True)
@@ -136,9 +149,7 @@ def _day_demand(panel, cells, day: int, network):
     """Rates of ``cells`` for panel day ``day`` in the network's station order (a day type the
     fit never saw already holds the shrinkage prior, the station's mean over the other day
     types); a station with no rate at all gets 0."""
-    import numpy as np
 
-    from bicimad.sim.riders import Demand
 
     column = np.clip(np.searchsorted(cells.station_ids, network.station_ids), 0, len(cells.station_ids) - 1)
     known = cells.station_ids[column] == network.station_ids
@@ -148,7 +159,6 @@ def _day_demand(panel, cells, day: int, network):
 
 
 def _finite(rates):
-    import numpy as np
 
     return np.nan_to_num(np.clip(rates, 0, None), nan=0.0)
 
@@ -156,7 +166,6 @@ def _finite(rates):
 class HourStartRecorder:
     """Wraps a planner and counts station-hours empty or full at the hour's start (as a
     snapshot would see them) before passing the view on."""
-
     def __init__(self, planner):
         self.planner = planner
         self.name = planner.name
@@ -171,17 +180,12 @@ class HourStartRecorder:
 
 def day_seed(seed: int, day: int) -> int:
     """The riders' seed of ``day`` for comparison seed ``seed`` (shared by every planner)."""
-    import numpy as np
-
     return int(np.random.SeedSequence([seed, day]).generate_state(1)[0])
 
 
 def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], progress: bool = True):
     """Per-seed rows (summed over days) and, for the first seed, each planner's occupancy table."""
-    import pandas as pd
-    from tqdm import tqdm
 
-    from bicimad.sim import run_episode
 
     rows, first_tables = [], {}
     bar = tqdm(total=len(planners) * len(seeds) * len(days), desc="compare", unit="day", disable=not progress)
@@ -200,10 +204,9 @@ def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], 
                 bar.update()
             frame = pd.DataFrame(summaries)
             counts = {c: int(frame[c].sum()) for c in ("balanced", "empty", "full", "empty_and_full")}
-            total = sum(counts.values())
             rows.append({
                 "planner": name, "seed": seed, "days": len(days), **counts,
-                "problem_share": (total - counts["balanced"]) / total if total else math.nan,
+                "problem_share": problem_share(counts),
                 **{c: float(frame[c].sum()) for c in ("lost_trips", "diverted_returns", "bikes_moved", "truck_km")},
                 "decision_s_per_hour": decision_s / max(hours, 1),
                 "problem_share_at_hour_start": recorder.problem_hours / max(recorder.station_hours, 1),
@@ -216,9 +219,7 @@ def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], 
 
 def summarise(per_seed, observed: dict | None = None):
     """One row per planner: the mean of each metric over seeds and its 95 % interval."""
-    import pandas as pd
 
-    from bicimad.report.occupancy import mean_interval
 
     rows = []
     for planner, group in per_seed.groupby("planner", sort=False):
@@ -241,9 +242,7 @@ def relative_changes(per_seed, baselines=("noop", "ortools"), metric: str = "pro
     seed, ``metric / baseline's metric - 1``, then its mean and 95 % interval over seeds: an
     interval that excludes 0 says the difference is not the draws' noise.
     """
-    import pandas as pd
 
-    from bicimad.report.occupancy import mean_interval
 
     table = per_seed.pivot(index="seed", columns="planner", values=metric)
     rows = []
@@ -262,11 +261,7 @@ def relative_changes(per_seed, baselines=("noop", "ortools"), metric: str = "pro
 
 def observed_row(data_dir, days: list[Day]) -> dict | None:
     """Occupancy observed in the snapshots of the simulated days (state at the snapshot instant)."""
-    import pandas as pd
 
-    from bicimad.config import TZ
-    from bicimad.report.occupancy import occupancy_from_station_hours, problem_share, state_counts
-    from bicimad.sim.data import Processed
 
     hours = Processed.load(data_dir, with_hours=True).station_hours
     local = pd.to_datetime(hours["hour"]).dt.tz_convert(TZ).dt.strftime("%Y-%m-%d")
@@ -282,9 +277,7 @@ def observed_row(data_dir, days: list[Day]) -> dict | None:
 
 def plot_comparison(summary, path: Path) -> Path:
     """Problem share per planner with its interval; the hour-start share beside it."""
-    import numpy as np
 
-    from bicimad.report.plots import _pyplot, _save
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -306,64 +299,48 @@ def plot_comparison(summary, path: Path) -> Path:
     return _save(fig, path)
 
 
-def build_planners(names: list[str], policy: str | None, time_limit_s: float) -> dict:
-    from bicimad.plan import PLANNER_NAMES, make_planner
-
+def build_planners(names, policy: str | None, time_limit_s: float | None) -> dict:
+    """Planners by name; ``time_limit_s`` None leaves OR-Tools' own default."""
     planners = {}
     for name in names:
         if name not in PLANNER_NAMES:
             raise CommandError(f"--planners: unknown planner {name!r}; known: {', '.join(PLANNER_NAMES)}")
-        kwargs = {"ortools": {"time_limit_s": time_limit_s}, "ppo": {"policy_dir": policy}}.get(name, {})
+        kwargs = {"ppo": {"policy_dir": policy}}.get(name, {})
+        if name == "ortools" and time_limit_s is not None:
+            kwargs = {"time_limit_s": time_limit_s}
         try:
             planners[name] = make_planner(name, **kwargs)
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(f"planner {name}: {exc}") from None
+    if not planners:
+        raise CommandError("--planners: name at least one planner")
     return planners
 
 
-def run(args) -> int:
-    import subprocess
+@dataclasses.dataclass(frozen=True)
+class CompareResult(JobResult):
+    """A finished comparison: the occupancy table (one row per planner), the paired changes
+    against the baselines, and the output folder."""
+    occupancy: pd.DataFrame
+    relative: pd.DataFrame
+    out: Path
 
-    from bicimad.io import atomic_open, write_json
-    from bicimad.report.occupancy import hourly_profile
-    from bicimad.report.plots import plot_hourly_profile
-    from bicimad.sim.scenario import ScenarioError, load_scenario, write_scenario
+    def summary(self) -> str:
+        shown = self.occupancy[["planner", "problem_share", "problem_share_ci_low", "problem_share_ci_high",
+                                "problem_share_at_hour_start", "lost_trips", "bikes_moved"]]
+        lines = [shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+        lines += [f"{c.planner} vs {c.baseline}: problem share {100 * c.change:+.1f} % "
+                  f"[{100 * c.change_ci_low:+.1f}, {100 * c.change_ci_high:+.1f}] (paired over seeds)"
+                  for c in self.relative.itertuples()]
+        lines.append(f"wrote {self.out / 'occupancy.csv'}")
+        return "\n".join(lines)
 
-    try:
-        scenario = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        raise CommandError(str(exc)) from None
-    start, end = parse_period(args.period)
-    if args.seeds < 1:
-        raise CommandError("--seeds must be >= 1")
-    planners = build_planners([p.strip() for p in args.planners.split(",") if p.strip()], args.policy, args.time_limit)
-    if "ppo" in planners:
-        import torch
 
-        torch.set_num_threads(1)  # a small network: more threads only contend on a shared machine
-    days, skipped = prepare_days(scenario, start, end, args.data_dir, args.history_days)
-    if args.max_days:
-        days = days[: args.max_days]
-    if not days:
-        raise CommandError(f"no day of {args.period} can be simulated: " + "; ".join(skipped or ["empty period"]))
-    for reason in skipped:
-        log.warning("skipped %s", reason)
-
-    t0 = time.perf_counter()
-    seeds = list(range(args.seed, args.seed + args.seeds))
-    per_seed, tables = run_comparison(scenario, days, planners, seeds, progress=not args.no_progress)
-    observed = observed_row(args.data_dir, days) if scenario.network.source == "processed" else None
-    summary = summarise(per_seed, observed)
-
-    out = Path(args.out)
+def _write_outputs(out: Path, per_seed, summary, changes, tables, scenario, seeds, skipped) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "per_seed.csv") as fh:
-        per_seed.to_csv(fh, index=False)
-    with atomic_open(out / "occupancy.csv") as fh:
-        summary.to_csv(fh, index=False)
-    changes = relative_changes(per_seed)
-    with atomic_open(out / "relative.csv") as fh:
-        changes.to_csv(fh, index=False)
+    for name, frame in (("per_seed", per_seed), ("occupancy", summary), ("relative", changes)):
+        with atomic_open(out / f"{name}.csv") as fh:
+            frame.to_csv(fh, index=False)
     plot_comparison(summary, out / "occupancy.png")
     plot_hourly_profile({name: hourly_profile(table) for name, table in tables.items()}, out / "hourly.png",
                         title=f"Problem share by hour ({scenario.name}, seed {seeds[0]})")
@@ -372,37 +349,43 @@ def run(args) -> int:
         if skipped:
             fh.write("\nDays skipped: " + "; ".join(skipped) + "\n")
     write_scenario(scenario, out / "scenario.toml")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or None
+
+
+def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ortools", "ppo"), seeds: int = 3,
+            seed: int = 0, policy: str | None = None, time_limit_s: float | None = None, history_days: int = 28,
+            max_days: int = 0, data_dir=None, progress: bool = True) -> CompareResult:
+    """Every planner on the same days of ``period`` and the same rider draws; writes the
+    outputs listed in this module's docstring to ``out``."""
+    try:
+        loaded = load_scenario(scenario)
+    except ScenarioError as exc:
+        raise CommandError(str(exc)) from None
+    start, end = parse_period(period)
+    if seeds < 1 or max_days < 0 or history_days < 1:
+        raise CommandError("--seeds and --history-days must be >= 1, --max-days >= 0")
+    built = build_planners(planners, policy, time_limit_s)
+    if "ppo" in built:
+        import torch
+
+        torch.set_num_threads(1)  # a small network: more threads only contend on a shared machine
+    days, skipped = prepare_days(loaded, start, end, data_dir, history_days)
+    if max_days:
+        days = days[:max_days]
+    if not days:
+        raise CommandError(f"no day of {period} can be simulated: " + "; ".join(skipped or ["empty period"]))
+    for reason in skipped:
+        log.warning("skipped %s", reason)
+    t0 = time.perf_counter()
+    seed_list = list(range(seed, seed + seeds))
+    per_seed, tables = run_comparison(loaded, days, built, seed_list, progress=progress)
+    observed = observed_row(data_dir, days) if loaded.network.source == "processed" else None
+    summary = summarise(per_seed, observed)
+    changes = relative_changes(per_seed)
+    out = Path(out)
+    _write_outputs(out, per_seed, summary, changes, tables, loaded, seed_list, skipped)
     write_json(out / "run.json", {
-        "scenario": scenario.name, "period": args.period, "days": [d.date for d in days], "skipped": skipped,
-        "seeds": seeds, "planners": list(planners), "policy": args.policy, "ortools_time_limit_s": args.time_limit,
-        "history_days": args.history_days, "git_commit": commit, "wall_s": time.perf_counter() - t0,
+        "scenario": loaded.name, "period": period, "days": [d.date for d in days], "skipped": skipped,
+        "seeds": seed_list, "planners": list(built), "policy": policy, "ortools_time_limit_s": time_limit_s,
+        "history_days": history_days, "git_commit": git_commit().get("commit"), "wall_s": time.perf_counter() - t0,
     })
-    shown = summary[["planner", "problem_share", "problem_share_ci_low", "problem_share_ci_high",
-                     "problem_share_at_hour_start", "lost_trips", "bikes_moved"]]
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for change in changes.itertuples():
-        print(f"{change.planner} vs {change.baseline}: problem share {100 * change.change:+.1f} % "
-              f"[{100 * change.change_ci_low:+.1f}, {100 * change.change_ci_high:+.1f}] (paired over seeds)")
-    print(f"wrote {out / 'occupancy.csv'}")
-    return 0
-
-
-def register(sub) -> None:
-    parser = sub.add_parser(
-        "compare", help="run planners on the same days and demand draws; occupancy table and plot",
-        description=__doc__.split("\n\n")[0] + " Writes DIR/occupancy.csv (one row per planner, "
-        "with 95 %% intervals over seeds), per_seed.csv, plots and a note on comparability.",
-    )
-    parser.add_argument("--scenario", default="synthetic-default", help="scenario name or TOML path")
-    parser.add_argument("--period", required=True, help="START:END local dates, both included")
-    parser.add_argument("--planners", default="noop,greedy,ortools,ppo", help="comma-separated (default: all)")
-    parser.add_argument("--seeds", type=int, default=3, help="demand draws per day (default 3)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--policy", help="policy folder for the ppo planner (default models/policies/default)")
-    parser.add_argument("--time-limit", type=float, default=1.0, help="OR-Tools time limit per hour, s (default 1)")
-    parser.add_argument("--history-days", type=int, default=28, help="days of history behind each forecast")
-    parser.add_argument("--max-days", type=int, default=0, help="simulate at most this many days (0: all)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    return CompareResult(occupancy=summary, relative=changes, out=out)

@@ -1,21 +1,34 @@
 """``bicimad demand backtest|train|forecast``: the demand model's batch jobs.
 
 Spans are ``START:END`` with both ends included, as dates (``2019-07-01:2019-09-30``) or months
-(``2019-07:2019-09``); a lone month or date (``2019-10``) is a span of its own. Inputs are ``processed/{station_hours,stations,trips}.parquet`` under the
-data directory.
+(``2019-07:2019-09``); a lone month or date (``2019-10``) is a span of its own. Inputs are
+``processed/{station_hours,stations,trips}.parquet`` under the data directory.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
 import re
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from bicimad import config
+from bicimad.config import TZ
+from bicimad.demand.backtest import run_backtest, write_backtest
+from bicimad.demand.forecast import forecast_day, load_model
+from bicimad.demand.models import make_model
+from bicimad.demand.od import build_od
+from bicimad.demand.panel import build_panel
 from bicimad.errors import CommandError
+from bicimad.io import sha256_file, write_json
+from bicimad.jobs import JobResult
+from bicimad.jobs.batch import git_commit
+from bicimad.opendata.schemas import SchemaError, read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -23,65 +36,8 @@ MODEL_NAMES = ("lightgbm", "historical_mean", "seasonal_naive")
 _DAY_OR_MONTH = re.compile(r"\d{4}-\d{2}(-\d{2})?")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demand", help="demand model: backtest, train, forecast",
-                       description="Hourly pickup and return rates per station: rolling-origin backtest, "
-                       "training of versioned models, and the forecast + origin-destination tables for a day.")
-    dsub = p.add_subparsers(dest="demand_command", metavar="SUBCOMMAND", required=True)
-
-    b = dsub.add_parser("backtest", help="compare the models on a test span after a training span",
-                        description="Fit every model on --train, forecast each day of --test from the midnight "
-                        "before it, print the comparison table and write DIR/metrics.json, CSV breakdowns and plots.")
-    b.add_argument("--train", required=True, metavar="START:END", help="training span (dates or months, inclusive)")
-    b.add_argument("--test", required=True, metavar="START:END", help="test span, after the training span")
-    b.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    b.add_argument("--models", default=",".join(MODEL_NAMES), help=f"comma-separated (default {','.join(MODEL_NAMES)})")
-    _model_options(b)
-    b.set_defaults(func=run_backtest)
-
-    t = dsub.add_parser("train", help="train a model and save it under models/demand/<version>/",
-                        description="Score the model on the last --holdout-days of the span (fitted on the days "
-                        "before), then fit it on the whole span and save it with its feature list, metrics, data "
-                        "span, git commit and a model card.")
-    t.add_argument("--span", metavar="START:END", help="training span (default: every day with station hours)")
-    t.add_argument("--model", default="lightgbm", choices=MODEL_NAMES)
-    t.add_argument("--version", help="folder name (default: <model>-<last day of the span>)")
-    t.add_argument("--out-root", type=Path, help="where versions go (default: $BICIMAD_MODELS_DIR or models/, then demand/)")
-    t.add_argument("--holdout-days", type=int, default=7, help="days at the end of the span scored before the final fit")
-    _model_options(t)
-    t.set_defaults(func=run_train)
-
-    f = dsub.add_parser("forecast", help="pickup/return rates per station-hour and the OD table for one day",
-                        description="Forecast day D from data before its midnight; write forecast.parquet, od.parquet "
-                        "and summary.json (methods and fallbacks used).")
-    f.add_argument("--date", required=True, help="the local day to forecast, YYYY-MM-DD")
-    f.add_argument("--model", type=Path, help="model folder (default: newest under models/demand/, else the default)")
-    f.add_argument("--out", type=Path, help="output folder (default: $BICIMAD_DATA_DIR/processed/forecasts/D/)")
-    f.add_argument("--history-days", type=int, default=35, help="days of history read before D (default 35)")
-    f.add_argument("--daily-trips", type=float, metavar="N",
-                   help="rescale gross rates so the day's pickups total N (e.g. EMT's counted trips), net kept")
-    _weather_option(f)
-    f.set_defaults(func=run_forecast)
-
-
-def _model_options(p: argparse.ArgumentParser) -> None:
-    _weather_option(p)
-    p.add_argument("--rounds", type=int, default=300, help="LightGBM boosting rounds (default 300)")
-    p.add_argument("--seed", type=int, default=0, help="LightGBM seed (default 0)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="LightGBM threads (default 1: more only pays on an otherwise idle machine, see BENCHMARKS.md)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _weather_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weather", type=Path, metavar="CSV",
-                   help="optional daily weather for LightGBM: a CSV with a `date` column (YYYY-MM-DD) and numeric columns")
-
-
 def load_weather(path: Path | None):
     """Daily weather CSV -> frame indexed by local date (naive midnight), numeric columns only."""
-    import pandas as pd
-
     if path is None:
         return None
     try:
@@ -109,8 +65,6 @@ def load_weather(path: Path | None):
 
 def parse_span(text: str, option: str):
     """``START:END`` (dates or months, END included; a lone date or month is both) -> (start, end_exclusive)."""
-    import pandas as pd
-
     start, end = text.split(":", 1) if ":" in text else (text, text)
     try:
         if not (_DAY_OR_MONTH.fullmatch(start.strip()) and _DAY_OR_MONTH.fullmatch(end.strip())):
@@ -125,15 +79,14 @@ def parse_span(text: str, option: str):
     return first.normalize(), end_exclusive.normalize()
 
 
-def _model_kwargs(args) -> dict:
-    return {"lightgbm": {"num_boost_round": args.rounds, "seed": args.seed, "num_threads": args.threads,
-                         "weather": load_weather(args.weather)}}
+def _model_kwargs(rounds: int, seed: int, threads: int, weather: Path | None) -> dict:
+    return {"lightgbm": {"num_boost_round": rounds, "seed": seed, "num_threads": threads,
+                         "weather": load_weather(weather)}}
 
 
-def _read(args, table: str, required: bool = True):
-    from bicimad.opendata.schemas import SchemaError, read_table
-
-    path = config.processed_dir(args.data_dir) / f"{table}.parquet"
+def read_processed(data_dir, table: str, required: bool = True):
+    """A processed table of the data folder, or None when absent and not required."""
+    path = config.processed_dir(data_dir) / f"{table}.parquet"
     if not path.exists():
         if required:
             raise CommandError(f"{path}: missing (run `bicimad ingest` first)")
@@ -144,20 +97,15 @@ def _read(args, table: str, required: bool = True):
         raise CommandError(str(exc)) from None
 
 
-def _panel(args, first, end):
+def _panel(data_dir, first, end):
     """The panel from ``first`` to ``end`` (exclusive), with the lag window before it."""
-    import pandas as pd
-
-    from bicimad.config import TZ
-    from bicimad.demand.panel import build_panel
-
-    station_hours = _read(args, "station_hours")
-    stations = _read(args, "stations", required=False)
+    station_hours = read_processed(data_dir, "station_hours")
+    stations = read_processed(data_dir, "stations", required=False)
     hours = station_hours["hour"]
     rows = station_hours[(hours >= first.tz_localize(TZ)) & (hours < end.tz_localize(TZ))]
     if rows["net_flow"].notna().sum() == 0 and rows["pickups"].notna().sum() == 0:
         raise CommandError(f"no station hours with net flow or trips between {first.date()} and "
-                           f"{(end - pd.Timedelta(days=1)).date()} in {config.processed_dir(args.data_dir)}")
+                           f"{(end - pd.Timedelta(days=1)).date()} in {config.processed_dir(data_dir)}")
     # The panel covers the span, cut to the days that hold data (a wide span costs no memory).
     local = rows["hour"].dt.tz_convert(TZ).dt.tz_localize(None)
     first = max(first, local.min().normalize())
@@ -165,106 +113,148 @@ def _panel(args, first, end):
     return build_panel(rows, stations, start=first, end=end), stations
 
 
-def run_backtest(args) -> int:
-    import numpy as np
+# ---------------------------------------------------------------------------------------------
+# backtest
+# ---------------------------------------------------------------------------------------------
 
-    from bicimad.demand.backtest import run_backtest as backtest
-    from bicimad.demand.backtest import write_backtest
+@dataclasses.dataclass(frozen=True)
+class BacktestSummary(JobResult):
+    """A finished backtest: its comparison table and where it was written."""
 
-    train_start, train_end = parse_span(args.train, "--train")
-    test_start, test_end = parse_span(args.test, "--test")
+    train: str
+    test: str
+    table: pd.DataFrame
+    reference: dict
+    rider_hours: int
+    truck_hours: int
+    observed_hours: int
+    seconds: float
+    out: Path
+    metrics_path: Path
+
+    def summary(self) -> str:
+        lines = [f"backtest: train {self.train}, test {self.test}, {self.rider_hours:,} rider station-hours, "
+                 f"{self.truck_hours:,} of {self.observed_hours:,} observed hours flagged as truck moves "
+                 f"({self.seconds:.0f} s)", self.table.to_string(float_format=lambda v: f"{v:.3f}")]
+        if "lightgbm" in self.table.index:
+            for base in ("historical_mean", "seasonal_naive"):
+                if base in self.table.index:
+                    gain = 1 - self.table.loc["lightgbm", "mae"] / self.table.loc[base, "mae"]
+                    lines.append(f"lightgbm net-flow MAE vs {base}: {gain:+.1%} ({'lower' if gain > 0 else 'higher'})")
+        lines += [f"reference, not a forecast ({name}): MAE {ref['mae']:.3f}, RMSE {ref['rmse']:.3f}"
+                  for name, ref in self.reference.items()]
+        lines.append(f"wrote {self.metrics_path} and plots in {self.out}")
+        return "\n".join(lines)
+
+
+def backtest(train: str, test: str, out: Path, *, models: tuple[str, ...] = MODEL_NAMES, data_dir=None,
+             rounds: int = 300, seed: int = 0, threads: int = 1, weather: Path | None = None,
+             progress: bool = True) -> BacktestSummary:
+    """Fit every model on ``train``, forecast each day of ``test`` from the midnight before it, and
+    write ``out/metrics.json``, CSV breakdowns and plots."""
+    train_start, train_end = parse_span(train, "--train")
+    test_start, test_end = parse_span(test, "--test")
     if test_start < train_end:
         raise CommandError("--test must start after --train ends (a backtest never trains on the future)")
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     unknown = set(models) - set(MODEL_NAMES)
-    if unknown:
+    if unknown or not models:
         raise CommandError(f"--models: unknown {sorted(unknown)}; known: {', '.join(MODEL_NAMES)}")
-    panel, _ = _panel(args, train_start, test_end)
-    train, test = panel.day_mask(train_start, train_end), panel.day_mask(test_start, test_end)
+    panel, _ = _panel(data_dir, train_start, test_end)
+    train_days, test_days = panel.day_mask(train_start, train_end), panel.day_mask(test_start, test_end)
     t0 = time.perf_counter()
     try:
-        result = backtest(panel, train, test, models=models, model_kwargs=_model_kwargs(args),
-                          progress=not args.no_progress)
+        result = run_backtest(panel, train_days, test_days, models=models,
+                              model_kwargs=_model_kwargs(rounds, seed, threads, weather), progress=progress)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    spans = {"train": [str(train_start.date()), str(train_end.date())], "test": [str(test_start.date()), str(test_end.date())],
-             "end_exclusive": True}
-    paths = write_backtest(result, args.out, spans=spans)
-    table = result.table()
-    observed = int(np.isfinite(result.actual_net).sum())
-    print(f"backtest: train {args.train}, test {args.test}, {int(result.rider.sum()):,} rider station-hours, "
-          f"{int(result.truck_moves.sum()):,} of {observed:,} observed hours flagged as truck moves "
-          f"({time.perf_counter() - t0:.0f} s)")
-    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    if "lightgbm" in table.index:
-        for base in ("historical_mean", "seasonal_naive"):
-            if base in table.index:
-                gain = 1 - table.loc["lightgbm", "mae"] / table.loc[base, "mae"]
-                print(f"lightgbm net-flow MAE vs {base}: {gain:+.1%} ({'lower' if gain > 0 else 'higher'})")
-    for name, ref in result.reference.items():
-        print(f"reference, not a forecast ({name}): MAE {ref['mae']:.3f}, RMSE {ref['rmse']:.3f}")
-    print(f"wrote {paths['metrics']} and plots in {args.out}")
-    return 0
+    spans = {"train": [str(train_start.date()), str(train_end.date())],
+             "test": [str(test_start.date()), str(test_end.date())], "end_exclusive": True}
+    paths = write_backtest(result, out, spans=spans)
+    return BacktestSummary(train=train, test=test, table=result.table(), reference=result.reference,
+                           rider_hours=int(result.rider.sum()), truck_hours=int(result.truck_moves.sum()),
+                           observed_hours=int(np.isfinite(result.actual_net).sum()),
+                           seconds=time.perf_counter() - t0, out=Path(out), metrics_path=paths["metrics"])
 
 
-def run_train(args) -> int:
-    import numpy as np
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
 
-    from bicimad.demand.backtest import run_backtest as backtest
-    from bicimad.demand.models import make_model
-    from bicimad.io import sha256_file, write_json
-    from bicimad.jobs.batch import git_commit
+@dataclasses.dataclass(frozen=True)
+class TrainedModel(JobResult):
+    """A trained, saved demand model: its folder and its metadata (``meta.json``)."""
 
-    if args.span:
-        first, end = parse_span(args.span, "--span")
+    directory: Path
+    meta: dict
+
+    def summary(self) -> str:
+        meta = self.meta
+        lines = [f"trained {meta['model']} on {meta['span'][0]}..{meta['span'][1]} ({meta['stations']} stations) "
+                 f"in {meta['train_s']:.1f} s -> {self.directory}"]
+        if meta["metrics"]:
+            lines += [f"  holdout {name}: MAE {m['mae']:.3f}  RMSE {m['rmse']:.3f}  "
+                      f"Poisson deviance {m['poisson_deviance']:.3f}" for name, m in meta["metrics"]["models"].items()]
+        return "\n".join(lines)
+
+
+def _holdout_metrics(panel, model: str, kwargs: dict, holdout_days: int, progress: bool) -> dict:
+    """Scores of ``model`` and the baselines on the last ``holdout_days`` of the panel."""
+    if holdout_days == 0:
+        return {}
+    if panel.n_days <= holdout_days + 7:
+        raise CommandError(f"--holdout-days {holdout_days}: the span has only {panel.n_days} days")
+    cut = panel.n_days - holdout_days
+    train_days = np.arange(panel.n_days) < cut
+    try:
+        result = run_backtest(panel, train_days, ~train_days,
+                              models=tuple(dict.fromkeys((model, "historical_mean", "seasonal_naive"))),
+                              model_kwargs={model: kwargs}, progress=progress)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return {"holdout_days": [str(panel.days[cut].date()), str(panel.days[-1].date())], "models": result.metrics}
+
+
+def train(*, span: str | None = None, model: str = "lightgbm", version: str | None = None,
+          out_root: Path | None = None, holdout_days: int = 7, data_dir=None, rounds: int = 300, seed: int = 0,
+          threads: int = 1, weather: Path | None = None, progress: bool = True) -> TrainedModel:
+    """Score ``model`` on the span's last ``holdout_days`` (fitted on the days before), fit it on
+    the whole span and save it under ``<out_root>/demand/<version>/`` with ``meta.json`` and a
+    model card."""
+    if model not in MODEL_NAMES:
+        raise CommandError(f"--model: unknown {model!r}; known: {', '.join(MODEL_NAMES)}")
+    if span:
+        first, end = parse_span(span, "--span")
     else:
-        hours = _read(args, "station_hours")["hour"].dt.tz_localize(None)
+        hours = read_processed(data_dir, "station_hours")["hour"].dt.tz_localize(None)
         first, end = hours.min().normalize(), hours.max().normalize() + np.timedelta64(1, "D")
-    panel, _ = _panel(args, first, end)
-    kwargs = _model_kwargs(args).get(args.model, {})
-    metrics = {}
-    if args.holdout_days > 0:
-        if panel.n_days <= args.holdout_days + 7:
-            raise CommandError(f"--holdout-days {args.holdout_days}: the span has only {panel.n_days} days")
-        cut = panel.n_days - args.holdout_days
-        train = np.arange(panel.n_days) < cut
-        try:
-            result = backtest(panel, train, ~train, models=tuple(dict.fromkeys((args.model, "historical_mean", "seasonal_naive"))),
-                              model_kwargs={args.model: kwargs}, progress=not args.no_progress)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
-        metrics = {"holdout_days": [str(panel.days[cut].date()), str(panel.days[-1].date())], "models": result.metrics}
+    panel, _ = _panel(data_dir, first, end)
+    kwargs = _model_kwargs(rounds, seed, threads, weather).get(model, {})
+    metrics = _holdout_metrics(panel, model, kwargs, holdout_days, progress)
     t0 = time.perf_counter()
-    model = make_model(args.model, **kwargs).fit(panel, np.ones(panel.n_days, dtype=bool))
+    fitted = make_model(model, **kwargs).fit(panel, np.ones(panel.n_days, dtype=bool))
     train_s = time.perf_counter() - t0
     last_day = panel.days[-1].date()
-    version = args.version or f"{args.model}-{last_day}"
-    root = (args.out_root or config.models_dir()) / "demand"
-    directory = root / version
-    model.save(directory)
-    station_hours_path = config.processed_dir(args.data_dir) / "station_hours.parquet"
+    version = version or f"{model}-{last_day}"
+    directory = (out_root or config.models_dir()) / "demand" / version
+    fitted.save(directory)
     meta = {
-        "version": version, "model": args.model, "span": [str(panel.days[0].date()), str(last_day)],
-        "features": getattr(model, "features", []), "target": "gross" if model.gross_mode else "net_flow",
+        "version": version, "model": model, "span": [str(panel.days[0].date()), str(last_day)],
+        "features": getattr(fitted, "features", []), "target": "gross" if fitted.gross_mode else "net_flow",
         "stations": int(panel.n_stations), "metrics": metrics, "train_s": round(train_s, 2),
-        "git": git_commit(), "station_hours_sha256": sha256_file(station_hours_path),
+        "git": git_commit(), "station_hours_sha256": sha256_file(config.processed_dir(data_dir) / "station_hours.parquet"),
         "params": {k: v for k, v in kwargs.items() if k != "weather"},
-        "weather": str(args.weather) if args.weather else None,
+        "weather": str(weather) if weather else None,
     }
     write_json(directory / "meta.json", meta)
     (directory / "MODEL_CARD.md").write_text(_model_card(meta), encoding="utf-8")
-    print(f"trained {args.model} on {meta['span'][0]}..{meta['span'][1]} ({panel.n_stations} stations) "
-          f"in {train_s:.1f} s -> {directory}")
-    if metrics:
-        for name, m in metrics["models"].items():
-            print(f"  holdout {name}: MAE {m['mae']:.3f}  RMSE {m['rmse']:.3f}  Poisson deviance {m['poisson_deviance']:.3f}")
-    return 0
+    return TrainedModel(directory=directory, meta=meta)
 
 
 def _model_card(meta: dict) -> str:
+    target = "gross pickups/returns" if meta["target"] == "gross" else "net flow; gross from the Skellam cell rates"
     lines = [
         f"# Demand model {meta['version']}", "",
-        f"- Kind: `{meta['model']}` ({'gross pickups/returns' if meta['target'] == 'gross' else 'net flow; gross from the Skellam cell rates'})",
+        f"- Kind: `{meta['model']}` ({target})",
         f"- Data span: {meta['span'][0]} to {meta['span'][1]}, {meta['stations']} stations "
         f"(station_hours sha256 {meta['station_hours_sha256'][:16]})",
         f"- Code: git {meta['git'].get('commit')}{' (uncommitted changes)' if meta['git'].get('dirty') else ''}",
@@ -284,52 +274,61 @@ def _model_card(meta: dict) -> str:
     return "\n".join(lines)
 
 
-def run_forecast(args) -> int:
-    import pandas as pd
+# ---------------------------------------------------------------------------------------------
+# forecast
+# ---------------------------------------------------------------------------------------------
 
-    from bicimad.config import TZ
-    from bicimad.demand.forecast import forecast_day, load_model
-    from bicimad.demand.od import build_od
-    from bicimad.io import write_json
-    from bicimad.opendata.schemas import write_table
+@dataclasses.dataclass(frozen=True)
+class ForecastResult(JobResult):
+    """A day's forecast and OD tables, written to ``out``; ``facts`` is ``summary.json``."""
 
+    out: Path
+    facts: dict
+
+    def summary(self) -> str:
+        f = self.facts
+        return (f"forecast {f['date']}: {f['stations']} stations, {f['pickups']:.0f} pickups and "
+                f"{f['returns']:.0f} returns expected; methods {f['methods']}\n"
+                f"od: {f['od_trips_used']} trips, distance decay {f['od_decay_km']:.2f} km -> {self.out}")
+
+
+def forecast(date: str, *, model: Path | None = None, out: Path | None = None, history_days: int = 35,
+             daily_trips: float | None = None, weather: Path | None = None, data_dir=None) -> ForecastResult:
+    """Forecast local day ``date`` from data before its midnight; write ``forecast.parquet``,
+    ``od.parquet`` and ``summary.json`` (methods and fallbacks used)."""
     try:
-        day = pd.Timestamp(args.date).normalize()
+        day = pd.Timestamp(date).normalize()
     except ValueError:
-        raise CommandError(f"--date: expected YYYY-MM-DD, got {args.date!r}") from None
+        raise CommandError(f"--date: expected YYYY-MM-DD, got {date!r}") from None
     try:
-        model = load_model(args.model)
+        fitted = load_model(model)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    if args.weather is not None:
-        if not hasattr(model, "weather"):
-            raise CommandError(f"--weather: the {model.name} model takes no weather")
-        model.weather = load_weather(args.weather)
-    station_hours = _read(args, "station_hours")
-    stations = _read(args, "stations", required=False)
-    trips = _read(args, "trips", required=False)
+    if weather is not None:
+        if not hasattr(fitted, "weather"):
+            raise CommandError(f"--weather: the {fitted.name} model takes no weather")
+        fitted.weather = load_weather(weather)
+    station_hours = read_processed(data_dir, "station_hours")
+    stations = read_processed(data_dir, "stations", required=False)
+    trips = read_processed(data_dir, "trips", required=False)
     try:
-        forecast = forecast_day(model, station_hours, stations, day, history_days=args.history_days,
-                                daily_trips=args.daily_trips)
+        rates = forecast_day(fitted, station_hours, stations, day, history_days=history_days, daily_trips=daily_trips)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    listed = stations if stations is not None else pd.DataFrame({"station_id": forecast["station_id"].unique()})
-    listed = listed[listed["station_id"].isin(forecast["station_id"].unique())]
+    listed = stations if stations is not None else pd.DataFrame({"station_id": rates["station_id"].unique()})
+    listed = listed[listed["station_id"].isin(rates["station_id"].unique())]
     for column in ("lat", "lon", "capacity"):
         if column not in listed:
             listed = listed.assign(**{column: float("nan")})
     if trips is not None:
         trips = trips[trips["unplug_ts"] < day.tz_localize(TZ)]
     od = build_od(listed, trips)
-    out = args.out or config.processed_dir(args.data_dir) / "forecasts" / str(day.date())
-    write_table(forecast, "forecast", out / "forecast.parquet")
+    out = Path(out) if out else config.processed_dir(data_dir) / "forecasts" / str(day.date())
+    write_table(rates, "forecast", out / "forecast.parquet")
     write_table(od, "od", out / "od.parquet")
-    summary = {"date": str(day.date()), "model": model.name, "methods": forecast.attrs["methods"],
-               "stations": int(forecast["station_id"].nunique()), "pickups": float(forecast["pickup_rate"].sum()),
-               "returns": float(forecast["return_rate"].sum()), "od_decay_km": od.attrs["decay_km"],
-               "od_trips_used": od.attrs["trips_used"]}
-    write_json(out / "summary.json", summary)
-    print(f"forecast {day.date()}: {summary['stations']} stations, {summary['pickups']:.0f} pickups and "
-          f"{summary['returns']:.0f} returns expected; methods {summary['methods']}")
-    print(f"od: {summary['od_trips_used']} trips, distance decay {summary['od_decay_km']:.2f} km -> {out}")
-    return 0
+    facts = {"date": str(day.date()), "model": fitted.name, "methods": rates.attrs["methods"],
+             "stations": int(rates["station_id"].nunique()), "pickups": float(rates["pickup_rate"].sum()),
+             "returns": float(rates["return_rate"].sum()), "od_decay_km": od.attrs["decay_km"],
+             "od_trips_used": od.attrs["trips_used"]}
+    write_json(out / "summary.json", facts)
+    return ForecastResult(out=out, facts=facts)

@@ -25,14 +25,35 @@ problem share against trucks per planner for each combination of the other param
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import itertools
 import json
 import logging
 import math
+import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from bicimad import config as paths
+from bicimad.errors import EXIT_SOFTWARE, EXIT_USAGE, CommandError
+from bicimad.io import atomic_open, atomic_path
+from bicimad.jobs import JobResult
+from bicimad.jobs.batch import ConfigError, load_config, write_config
+from bicimad.jobs.nightly import load_run_inputs
+from bicimad.plan import PLANNER_NAMES, make_planner
+from bicimad.report.html import build_sweep_report
+from bicimad.report.occupancy import mean_interval, problem_share
+from bicimad.report.plots import plot_share_vs_trucks
+from bicimad.sim import load_scenario, run_episode
+from bicimad.sim.network import synthetic_network
+from bicimad.sim.riders import synthetic_demand
 
 log = logging.getLogger(__name__)
 
@@ -45,34 +66,41 @@ GRID_PARAMS = ("trucks", "truck_capacity", "visits_per_hour", "radius_km", "dema
 
 @dataclasses.dataclass(frozen=True)
 class SweepGrid:
-    """The values each scenario parameter takes (the sweep is their product)."""
-
-    trucks: tuple[int, ...] = (0, 2, 4, 6, 8, 10, 12)
-    """number of trucks"""
-    truck_capacity: tuple[int, ...] = (22,)
-    """bikes a truck carries at most"""
-    visits_per_hour: tuple[int, ...] = (2,)
-    """station visits per truck and hour at most"""
-    radius_km: tuple[float, ...] = (3.5,)
-    """action radius around each truck's base"""
-    demand_scale: tuple[float, ...] = (1.0,)
-    """multiplier on the forecast pickup and return rates"""
-
+    """The values each scenario parameter takes (the sweep is their product). A parameter left
+    out takes the base scenario's value, so the scenario stays the one home of the fleet."""
+    trucks: tuple[int, ...] | None = None
+    """number of trucks (default: the scenario's)"""
+    truck_capacity: tuple[int, ...] | None = None
+    """bikes a truck carries at most (default: the scenario's)"""
+    visits_per_hour: tuple[int, ...] | None = None
+    """station visits per truck and hour at most (default: the scenario's)"""
+    radius_km: tuple[float, ...] | None = None
+    """action radius around each truck's base (default: the scenario's)"""
+    demand_scale: tuple[float, ...] | None = None
+    """multiplier on the forecast pickup and return rates (default: the scenario's)"""
     def validate(self) -> None:
         for name in GRID_PARAMS:
             values = getattr(self, name)
+            if values is None:
+                continue
             if not values:
-                raise ValueError(f"grid.{name}: needs at least one value")
+                raise ValueError(f"grid.{name}: needs at least one value (leave it out for the scenario's)")
             if len(set(values)) < len(values):
                 raise ValueError(f"grid.{name}: repeated value in {list(values)}")
-            if any(v < 0 for v in values):
+            if any(not v >= 0 for v in values):
                 raise ValueError(f"grid.{name}: values must be >= 0, got {list(values)}")
+
+    def resolved(self, scenario) -> SweepGrid:
+        """This grid with every empty parameter set to ``scenario``'s value."""
+        base = {"trucks": scenario.fleet.trucks, "truck_capacity": scenario.fleet.truck_capacity,
+                "visits_per_hour": scenario.fleet.visits_per_hour, "radius_km": scenario.fleet.radius_km,
+                "demand_scale": scenario.riders.demand_multiplier}
+        return dataclasses.replace(self, **{name: getattr(self, name) or (base[name],) for name in GRID_PARAMS})
 
 
 @dataclasses.dataclass(frozen=True)
 class WhatIfConfig:
     """A what-if sweep, loaded from TOML (see pipelines/whatif-fleet.toml)."""
-
     name: str = "whatif"
     """name of the sweep (the default output folder is runs/whatif/<name>)"""
     scenario: str = "synthetic-default"
@@ -94,7 +122,6 @@ class WhatIfConfig:
     """local worker processes (0: one per core)"""
     grid: SweepGrid = SweepGrid()
     """the scenario parameters to sweep"""
-
     def validate(self) -> None:
         if self.days < 1:
             raise ValueError("days: must be >= 1")
@@ -111,7 +138,6 @@ class WhatIfConfig:
 @dataclasses.dataclass(frozen=True)
 class Task:
     """One simulation of the sweep: a scenario point, a planner and a seed."""
-
     scenario: str
     start: str | None
     run: str | None
@@ -134,8 +160,6 @@ class Task:
 def task_seed(root: int, index: int) -> int:
     """The seed of seed index ``index``: independent streams from one root, the same on every
     machine and in every order."""
-    import numpy as np
-
     return int(np.random.SeedSequence(root, spawn_key=(index,)).generate_state(1, dtype=np.uint32)[0])
 
 
@@ -145,7 +169,7 @@ def make_tasks(config: WhatIfConfig) -> list[Task]:
     # absolute paths: workers may start in another folder
     run = str(Path(config.run).resolve()) if config.run else None
     scenario = str(Path(config.scenario).resolve()) if Path(config.scenario).is_file() else config.scenario
-    grid = config.grid
+    grid = config.grid.resolved(load_scenario(scenario))
     tasks = []
     for values in itertools.product(*(getattr(grid, p) for p in GRID_PARAMS)):
         point = dict(zip(GRID_PARAMS, values))
@@ -182,7 +206,6 @@ def _load_done(out: Path, tasks: list[Task]) -> dict[str, dict]:
 
 
 def _store(out: Path, task: Task, result: dict) -> None:
-    from bicimad.io import atomic_open
 
     # keys kept in the task function's order, so a resumed sweep's table has the same columns
     with atomic_open(_task_file(out, task), "w", encoding="utf-8") as fh:
@@ -199,8 +222,6 @@ def _iter_local(fn, tasks: list[Task], workers: int):
                 raise TaskFailed(f"task {task.task_id} failed: {type(exc).__name__}: {exc}") from exc
             yield task, result
         return
-    import concurrent.futures as cf
-    import multiprocessing
 
     # spawn: workers start clean (no inherited threads or locks from the parent's libraries)
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -218,7 +239,7 @@ def _iter_local(fn, tasks: list[Task], workers: int):
 
 def _iter_ray(fn, tasks: list[Task], address: str, workers: int):
     """(task, result) as tasks finish on a Ray cluster (``local``: start one with ``workers`` CPUs)."""
-    import ray
+    import ray  # only for sweeps on Ray: a heavy import
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -252,8 +273,6 @@ def run_sweep(tasks: list[Task], fn: Callable[[Task], dict], out: str | os.PathL
     ``fn`` must be a picklable top-level function of the task alone (and seeded by
     ``task.seed``), so where it runs cannot change what it returns.
     """
-    from tqdm import tqdm
-
     out = Path(out)
     workers = workers or os.cpu_count() or 1
     done = _load_done(out, tasks)
@@ -277,10 +296,6 @@ def run_sweep(tasks: list[Task], fn: Callable[[Task], dict], out: str | os.PathL
 
 def interval_table(results):
     """Mean problem share and its 95 % interval over seeds, per planner and scenario point."""
-    import pandas as pd
-
-    from bicimad.report.occupancy import mean_interval
-
     keys = ["planner", *GRID_PARAMS]
     rows = []
     for key, group in results.groupby(keys, sort=False):
@@ -291,12 +306,6 @@ def interval_table(results):
 
 def write_outputs(rows: list[dict], out: str | os.PathLike) -> dict[str, Path]:
     """Write the results table, the intervals and the plots; return their paths by kind."""
-    import pandas as pd
-
-    from bicimad.io import atomic_path
-    from bicimad.report.html import build_sweep_report
-    from bicimad.report.plots import plot_share_vs_trucks
-
     out = Path(out)
     results = pd.DataFrame(rows)
     paths = {"results_parquet": out / "results.parquet", "results_csv": out / "results.csv",
@@ -329,71 +338,61 @@ def throughput(rows: Iterable[dict], wall_s: float) -> float:
 # CLI
 # ---------------------------------------------------------------------------------------------
 
-def register(sub) -> None:
-    parser = sub.add_parser(
-        "whatif", help="sweep fleet scenarios x planners x seeds (local cores or a Ray cluster)",
-        description="Sweep scenario parameters (trucks, capacity, visits per hour, radius, demand "
-        "multiplier) x planners x seeds, in parallel on local cores or on a Ray cluster, and write "
-        "a tidy results table, intervals over seeds and plots. Finished tasks are kept and "
-        "skipped on a re-run.",
-    )
-    parser.add_argument("--config", default="pipelines/whatif-fleet.toml",
-                        help="sweep definition (TOML; default pipelines/whatif-fleet.toml)")
-    parser.add_argument("--out", default=None, help="output folder (default: <data-dir>/runs/whatif/<name>)")
-    parser.add_argument("--ray", metavar="ADDRESS", default=None,
-                        help="run on a Ray cluster: an address, 'auto', or 'local' for a fresh local one")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="local worker processes (default: the config's; 0 = one per core)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+@dataclasses.dataclass(frozen=True)
+class WhatIfResult(JobResult):
+    """A finished sweep: one row per task, and the files written."""
+    rows: list[dict]
+    written: dict[str, Path]
+    seconds: float
+
+    def summary(self) -> str:
+        return "\n".join([
+            f"{len(self.rows)} tasks, {sum(r['days'] for r in self.rows)} scenario-days in {self.seconds:.1f} s",
+            f"results: {self.written['results_csv'].resolve()}",
+            f"intervals: {self.written['intervals'].resolve()}",
+            f"report: {self.written['report'].resolve()}"])
 
 
-def run(args) -> int:
-    import time
-
-    from bicimad import config as paths
-    from bicimad.errors import CommandError
-    from bicimad.jobs.batch import EXIT_SOFTWARE, EXIT_USAGE, ConfigError, load_config, write_config
-
+def whatif_command(config_path: str, *, out=None, ray: str | None = None, workers: int | None = None,
+                   data_dir=None, progress: bool = True) -> WhatIfResult:
+    """The command line's entry: load and check the sweep's config file, then run it."""
     try:
-        config = load_config(WhatIfConfig, args.config)
+        config = load_config(WhatIfConfig, config_path)
     except ConfigError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     try:
-        from bicimad.sim import load_scenario
-
         load_scenario(config.scenario)
     except ValueError as exc:
-        raise CommandError(f"{args.config}: scenario: {exc}", EXIT_USAGE) from None
+        raise CommandError(f"{config_path}: scenario: {exc}", EXIT_USAGE) from None
+    unknown = [name for name in config.planners if name not in PLANNER_NAMES]
+    if unknown:
+        raise CommandError(f"{config_path}: planners: unknown planner {unknown[0]!r}; known: {', '.join(PLANNER_NAMES)}",
+                           EXIT_USAGE)
     if config.run:
-        from bicimad.jobs.nightly import load_run_inputs
-
         try:
             load_run_inputs(config.run)
         except (OSError, ValueError, KeyError) as exc:
-            raise CommandError(f"{args.config}: run: {exc}", EXIT_USAGE) from None
-    out = Path(args.out) if args.out else paths.runs_dir(args.data_dir) / "whatif" / config.name
+            raise CommandError(f"{config_path}: run: {exc}", EXIT_USAGE) from None
+    return whatif(config, out=out, ray=ray, workers=workers, data_dir=data_dir, progress=progress)
+
+
+def whatif(config: WhatIfConfig, *, out=None, ray: str | None = None, workers: int | None = None,
+           data_dir=None, progress: bool = True) -> WhatIfResult:
+    """Run the sweep (resuming from the tasks stored in ``out``) and write its outputs."""
+    out = Path(out) if out else paths.runs_dir(data_dir) / "whatif" / config.name
     out.mkdir(parents=True, exist_ok=True)
     write_config(config, out / "whatif.toml")
     tasks = make_tasks(config)
-    workers = args.workers if args.workers is not None else config.workers
+    workers = workers if workers is not None else config.workers
     log.info("%d tasks (%d scenario points x %d planners x %d seeds)", len(tasks),
              len(tasks) // (len(config.planners) * config.seeds), len(config.planners), config.seeds)
     t0 = time.perf_counter()
     try:
-        rows = run_sweep(tasks, simulate_task, out, workers=workers, ray_address=args.ray,
-                         progress=not args.no_progress)
+        rows = run_sweep(tasks, simulate_task, out, workers=workers, ray_address=ray, progress=progress)
     except TaskFailed as exc:
         raise CommandError(f"{exc} (finished tasks are kept in {out / 'tasks'}; re-run to resume)",
                            EXIT_SOFTWARE) from None
-    wall = time.perf_counter() - t0
-    written = write_outputs(rows, out)
-    print(f"{len(rows)} tasks, {sum(r['days'] for r in rows)} scenario-days in {wall:.1f} s")
-    print(f"results: {written['results_csv'].resolve()}")
-    print(f"intervals: {written['intervals'].resolve()}")
-    print(f"report: {written['report'].resolve()}")
-    return 0
-
+    return WhatIfResult(rows=rows, written=write_outputs(rows, out), seconds=time.perf_counter() - t0)
 
 
 def simulate_task(task: Task) -> dict:
@@ -402,16 +401,6 @@ def simulate_task(task: Task) -> dict:
     start state and forecast (``task.run``). Day ``d`` of the task is an independent day
     (starting from the network's initial bikes) whose riders come from the task's seed and
     ``d`` only."""
-    import time
-
-    import numpy as np
-    import pandas as pd
-
-    from bicimad.plan import make_planner
-    from bicimad.sim import load_scenario, run_episode
-    from bicimad.sim.network import synthetic_network
-    from bicimad.sim.riders import synthetic_demand
-
     t0 = time.perf_counter()
     scenario = load_scenario(task.scenario).override({
         "fleet.trucks": task.trucks,
@@ -423,8 +412,6 @@ def simulate_task(task: Task) -> dict:
         "riders.demand_multiplier": task.demand_scale,
     })
     if task.run:
-        from bicimad.jobs.nightly import load_run_inputs
-
         network, demand = load_run_inputs(task.run)
         day_inputs = [(network, demand)]
     else:
@@ -443,10 +430,9 @@ def simulate_task(task: Task) -> dict:
         rows.append(result.summary.iloc[0])
     days = pd.DataFrame(rows)
     counts = {k: int(days[k].sum()) for k in ("balanced", "empty", "full", "empty_and_full")}
-    total = sum(counts.values())
     return {
         **counts,
-        "problem_share": (total - counts["balanced"]) / total if total else math.nan,
+        "problem_share": problem_share(counts),
         **{k: float(days[k].sum()) for k in ("lost_trips", "diverted_returns", "bikes_moved", "truck_km")},
         "decision_s_per_hour": float(days["decision_s_per_hour"].mean()),
         "task_s": time.perf_counter() - t0,

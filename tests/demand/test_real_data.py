@@ -10,7 +10,7 @@ from bicimad.demand.panel import build_panel
 from bicimad.demand.rates import CellRates, flag_truck_moves
 from bicimad.opendata.schemas import read_table
 
-EMT_DAILY_TRIPS_SEP_2018 = 14_200        # EdadesUsoBiciMad.csv, all user types (DESIGN.md)
+EMT_DAILY_TRIPS_SEP_2018 = 14_200        # EdadesUsoBiciMad.csv, all user types (ARCHITECTURE.md)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_skellam_rates_against_emt_counts(sep2018):
     panel = build_panel(station_hours)
     cells = CellRates.fit(panel)
     weekday_pickups = np.nansum(cells.pickup[0])
-    # Over-dispersion makes the Skellam reading run high (DESIGN.md: about 35 % over the counts).
+    # Over-dispersion makes the Skellam reading run high (ARCHITECTURE.md: about 35 % over the counts).
     assert 1.0 < weekday_pickups / EMT_DAILY_TRIPS_SEP_2018 < 1.6
     assert 0.002 < flag_truck_moves(panel)[np.isfinite(panel.net)].mean() < 0.03
     # The weekday profile peaks where the counted rides do: 08 h (pickups) and 18-20 h.

@@ -1,4 +1,4 @@
-"""Observed occupancy from real snapshots: Sep 2018 against the figures in DESIGN.md."""
+"""Observed occupancy from real snapshots: Sep 2018 against the figures in ARCHITECTURE.md."""
 
 from __future__ import annotations
 
@@ -23,6 +23,6 @@ def test_sep_2018_problem_share_at_snapshot_instants(shared_data, tmp_path):
     # 30 days x 24 hours x 172 stations, less the 2 hours without a snapshot (09-14, 09-17);
     # the 25th snapshot of 09-10 shares an hour with another and is not a station-hour of its own
     assert total == (720 - 2) * 172
-    # DESIGN.md: empty 8.6 %, full 1.7 %, problem share 10.3 % at the snapshot instant
+    # ARCHITECTURE.md: empty 8.6 %, full 1.7 %, problem share 10.3 % at the snapshot instant
     assert (counts["empty"] + counts["empty_and_full"]) / total == pytest.approx(0.086, abs=0.002)
     assert (counts["full"] + counts["empty_and_full"]) / total == pytest.approx(0.017, abs=0.002)
