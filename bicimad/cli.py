@@ -260,8 +260,9 @@ def _register_nightly(sub) -> None:
     parser.add_argument("--config", default="pipelines/nightly.toml", help="job config (TOML; default pipelines/nightly.toml)")
     parser.add_argument("--out", default=None, help="run folder (default: <data-dir>/runs/nightly/<D>)")
     parser.add_argument("--force", action="store_true", help="redo every step even if recorded done")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for cron logs)")
     parser.set_defaults(func=lambda a: _job("nightly").nightly_command(
-        a.date, a.config, out=a.out, force=a.force, data_dir=a.data_dir).print())
+        a.date, a.config, out=a.out, force=a.force, data_dir=a.data_dir, progress=not a.no_progress).print())
 
 
 def _register_whatif(sub) -> None:

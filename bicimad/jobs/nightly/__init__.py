@@ -14,6 +14,9 @@ recording them (with checksums) in the run folder's step ledger:
    ``occupancy/<planner>.parquet`` (first draw), ``occupancy.csv`` (means and intervals over
    draws), ``plans.csv`` (every planner's plan under the first draw), and the inputs a
    what-if sweep can reuse (``stations.parquet``, ``start.parquet``, ``scenario.toml``);
+   ``decision.json`` says which planner is dispatched (``dispatch``, or ``"best"``: the lowest
+   declared objective over the draws, :mod:`bicimad.jobs.nightly.decision`) and why, with
+   paired differences against no trucks and the runner-up;
 5. ``plan``: ``plan.csv``, the dispatched planner's plan, per truck and hour: the stations in
    order and the bikes to load (> 0) or unload (< 0);
 6. ``report``: ``report.html``;
@@ -37,6 +40,9 @@ Exit codes (for cron):
 2     bad command line or bad config (the message names the key)
 65    input data present but unusable (schema or values; the message names file and field)
 66    input data missing (e.g. no snapshots up to the date, local folder absent)
+69    stale input: the start snapshot is older, or the demand history thinner, than the
+      ``[freshness]`` limits (with ``on_stale = "mark"`` the run plans anyway and marks the
+      plan, the report and the printed summary "stale input" with the figures)
 70    a step failed unexpectedly (traceback in nightly.log); re-running resumes at that step
 75    another nightly run holds the lock; try again later
 ====  ==================================================================================
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import time
 from pathlib import Path
@@ -55,13 +62,14 @@ from bicimad.errors import (
     EXIT_DATAERR,
     EXIT_NOINPUT,
     EXIT_SOFTWARE,
+    EXIT_STALE,
     EXIT_TEMPFAIL,
     EXIT_USAGE,
     CommandError,
 )
 from bicimad.jobs import JobResult, batch
 from bicimad.jobs.nightly.config import DemandConfig, NightlyConfig, SourceConfig
-from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInputError, load_run_inputs
+from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInputError, StaleInputError, load_run_inputs
 from bicimad.opendata.schemas import SchemaError
 from bicimad.plan import PLANNER_NAMES, make_planner
 from bicimad.sim.scenario import ScenarioError, load_scenario
@@ -82,6 +90,8 @@ class NightlyResult(JobResult):
     run_dir: Path
     steps_run: tuple[str, ...]
     seconds: float
+    decision: str = ""
+    warnings: tuple[str, ...] = ()
 
     @property
     def target(self) -> dt.date:
@@ -89,9 +99,12 @@ class NightlyResult(JobResult):
 
     def summary(self) -> str:
         verdict = "already complete" if not self.steps_run else f"{len(self.steps_run)} step(s) run"
-        return (f"nightly {self.date} -> plan for {self.target}: {verdict} in {self.seconds:.1f} s\n"
-                f"plan: {(self.run_dir / 'plan.csv').resolve()}\n"
-                f"report: {(self.run_dir / 'report.html').resolve()}")
+        lines = [f"nightly {self.date} -> plan for {self.target}: {verdict} in {self.seconds:.1f} s"]
+        lines += [f"STALE INPUT: {w}" for w in self.warnings]
+        if self.decision:
+            lines.append(self.decision)
+        lines += [f"plan: {(self.run_dir / 'plan.csv').resolve()}", f"report: {(self.run_dir / 'report.html').resolve()}"]
+        return "\n".join(lines)
 
 
 def validate_config(config: NightlyConfig, source: str = "config") -> None:
@@ -128,7 +141,7 @@ def _attach_log(run_dir: Path) -> logging.Handler:
 
 
 def nightly_command(date: str, config_path: str = DEFAULT_CONFIG, *, out=None, force: bool = False,
-                    data_dir=None) -> NightlyResult:
+                    data_dir=None, progress: bool = True) -> NightlyResult:
     """The command line's entry: parse the date, load and validate the config file, run."""
     try:
         day = dt.date.fromisoformat(date)
@@ -140,10 +153,11 @@ def nightly_command(date: str, config_path: str = DEFAULT_CONFIG, *, out=None, f
     except batch.ConfigError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     validate_config(config, str(config_path))
-    return nightly(day, config, out=out, force=force, data_dir=data_dir)
+    return nightly(day, config, out=out, force=force, data_dir=data_dir, progress=progress)
 
 
-def nightly(date: dt.date, config: NightlyConfig, *, out=None, force: bool = False, data_dir=None) -> NightlyResult:
+def nightly(date: dt.date, config: NightlyConfig, *, out=None, force: bool = False, data_dir=None,
+            progress: bool = True) -> NightlyResult:
     """Tonight's run for ``date`` (plans the day after) in its run folder, under the data
     folder's lock; resumes or skips the steps already done (``force`` redoes them)."""
     validate_config(config)
@@ -158,7 +172,7 @@ def nightly(date: dt.date, config: NightlyConfig, *, out=None, force: bool = Fal
         run_dir.mkdir(parents=True, exist_ok=True)
         handler = _attach_log(run_dir)
         try:
-            return _run_locked(config, date, data_root, run_dir, force=force)
+            return _run_locked(NightlyRun(config, date, data_root, run_dir, progress), force=force)
         finally:
             logging.getLogger().removeHandler(handler)
             handler.close()
@@ -166,8 +180,8 @@ def nightly(date: dt.date, config: NightlyConfig, *, out=None, force: bool = Fal
         lock.release()
 
 
-def _run_locked(config: NightlyConfig, date: dt.date, data_root: Path, run_dir: Path, force: bool) -> NightlyResult:
-    ctx = NightlyRun(config, date, data_root, run_dir)
+def _run_locked(ctx: NightlyRun, force: bool) -> NightlyResult:
+    config, date, run_dir = ctx.config, ctx.date, ctx.run_dir
     config_path = run_dir / "nightly.toml"
     if config_path.exists() and not force:
         previous = batch.load_config(NightlyConfig, config_path)
@@ -183,6 +197,9 @@ def _run_locked(config: NightlyConfig, date: dt.date, data_root: Path, run_dir: 
     except NoInputError as exc:
         log.error("missing input: %s", exc)
         raise CommandError(str(exc), EXIT_NOINPUT) from None
+    except StaleInputError as exc:
+        log.error("%s", exc)
+        raise CommandError(f"{exc}; set freshness.on_stale = \"mark\" to plan anyway", EXIT_STALE) from None
     except (BadInputError, SchemaError) as exc:
         log.error("unusable input: %s", exc)
         raise CommandError(str(exc), EXIT_DATAERR) from None
@@ -191,4 +208,12 @@ def _run_locked(config: NightlyConfig, date: dt.date, data_root: Path, run_dir: 
         raise CommandError(f"{type(exc).__name__}: {exc} (details in {run_dir / 'nightly.log'}; "
                            "re-run to resume)", EXIT_SOFTWARE) from None
     done = tuple(name for name, s in status.items() if s == "done")
-    return NightlyResult(date=date, run_dir=run_dir, steps_run=done, seconds=time.perf_counter() - t0)
+    facts = _ledger_facts(run_dir)
+    return NightlyResult(date=date, run_dir=run_dir, steps_run=done, seconds=time.perf_counter() - t0,
+                         decision=facts.get("simulate", {}).get("decision", ""),
+                         warnings=tuple(facts.get("ingest", {}).get("warnings", ())))
+
+
+def _ledger_facts(run_dir: Path) -> dict:
+    ledger = json.loads((run_dir / "ledger.json").read_text(encoding="utf-8"))["steps"]
+    return {name: entry.get("facts", {}) for name, entry in ledger.items()}

@@ -56,6 +56,26 @@ class DemandConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FreshnessConfig:
+    """Limits on how old or thin the input may be before the plan cannot be trusted."""
+
+    max_snapshot_age_hours: float = 3.0
+    """the start snapshot (the last one before the planned day) may be at most this old at midnight"""
+    min_history_share: float = 0.75
+    """share of demand.history_days that must hold station-hour data up to the date"""
+    on_stale: str = "fail"
+    """fail: exit 69 before planning; mark: plan anyway and mark the plan, report and summary as stale input"""
+
+    def validate(self) -> None:
+        if not self.max_snapshot_age_hours > 0:
+            raise ValueError("freshness.max_snapshot_age_hours: must be > 0")
+        if not 0 <= self.min_history_share <= 1:
+            raise ValueError("freshness.min_history_share: must be between 0 and 1")
+        if self.on_stale not in ("fail", "mark"):
+            raise ValueError(f"freshness.on_stale: must be fail or mark, got {self.on_stale!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class NightlyConfig:
     """The nightly job, loaded from TOML (see pipelines/nightly.toml)."""
 
@@ -64,18 +84,20 @@ class NightlyConfig:
     planners: tuple[str, ...] = ("noop", "greedy", "ortools")
     """planners whose predicted occupancy is compared"""
     dispatch: str = "ortools"
-    """the planner whose plan goes to the trucks (plan.csv); must be one of planners"""
+    """the planner whose plan goes to the trucks (plan.csv): one of planners, or "best": the one with
+    the lowest declared objective (the scenario's weights) over the demand draws"""
     seeds: int = 3
     """demand draws per planner for the predicted occupancy"""
     seed: int = 2018
     """root seed; a run's seeds derive from it and the date"""
     source: SourceConfig = SourceConfig()
     demand: DemandConfig = DemandConfig()
+    freshness: FreshnessConfig = FreshnessConfig()
 
     def validate(self) -> None:
         if not self.planners:
             raise ValueError("planners: needs at least one planner")
-        if self.dispatch not in self.planners:
-            raise ValueError(f"dispatch: {self.dispatch!r} is not one of planners {list(self.planners)}")
+        if self.dispatch != "best" and self.dispatch not in self.planners:
+            raise ValueError(f"dispatch: {self.dispatch!r} is not one of planners {list(self.planners)} (or \"best\")")
         if self.seeds < 1:
             raise ValueError("seeds: must be >= 1")

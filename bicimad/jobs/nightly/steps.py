@@ -23,6 +23,7 @@ from bicimad.jobs import demand as demand_job
 from bicimad.jobs import ingest
 from bicimad.jobs.batch import Step, StepResult, config_to_dict, file_inputs, git_commit
 from bicimad.jobs.nightly.config import NightlyConfig
+from bicimad.jobs.nightly.decision import decide
 from bicimad.opendata.schemas import read_table, write_table
 from bicimad.plan import make_planner
 from bicimad.report.html import build_report, load_run
@@ -43,6 +44,10 @@ class BadInputError(RuntimeError):
     """Input is present but unusable (exit 65)."""
 
 
+class StaleInputError(RuntimeError):
+    """Input is too old or too thin for the configured freshness limits (exit 69)."""
+
+
 @dataclasses.dataclass
 class NightlyRun:
     """Everything a step needs: the config, the dates, the folders and the seeds."""
@@ -50,6 +55,7 @@ class NightlyRun:
     date: dt.date
     data_root: Path
     run_dir: Path
+    progress: bool = True
 
     @property
     def processed(self) -> Path:
@@ -107,11 +113,38 @@ def step_ingest(ctx: NightlyRun):
     processed = ctx.processed
     snapshots = read_table("snapshots", processed / "snapshots.parquet")
     last = snapshots["ts"].max() if len(snapshots) else None
-    if last is None or last.date() < ctx.date:
+    if last is None or last.tz_convert(TZ).date() < ctx.date:
         raise NoInputError(f"{processed / 'snapshots.parquet'}: no snapshot on {ctx.date} (latest: {last})")
+    facts = freshness(ctx, snapshots, read_table("station_hours", processed / "station_hours.parquet"))
     tables = [processed / f"{name}.parquet" for name in ("stations", "snapshots", "station_hours")]
-    return StepResult(outputs=[], facts={"inputs": [str(p) for p in tables if p.exists()],
-                                         "latest_snapshot": str(last)})
+    return StepResult(outputs=[], facts={"inputs": [str(p) for p in tables if p.exists()], **facts})
+
+
+def freshness(ctx: NightlyRun, snapshots: pd.DataFrame, station_hours: pd.DataFrame) -> dict:
+    """The input's age and depth against the configured limits: the start snapshot's age at the
+    planned day's midnight, and the days of station-hour data in the demand history window.
+    Beyond a limit: :class:`StaleInputError`, or (``on_stale = "mark"``) warnings in the facts."""
+    limits = ctx.config.freshness
+    midnight = pd.Timestamp(ctx.target).tz_localize(TZ)
+    start = snapshots.loc[snapshots["ts"] < midnight, "ts"].max()
+    age_h = (midnight - start).total_seconds() / 3600
+    days = ctx.config.demand.history_days
+    window = station_hours[(station_hours["hour"] >= midnight - pd.Timedelta(days=days))
+                           & (station_hours["hour"] < midnight) & station_hours["net_flow"].notna()]
+    have = int(window["hour"].dt.tz_convert(TZ).dt.date.nunique())
+    warnings = []
+    if age_h > limits.max_snapshot_age_hours:
+        warnings.append(f"start snapshot {start} is {age_h:.1f} h old at {midnight} "
+                        f"(limit freshness.max_snapshot_age_hours = {limits.max_snapshot_age_hours:g})")
+    if have < limits.min_history_share * days:
+        warnings.append(f"{have} of the {days} days of demand history (demand.history_days) hold station-hour data "
+                        f"(limit freshness.min_history_share = {limits.min_history_share:g})")
+    if warnings and limits.on_stale == "fail":
+        raise StaleInputError("stale input: " + "; ".join(warnings))
+    for warning in warnings:
+        log.warning("stale input: %s", warning)
+    return {"latest_snapshot": str(snapshots["ts"].max()), "start_snapshot": str(start),
+            "start_snapshot_age_h": round(age_h, 2), "history_days_available": have, "warnings": warnings}
 
 
 def step_demand_model(ctx: NightlyRun):
@@ -230,10 +263,11 @@ def step_simulate(ctx: NightlyRun):
     start = start_rows["ts"].iloc[0]
     scenario = load_scenario(ctx.config.scenario)
     outputs = [write_scenario(scenario, ctx.run_dir / "scenario.toml")]
-    rows, plans = [], []
-    with tqdm(total=len(ctx.config.planners) * len(ctx.seeds), desc="simulate", unit="episode") as bar:
+    rows, plans, draws = [], [], {}
+    with tqdm(total=len(ctx.config.planners) * len(ctx.seeds), desc="simulate", unit="episode",
+              disable=not ctx.progress) as bar:
         for name in ctx.config.planners:
-            per_seed = []
+            per_seed = draws.setdefault(name, [])
             for index, seed in enumerate(ctx.seeds):
                 planner = RecordingPlanner(make_planner(name))
                 result = run_episode(network, demand, demand, scenario, planner, seed=seed)
@@ -247,30 +281,39 @@ def step_simulate(ctx: NightlyRun):
             _, lo, hi = mean_interval([r["problem_share"] for r in per_seed])
             rows.append({**mean, "planner": name, "problem_share_lo": lo, "problem_share_hi": hi,
                          "seeds": len(per_seed)})
-    summary = summary_table(rows)
-    with atomic_path(ctx.run_dir / "occupancy.csv") as tmp:
-        summary.to_csv(tmp, index=False)
     plan_columns = ["planner", "truck", "hour", "order", "station_id", "bikes", "action"]
     plans = pd.DataFrame(plans, columns=plan_columns)
     names = stations.drop_duplicates("station_id")[["station_id", "number", "name"]]
     plans = plans.merge(names, on="station_id", how="left")[plan_columns[:5] + ["number", "name"] + plan_columns[5:]]
     with atomic_path(ctx.run_dir / "plans.csv") as tmp:
         plans.to_csv(tmp, index=False)
+    decision = decide(draws, scenario.reward, ctx.config.dispatch, plans.groupby("planner").size().to_dict())
+    objectives = decision.table.set_index("planner")
+    for row in rows:
+        row["objective"] = float(objectives.loc[row["planner"], "objective"])
+        row["dispatched"] = row["planner"] == decision.planner
+    summary = summary_table(rows)
+    with atomic_path(ctx.run_dir / "occupancy.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    write_json(ctx.run_dir / "decision.json", decision.to_json())
     write_table(stations, "stations", ctx.run_dir / "stations.parquet")
     write_table(start_rows, "snapshots", ctx.run_dir / "start.parquet")
-    outputs += [ctx.run_dir / name for name in ("occupancy.csv", "plans.csv", "stations.parquet", "start.parquet")]
+    outputs += [ctx.run_dir / name for name in ("occupancy.csv", "plans.csv", "decision.json", "stations.parquet",
+                                                 "start.parquet")]
     return StepResult(outputs=outputs, facts={"start_snapshot": str(start), "stations": int(network.n),
-                                              "scenario": scenario.name, "seeds": ctx.seeds})
+                                              "scenario": scenario.name, "seeds": ctx.seeds,
+                                              "dispatch": decision.planner, "decision": decision.sentence})
 
 
 def step_plan(ctx: NightlyRun):
     """plan.csv: the dispatched planner's plan, per truck and hour, stations in order."""
     plans = pd.read_csv(ctx.run_dir / "plans.csv")
-    plan = plans[plans["planner"] == ctx.config.dispatch].drop(columns="planner")
+    dispatch = json.loads((ctx.run_dir / "decision.json").read_text(encoding="utf-8"))["planner"]
+    plan = plans[plans["planner"] == dispatch].drop(columns="planner")
     with atomic_path(ctx.run_dir / "plan.csv") as tmp:
         plan.to_csv(tmp, index=False)
     return StepResult(outputs=[ctx.run_dir / "plan.csv"],
-                      facts={"dispatch": ctx.config.dispatch, "visits": len(plan),
+                      facts={"dispatch": dispatch, "visits": len(plan),
                              "bikes_moved": int(plan["bikes"].abs().sum() // 2) if len(plan) else 0})
 
 
@@ -287,7 +330,8 @@ def _provenance(ctx: NightlyRun) -> dict:
         "inputs": file_inputs(inputs + [ctx.data_root / "raw" / "manifest.json"]),
         "models": {"demand": ledger["demand_model"]["facts"]},
         "planners": list(ctx.config.planners),
-        "dispatch": ctx.config.dispatch,
+        "dispatch": ledger.get("simulate", {}).get("facts", {}).get("dispatch", ctx.config.dispatch),
+        "warnings": ledger["ingest"]["facts"].get("warnings", []),
     }
 
 
