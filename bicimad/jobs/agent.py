@@ -54,7 +54,7 @@ Written by `bicimad train-agent` at commit `{commit}`.
 
 def evaluate(scenario, days, planners: dict, seeds: list[int]) -> dict:
     """Mean problem share, lost trips and bikes moved per planner over ``days`` x ``seeds``."""
-    per_seed, _ = run_comparison(scenario, days, planners, seeds, progress=False)
+    per_seed, _, _ = run_comparison(scenario, days, planners, seeds, progress=False)
     return {name: {col: float(np.mean(group[col])) for col in ("problem_share", "lost_trips", "bikes_moved")}
             for name, group in per_seed.groupby("planner", sort=False)}
 

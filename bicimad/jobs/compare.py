@@ -12,17 +12,31 @@ Evaluation protocol (ARCHITECTURE.md). For a period ``START:END`` (local dates, 
 * each simulated day starts from the first snapshot of that day, and seed ``s`` of day ``d``
   draws the same riders for every planner (common random numbers).
 
-Outputs in ``--out``: ``per_seed.csv`` (one row per planner and seed, summed over the days),
-``occupancy.csv`` (one row per planner: means over seeds with ``<col>_ci_low``/``<col>_ci_high``
-95 % Student-t intervals, plus the occupancy observed in the snapshots of the same days),
-``relative.csv`` (each planner's problem share against no-op and OR-Tools, paired by seed),
-``occupancy.png`` and ``hourly.png`` (plots), ``NOTE.md`` (what is and is not comparable),
-``run.json`` and ``scenario.toml``.
+* every planner is judged on the scenario's declared objective (:mod:`bicimad.sim.objective`:
+  problem station-hours, lost trips, diverted returns and truck km, weighted by the scenario's
+  ``[reward]``), reported beside each of those metrics;
+* a learnt policy is refused on days its model card lists as training days
+  (``--allow-training-days`` runs it anyway and marks every output), and a policy trained on the
+  synthetic city is refused for processed data.
+
+Outputs in ``--out``: ``per_day.csv`` (one row per planner, seed and day), ``per_seed.csv`` (one
+row per planner and seed, summed over the days), ``occupancy.csv`` (one row per planner, named
+by ``planner``: means over seeds with ``<col>_ci_low``/``<col>_ci_high`` 95 % Student-t
+intervals; ``lost_trips``, ``diverted_returns``, ``bikes_moved``, ``truck_km`` and ``objective``
+per day; plus the ``observed`` row from the snapshots of the same days, NaN where a metric is
+not observed), ``paired.csv`` (each planner against ``status-quo``, ``ortools`` and ``noop``
+where present: the mean per-day difference and relative change of the objective, the problem
+share and lost trips, with 95 % intervals from a bootstrap over days), ``relative.csv`` (the
+problem share against no-op and OR-Tools, paired by seed), ``seed_table.csv`` (balanced /
+empty / full / empty-and-full station-hours and the problem share per planner, at the hour start
+and within the hour), ``occupancy.png`` and ``hourly.png`` (plots), ``NOTE.md`` (what is and is
+not comparable, and any warning), ``run.json`` and ``scenario.toml``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -32,7 +46,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from bicimad.config import TZ
+from bicimad.config import TZ, models_dir
 from bicimad.demand.panel import build_panel
 from bicimad.demand.rates import CellRates
 from bicimad.errors import CommandError
@@ -51,6 +65,7 @@ from bicimad.report.plots import _pyplot, _save, plot_hourly_profile
 from bicimad.sim import run_episode
 from bicimad.sim.data import Processed
 from bicimad.sim.network import synthetic_network
+from bicimad.sim.objective import objective
 from bicimad.sim.riders import Demand, synthetic_demand
 from bicimad.sim.scenario import ScenarioError, load_scenario, write_scenario
 
@@ -58,7 +73,8 @@ log = logging.getLogger(__name__)
 
 #: Columns averaged over seeds (with intervals) in occupancy.csv.
 METRICS = ("balanced", "empty", "full", "empty_and_full", "problem_share", "lost_trips",
-           "diverted_returns", "bikes_moved", "truck_km", "decision_s_per_hour", "problem_share_at_hour_start")
+           "diverted_returns", "bikes_moved", "truck_km", "objective", "decision_s_per_hour",
+           "problem_share_at_hour_start")
 
 NOTE = """# What is and is not comparable
 
@@ -166,14 +182,22 @@ def _finite(rates):
 class HourStartRecorder:
     """Wraps a planner and counts station-hours empty or full at the hour's start (as a
     snapshot would see them) before passing the view on."""
+
     def __init__(self, planner):
         self.planner = planner
         self.name = planner.name
-        self.problem_hours = 0
+        self.empty = 0
+        self.full = 0
         self.station_hours = 0
 
+    @property
+    def problem_hours(self) -> int:
+        return self.empty + self.full
+
     def plan(self, view):
-        self.problem_hours += int(((view.bikes <= 0) | (view.bikes >= view.capacity)).sum())
+        empty = view.bikes <= 0
+        self.empty += int(empty.sum())
+        self.full += int((~empty & (view.bikes >= view.capacity)).sum())
         self.station_hours += view.n_stations
         return self.planner.plan(view)
 
@@ -183,49 +207,71 @@ def day_seed(seed: int, day: int) -> int:
     return int(np.random.SeedSequence([seed, day]).generate_state(1)[0])
 
 
+COUNTS = ("balanced", "empty", "full", "empty_and_full")
+#: Per-day quantities summed over the days of a seed (occupancy.csv reports them per day).
+TOTALS = ("lost_trips", "diverted_returns", "bikes_moved", "truck_km", "objective")
+START_COUNTS = ("start_empty", "start_full", "start_station_hours")
+
+
+def _day_row(name: str, seed: int, index: int, day: Day, result, recorder: HourStartRecorder, weights) -> dict:
+    summary = result.summary.iloc[0]
+    row = {"planner": name, "seed": seed, "day": index, "date": day.date,
+           **{c: int(summary[c]) for c in COUNTS},
+           **{c: float(summary[c]) for c in TOTALS if c != "objective"},
+           "objective": objective(summary, weights),
+           "decision_s": float(sum(step["decision_s"] for step in result.steps)), "hours": len(result.steps),
+           "start_empty": recorder.empty, "start_full": recorder.full, "start_station_hours": recorder.station_hours}
+    row["problem_share"] = problem_share({c: row[c] for c in COUNTS})
+    row["problem_share_at_hour_start"] = recorder.problem_hours / max(recorder.station_hours, 1)
+    return row
+
+
+def per_seed_rows(per_day: pd.DataFrame) -> pd.DataFrame:
+    """Per planner and seed: counts and totals summed over the days, shares from the sums."""
+    rows = []
+    for (name, seed), group in per_day.groupby(["planner", "seed"], sort=False):
+        counts = {c: int(group[c].sum()) for c in COUNTS}
+        start = {c: int(group[c].sum()) for c in START_COUNTS}
+        rows.append({"planner": name, "seed": seed, "days": len(group), **counts, "problem_share": problem_share(counts),
+                     **{c: float(group[c].sum()) for c in TOTALS},
+                     "decision_s_per_hour": float(group["decision_s"].sum()) / max(int(group["hours"].sum()), 1),
+                     "problem_share_at_hour_start": (start["start_empty"] + start["start_full"])
+                     / max(start["start_station_hours"], 1), **start})
+    return pd.DataFrame(rows)
+
+
 def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], progress: bool = True):
-    """Per-seed rows (summed over days) and, for the first seed, each planner's occupancy table."""
-
-
+    """Per-seed rows (summed over days), per-day rows, and for the first seed each planner's
+    occupancy table. Day ``i`` of seed ``s`` draws the same riders for every planner."""
     rows, first_tables = [], {}
     bar = tqdm(total=len(planners) * len(seeds) * len(days), desc="compare", unit="day", disable=not progress)
     for name, planner in planners.items():
         for seed in seeds:
-            recorder = HourStartRecorder(planner)
-            summaries, decision_s, hours, tables = [], 0.0, 0, []
+            tables = []
             for i, day in enumerate(days):
+                recorder = HourStartRecorder(planner)
                 result = run_episode(day.network, day.truth, day.forecast, scenario, recorder, seed=day_seed(seed, i))
-                summary = result.summary.iloc[0]
-                summaries.append(summary)
-                decision_s += sum(step["decision_s"] for step in result.steps)
-                hours += len(result.steps)
+                rows.append(_day_row(name, seed, i, day, result, recorder, scenario.reward))
                 if seed == seeds[0]:
                     tables.append(result.occupancy)
                 bar.update()
-            frame = pd.DataFrame(summaries)
-            counts = {c: int(frame[c].sum()) for c in ("balanced", "empty", "full", "empty_and_full")}
-            rows.append({
-                "planner": name, "seed": seed, "days": len(days), **counts,
-                "problem_share": problem_share(counts),
-                **{c: float(frame[c].sum()) for c in ("lost_trips", "diverted_returns", "bikes_moved", "truck_km")},
-                "decision_s_per_hour": decision_s / max(hours, 1),
-                "problem_share_at_hour_start": recorder.problem_hours / max(recorder.station_hours, 1),
-            })
             if tables:
                 first_tables[name] = pd.concat(tables, ignore_index=True)
     bar.close()
-    return pd.DataFrame(rows), first_tables
+    per_day = pd.DataFrame(rows)
+    return per_seed_rows(per_day), first_tables, per_day
 
 
 def summarise(per_seed, observed: dict | None = None):
-    """One row per planner: the mean of each metric over seeds and its 95 % interval."""
-
-
+    """One row per planner: the mean of each metric over seeds and its 95 % interval; lost
+    trips, diverted returns, bikes moved, truck km and the objective per day."""
     rows = []
     for planner, group in per_seed.groupby("planner", sort=False):
-        row = {"planner": planner, "kind": "simulated (within hour)", "seeds": len(group), "days": int(group["days"].iloc[0])}
+        days = int(group["days"].iloc[0])
+        row = {"planner": planner, "kind": "simulated (within hour)", "seeds": len(group), "days": days}
         for column in METRICS:
-            mean, low, high = mean_interval(group[column].tolist())
+            values = group[column] / days if column in TOTALS else group[column]
+            mean, low, high = mean_interval(values.tolist())
             row[column], row[f"{column}_ci_low"], row[f"{column}_ci_high"] = mean, low, high
         rows.append(row)
     if observed is not None:
@@ -233,6 +279,68 @@ def summarise(per_seed, observed: dict | None = None):
     frame = pd.DataFrame(rows)
     first = ["planner", "kind", "seeds", "days", *METRICS]
     return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def _daily_values(per_day: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """(day x planner) of ``metric``, averaged over seeds; shares from the day's summed counts."""
+    grouped = per_day.groupby(["day", "planner"], sort=False)
+    if metric == "problem_share":
+        sums = grouped[list(COUNTS)].sum()
+        values = 1 - sums["balanced"] / sums.sum(axis=1)
+    elif metric == "problem_share_at_hour_start":
+        sums = grouped[list(START_COUNTS)].sum()
+        values = (sums["start_empty"] + sums["start_full"]) / sums["start_station_hours"]
+    else:
+        values = grouped[metric].mean()
+    return values.unstack("planner")
+
+
+def paired_by_day(per_day: pd.DataFrame, baselines=("status-quo", "ortools", "noop"),
+                  metrics=("objective", "problem_share", "lost_trips"), n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Each planner against each baseline present: the mean per-day difference and its 95 %
+    interval by a bootstrap over days (the day is the cluster: its seeds stay together), and the
+    relative change ``mean(planner) / mean(baseline) - 1`` with the same resampled days."""
+    rng = np.random.default_rng(seed)
+    n_days = per_day["day"].nunique()
+    draws = rng.integers(0, n_days, size=(n_boot, n_days))
+    rows = []
+    for metric in metrics:
+        table = _daily_values(per_day, metric)
+        for baseline in (b for b in baselines if b in table):
+            base = table[baseline].to_numpy(dtype=float)
+            for planner in (p for p in table.columns if p != baseline):
+                value = table[planner].to_numpy(dtype=float)
+                diff = value - base
+                boot_diff = diff[draws].mean(axis=1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    boot_change = value[draws].mean(axis=1) / base[draws].mean(axis=1) - 1
+                    change = value.mean() / base.mean() - 1
+                rows.append({"planner": planner, "baseline": baseline, "metric": metric, "days": n_days,
+                             "value": value.mean(), "baseline_value": base.mean(), "diff": diff.mean(),
+                             "diff_ci_low": np.quantile(boot_diff, 0.025), "diff_ci_high": np.quantile(boot_diff, 0.975),
+                             "change": change, "change_ci_low": np.nanquantile(boot_change, 0.025),
+                             "change_ci_high": np.nanquantile(boot_change, 0.975)})
+    return pd.DataFrame(rows)
+
+
+def seed_table(per_seed: pd.DataFrame, observed: dict | None = None) -> pd.DataFrame:
+    """The occupancy table in the seed presentation's form: station-hours balanced, empty, full,
+    empty and full, and the problem share, per planner (mean over seeds of the period's totals),
+    at the hour start (as snapshots see it) and within the hour (simulated only)."""
+    rows = []
+    if observed is not None:
+        rows.append({"planner": "observed", "measured": "at the hour start",
+                     **{c: observed[c] for c in COUNTS}, "problem_share": observed["problem_share"]})
+        rows.append({"planner": "observed", "measured": "within the hour",
+                     **dict.fromkeys(COUNTS, np.nan), "problem_share": np.nan})
+    for planner, group in per_seed.groupby("planner", sort=False):
+        empty, full, hours = (group[c].mean() for c in START_COUNTS)
+        rows.append({"planner": planner, "measured": "at the hour start", "balanced": hours - empty - full,
+                     "empty": empty, "full": full, "empty_and_full": 0.0, "problem_share": (empty + full) / hours})
+        within = {c: group[c].mean() for c in COUNTS}
+        rows.append({"planner": planner, "measured": "within the hour", **within,
+                     "problem_share": problem_share(within)})
+    return pd.DataFrame(rows, columns=["planner", "measured", *COUNTS, "problem_share"])
 
 
 def relative_changes(per_seed, baselines=("noop", "ortools"), metric: str = "problem_share"):
@@ -320,31 +428,64 @@ def build_planners(names, policy: str | None, time_limit_s: float | None) -> dic
 @dataclasses.dataclass(frozen=True)
 class CompareResult(JobResult):
     """A finished comparison: the occupancy table (one row per planner), the paired changes
-    against the baselines, and the output folder."""
+    against the baselines (by seed and by day), and the output folder."""
+
     occupancy: pd.DataFrame
     relative: pd.DataFrame
+    paired: pd.DataFrame
     out: Path
+    warnings: tuple[str, ...] = ()
 
     def summary(self) -> str:
         shown = self.occupancy[["planner", "problem_share", "problem_share_ci_low", "problem_share_ci_high",
-                                "problem_share_at_hour_start", "lost_trips", "bikes_moved"]]
-        lines = [shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+                                "problem_share_at_hour_start", "objective", "lost_trips", "bikes_moved"]]
+        lines = [f"WARNING: {w}" for w in self.warnings]
+        lines.append(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         lines += [f"{c.planner} vs {c.baseline}: problem share {100 * c.change:+.1f} % "
                   f"[{100 * c.change_ci_low:+.1f}, {100 * c.change_ci_high:+.1f}] (paired over seeds)"
                   for c in self.relative.itertuples()]
+        lines += [f"{c.planner} vs {c.baseline}: objective {100 * c.change:+.1f} % "
+                  f"[{100 * c.change_ci_low:+.1f}, {100 * c.change_ci_high:+.1f}] (bootstrap over {c.days} days)"
+                  for c in self.paired.itertuples() if c.metric == "objective"]
         lines.append(f"wrote {self.out / 'occupancy.csv'}")
         return "\n".join(lines)
 
 
-def _write_outputs(out: Path, per_seed, summary, changes, tables, scenario, seeds, skipped) -> None:
+def check_policy_protocol(policy: str | None, scenario, start, end, allow_training_days: bool) -> list[str]:
+    """A learnt policy is tested on days it never trained on, and on the kind of city it was
+    trained for: refuse (exit 2) a policy whose model card lists a day of the period among its
+    training days, unless ``allow_training_days`` (then the returned warning marks every output),
+    and one trained on the synthetic city for a comparison on processed data."""
+    folder = Path(policy) if policy else models_dir() / "policies" / "default"
+    card_path = folder / "model_card.json"
+    if not card_path.exists():
+        return [f"policy {folder} has no model card: its training days cannot be checked"]
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if scenario.network.source == "processed" and card.get("source") == "synthetic":
+        raise CommandError(f"policy {folder} was trained on the synthetic city (scenario {card.get('scenario')!r}); "
+                           f"scenario {scenario.name!r} runs on processed data: train a policy on it "
+                           "(`bicimad train-agent --scenario ...`) and pass it with --policy")
+    period = {d.date().isoformat() for d in pd.date_range(start, end, freq="D", inclusive="left")}
+    overlap = sorted(period & set(card.get("days", [])))
+    if not overlap:
+        return []
+    message = (f"policy {folder} trained on {len(overlap)} day(s) of this period ({overlap[0]}..{overlap[-1]}): "
+               "its results are measured on its training days")
+    if not allow_training_days:
+        raise CommandError(message + "; choose a period it never saw, or pass --allow-training-days to mark the output")
+    return [message]
+
+
+def _write_outputs(out: Path, frames: dict, tables, scenario, seeds, skipped, warnings) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("per_seed", per_seed), ("occupancy", summary), ("relative", changes)):
+    for name, frame in frames.items():
         with atomic_open(out / f"{name}.csv") as fh:
             frame.to_csv(fh, index=False)
-    plot_comparison(summary, out / "occupancy.png")
+    plot_comparison(frames["occupancy"], out / "occupancy.png")
     plot_hourly_profile({name: hourly_profile(table) for name, table in tables.items()}, out / "hourly.png",
                         title=f"Problem share by hour ({scenario.name}, seed {seeds[0]})")
     with atomic_open(out / "NOTE.md") as fh:
+        fh.write("".join(f"**WARNING: {w}.**\n\n" for w in warnings))
         fh.write(NOTE)
         if skipped:
             fh.write("\nDays skipped: " + "; ".join(skipped) + "\n")
@@ -353,7 +494,7 @@ def _write_outputs(out: Path, per_seed, summary, changes, tables, scenario, seed
 
 def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ortools", "ppo"), seeds: int = 3,
             seed: int = 0, policy: str | None = None, time_limit_s: float | None = None, history_days: int = 28,
-            max_days: int = 0, data_dir=None, progress: bool = True) -> CompareResult:
+            max_days: int = 0, allow_training_days: bool = False, data_dir=None, progress: bool = True) -> CompareResult:
     """Every planner on the same days of ``period`` and the same rider draws; writes the
     outputs listed in this module's docstring to ``out``."""
     try:
@@ -364,6 +505,7 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
     if seeds < 1 or max_days < 0 or history_days < 1:
         raise CommandError("--seeds and --history-days must be >= 1, --max-days >= 0")
     built = build_planners(planners, policy, time_limit_s)
+    warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days) if "ppo" in built else []
     if "ppo" in built:
         import torch
 
@@ -377,15 +519,19 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
         log.warning("skipped %s", reason)
     t0 = time.perf_counter()
     seed_list = list(range(seed, seed + seeds))
-    per_seed, tables = run_comparison(loaded, days, built, seed_list, progress=progress)
+    per_seed, tables, per_day = run_comparison(loaded, days, built, seed_list, progress=progress)
     observed = observed_row(data_dir, days) if loaded.network.source == "processed" else None
-    summary = summarise(per_seed, observed)
-    changes = relative_changes(per_seed)
+    frames = {"per_seed": per_seed, "per_day": per_day, "occupancy": summarise(per_seed, observed),
+              "relative": relative_changes(per_seed), "paired": paired_by_day(per_day, seed=seed),
+              "seed_table": seed_table(per_seed, observed)}
     out = Path(out)
-    _write_outputs(out, per_seed, summary, changes, tables, loaded, seed_list, skipped)
+    _write_outputs(out, frames, tables, loaded, seed_list, skipped, warnings)
     write_json(out / "run.json", {
         "scenario": loaded.name, "period": period, "days": [d.date for d in days], "skipped": skipped,
         "seeds": seed_list, "planners": list(built), "policy": policy, "ortools_time_limit_s": time_limit_s,
         "history_days": history_days, "git_commit": git_commit().get("commit"), "wall_s": time.perf_counter() - t0,
+        "warnings": warnings, "tested_on_training_days": any("training days" in w for w in warnings),
+        "objective_weights": dataclasses.asdict(loaded.reward),
     })
-    return CompareResult(occupancy=summary, relative=changes, out=out)
+    return CompareResult(occupancy=frames["occupancy"], relative=frames["relative"], paired=frames["paired"], out=out,
+                         warnings=tuple(warnings))

@@ -114,9 +114,48 @@ def test_train_agent_writes_a_policy_and_its_model_card(tmp_path):
     assert len(shares) == 4 and ((shares > 0) & (shares <= 1)).all()
     text = (out / "MODEL_CARD.md").read_text()
     assert "small" in text and "PPO vs OR-Tools" in text
-    # The ppo planner plans from it in a comparison.
-    assert main(["compare", "--scenario", scenario, "--period", "2018-09-24:2018-09-24", "--planners", "ppo",
+    # The ppo planner plans from it in a comparison on a day it never trained on ...
+    assert main(["compare", "--scenario", scenario, "--period", "2018-09-25:2018-09-25", "--planners", "ppo",
                  "--policy", str(out), "--seeds", "1", "--out", str(tmp_path / "cmp"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "cmp" / "run.json").read_text())["tested_on_training_days"] is False
+    # ... is refused on its training day, and runs there only when asked, with the output marked.
+    compare_on_training_day = ["compare", "--scenario", scenario, "--period", "2018-09-24:2018-09-24", "--planners",
+                               "ppo", "--policy", str(out), "--seeds", "1", "--out", str(tmp_path / "seen"), "--no-progress"]
+    assert main(compare_on_training_day) == 2
+    assert main([*compare_on_training_day, "--allow-training-days"]) == 0
+    run = json.loads((tmp_path / "seen" / "run.json").read_text())
+    assert run["tested_on_training_days"] is True and "training days" in run["warnings"][0]
+    assert "WARNING" in (tmp_path / "seen" / "NOTE.md").read_text()
     # An existing policy is not overwritten by accident.
     assert main(["train-agent", "--scenario", scenario, "--period", "2018-09-24:2018-09-24", "--steps", "0",
                  "--out", str(out)]) == 2
+
+
+def test_compare_writes_per_day_pairs_and_the_seed_table(tmp_path):
+    scenario = small_scenario(tmp_path, hours=8)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--scenario", scenario, "--period", "2018-09-24:2018-09-26", "--planners", "noop,greedy",
+                 "--seeds", "2", "--out", str(out), "--no-progress"]) == 0
+    per_day = pd.read_csv(out / "per_day.csv")
+    assert len(per_day) == 2 * 2 * 3 and set(per_day["day"]) == {0, 1, 2}
+    summary = pd.read_csv(out / "occupancy.csv").set_index("planner")
+    per_seed = pd.read_csv(out / "per_seed.csv")
+    # occupancy.csv reports counts of events per day: the seeds' totals over 3 days, divided by 3
+    noop_lost = per_seed.loc[per_seed.planner == "noop", "lost_trips"].mean() / 3
+    assert summary.loc["noop", "lost_trips"] == pytest.approx(noop_lost)
+    assert summary.loc["greedy", "objective"] < summary.loc["noop", "objective"]
+    # paired by day: the day's difference averaged over seeds; its bootstrap interval brackets it
+    paired = pd.read_csv(out / "paired.csv")
+    row = paired[(paired.planner == "greedy") & (paired.baseline == "noop") & (paired.metric == "objective")].iloc[0]
+    daily = per_day.groupby(["day", "planner"])["objective"].mean().unstack()
+    assert row["diff"] == pytest.approx((daily["greedy"] - daily["noop"]).mean())
+    assert row["diff_ci_low"] <= row["diff"] <= row["diff_ci_high"] and row["days"] == 3
+    # the seed's table: each planner at the hour start and within the hour, station-hours complete
+    table = pd.read_csv(out / "seed_table.csv")
+    assert list(table["measured"].unique()) == ["at the hour start", "within the hour"]
+    totals = table[["balanced", "empty", "full", "empty_and_full"]].sum(axis=1)
+    assert (totals == 3 * 8 * 40).all()
+    start = table[(table.planner == "noop") & (table.measured == "at the hour start")].iloc[0]
+    assert start["problem_share"] == pytest.approx(summary.loc["noop", "problem_share_at_hour_start"])
+    assert start["problem_share"] <= table[(table.planner == "noop") & (table.measured == "within the hour")
+                                           ]["problem_share"].iloc[0]
