@@ -39,6 +39,7 @@ import dataclasses
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ from tqdm import tqdm
 
 from bicimad.config import TZ, models_dir
 from bicimad.demand.panel import build_panel
-from bicimad.demand.rates import CellRates
+from bicimad.demand.rates import CellRates, flag_truck_moves
 from bicimad.errors import CommandError
 from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
@@ -100,6 +101,7 @@ class Day:
     network: object
     truth: object
     forecast: object | None
+    operator_moves: np.ndarray | None = None  #: (24, n) EMT's inferred truck moves (bikes added > 0), observed days only
 
 
 def parse_period(text: str):
@@ -137,6 +139,7 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
     # need the spread of several days per cell: a period of a few days has none.
     period = build_panel(hours, processed.stations, start=start, end=end)
     truth_cells = CellRates.fit(period)
+    moves = operator_moves(period)
     if not np.isfinite(truth_cells.pickup).any():
         raise CommandError(f"no demand can be fitted to {start.date()}..{end.date()}: too few days of snapshots "
                            "(a period of two weeks or more is needed)")
@@ -149,6 +152,8 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
             skipped.append(f"{label}: no snapshot in its first hour")
             continue
         truth = _day_demand(period, truth_cells, i, network)
+        column = pd.Index(period.station_ids).get_indexer(network.station_ids)
+        day_moves = np.where(column >= 0, moves[i][:, np.maximum(column, 0)], 0.0)
         # Forecast: cell rates fitted to the days before this one only (no leakage).
         panel = build_panel(hours, processed.stations, start=date - pd.Timedelta(days=history_days),
                             end=date + pd.Timedelta(days=1), station_ids=network.station_ids)
@@ -157,8 +162,23 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
             skipped.append(f"{label}: {before.sum()} day(s) of history before it (< {min_history_days})")
             continue
         forecast = _day_demand(panel, CellRates.fit(panel, day_mask=before), panel.n_days - 1, network)
-        days.append(Day(label, network, truth, forecast))
+        days.append(Day(label, network, truth, forecast, day_moves))
     return days, skipped
+
+
+def operator_moves(panel) -> np.ndarray:
+    """(days, 24, stations) bikes EMT's trucks added (> 0) or removed (< 0), read from the
+    snapshots: in each hour the truck-move rule flags, the net flow's excess over its cell's
+    median (station x hour x day type over the panel's days); 0 elsewhere."""
+    flags = flag_truck_moves(panel)
+    types = panel.day_types
+    median = np.zeros(panel.net.shape[1:], dtype=float)[None].repeat(len(panel.days), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells: no median, no move
+        for t in np.unique(types):
+            median[types == t] = np.nanmedian(panel.net[types == t], axis=0)
+    excess = np.where(flags, panel.net - np.nan_to_num(median), 0.0)
+    return np.nan_to_num(excess)
 
 
 def _day_demand(panel, cells, day: int, network):
@@ -249,9 +269,15 @@ def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], 
         for seed in seeds:
             tables = []
             for i, day in enumerate(days):
-                recorder = HourStartRecorder(planner)
-                result = run_episode(day.network, day.truth, day.forecast, scenario, recorder, seed=day_seed(seed, i))
-                rows.append(_day_row(name, seed, i, day, result, recorder, scenario.reward))
+                today = planner.for_day(day) if hasattr(planner, "for_day") else planner
+                fleet = today.scenario_for(scenario, day.network) if hasattr(today, "scenario_for") else scenario
+                recorder = HourStartRecorder(today)
+                result = run_episode(day.network, day.truth, day.forecast, fleet, recorder, seed=day_seed(seed, i))
+                row = _day_row(name, seed, i, day, result, recorder, scenario.reward)
+                if getattr(today, "virtual_fleet", False):  # EMT's replayed moves: no real truck routes
+                    row["truck_km"] = np.nan
+                    row["objective"] = objective({**row, "truck_km": 0.0}, scenario.reward)
+                rows.append(row)
                 if seed == seeds[0]:
                     tables.append(result.occupancy)
                 bar.update()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bicimad.sim.interface import Planner
 
 #: Planner names, in the order comparisons report them.
-PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo")
+PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo")
 
 
 def make_planner(name: str, **kwargs) -> Planner:
@@ -23,6 +23,9 @@ def make_planner(name: str, **kwargs) -> Planner:
     if name == "ortools":
         from bicimad.plan.ortools_planner import ORToolsPlanner
         return ORToolsPlanner(**kwargs)
+    if name == "status-quo":
+        from bicimad.plan.status_quo import StatusQuoPlanner
+        return StatusQuoPlanner(**kwargs)
     if name == "ppo":
         from bicimad.plan.policy import PolicyPlanner
         return PolicyPlanner.load(**kwargs)

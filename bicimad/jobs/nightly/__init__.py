@@ -114,6 +114,9 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
     if unknown:
         raise CommandError(f"{source}: planners: unknown planner {unknown[0]!r}; known: {', '.join(PLANNER_NAMES)}",
                            EXIT_USAGE)
+    if "status-quo" in config.planners:
+        raise CommandError(f"{source}: planners: status-quo replays EMT's moves observed on past days; it cannot "
+                           "plan tomorrow (use it in `bicimad compare`)", EXIT_USAGE)
     try:
         load_scenario(config.scenario)
     except ScenarioError as exc:
