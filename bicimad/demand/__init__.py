@@ -2,7 +2,7 @@
 
 Modules, in the order data flows through them:
 
-* :mod:`~bicimad.demand.calendar` — Madrid holidays 2017-2027 and day types;
+* :mod:`~bicimad.demand.calendar` — Madrid holidays (the `holidays` package plus the city's two days) and day types;
 * :mod:`~bicimad.demand.panel` — ``station_hours`` as a (day, hour, station) panel;
 * :mod:`~bicimad.demand.rates` — gross rates from net flow (Skellam, with shrinkage), truck-move
   flags, ``fit_period_rates`` (a period's own rates: the simulator's truth for evaluation);

@@ -6,9 +6,11 @@ picks files by name (:class:`PortalConfig` holds the name patterns, with the por
 defaults), then fetches each with one ``requests`` session:
 
 - timeouts on connect and read; retries with exponential backoff on connection errors, dropped
-  or slow responses and 5xx answers (a 4xx is final);
+  or slow responses, 429 and 5xx answers (a ``Retry-After`` is honoured; another 4xx is final),
+  through urllib3's ``Retry`` on the session's adapter (:mod:`bicimad.opendata.http`);
 - a partial file is resumed with an HTTP ``Range`` request: a ``206`` answer is appended, a
   ``200`` (the server ignores ranges) restarts the file cleanly;
+- a file above ``max_file_bytes`` (announced or counted) is refused and its partial removed;
 - bytes go to ``.<name>.part`` beside the target and are renamed into place only when complete;
 - ``dest/manifest.json`` records url, size and sha256 per file; a file whose size and sha256
   still match its manifest entry is skipped.
@@ -20,6 +22,7 @@ months as rar, some as plain JSON).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -31,7 +34,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+import requests
+
 from bicimad.io import sha256_file, write_json
+from bicimad.opendata.http import RETRY_STATUSES, Client, DownloadError, check_url
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +68,19 @@ class PortalConfig:
     read_timeout_s: float = 60.0
     """Longest silence while reading a response before the attempt counts as failed."""
     retries: int = 5
-    """Further attempts after a failed one (connection error, drop, timeout, 5xx)."""
+    """Further attempts after a failed one (connection error, drop, timeout, 429, 5xx), per file."""
     backoff_s: float = 1.0
     """Wait before the first retry; it doubles with each further retry."""
+    max_wait_s: float = 120.0
+    """Longest wait between two attempts, a server's ``Retry-After`` included."""
+    max_file_bytes: int = 4 << 30
+    """Largest file accepted (4 GiB; EMT's monthly files are far smaller): a larger one is refused,
+    announced or not, and its partial file removed."""
+    max_page_bytes: int = 16 << 20
+    """Largest catalogue page accepted."""
     chunk_bytes: int = 1 << 16
     """Bytes read and written at a time (a dropped connection loses at most the chunk in flight)."""
     user_agent: str = "bicimad-ingest (+https://opendata.emtmadrid.es)"
-
-
-class DownloadError(RuntimeError):
-    """A file or the catalogue could not be fetched; the message names the URL and the cause."""
 
 
 @dataclass(frozen=True)
@@ -159,89 +168,64 @@ def _months(start: str, end: str) -> list[str]:
     return months
 
 
-def _attempts(url: str, retries: int, backoff_s: float, sleep: Callable[[float], None]):
-    """Yield attempt numbers, sleeping with exponential backoff between them."""
-    for attempt in range(retries + 1):
-        if attempt:
-            delay = backoff_s * 2 ** (attempt - 1)
-            log.info("retrying %s in %.2f s (attempt %d of %d)", url, delay, attempt + 1, retries + 1)
-            sleep(delay)
-        yield attempt
-
-
-def get_with_retries(session, url: str, *, timeout: tuple[float, float], retries: int, backoff_s: float,
-                     headers: dict | None = None, sleep: Callable[[float], None] = time.sleep):
-    """GET ``url``, retrying connection errors, timeouts and 5xx answers with exponential backoff.
-
-    Returns the first response below 500 (the caller judges 4xx); raises :class:`DownloadError`
-    naming the URL and the last cause after ``retries`` further attempts. Request headers are never
-    part of a message.
-    """
-    import requests
-
-    last = None
-    for _ in _attempts(url, retries, backoff_s, sleep):
-        try:
-            response = session.get(url, headers=headers, timeout=timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-            continue
-        if response.status_code < 500:
-            return response
-        last = f"HTTP {response.status_code}"
-    raise DownloadError(f"{url}: gave up after {retries + 1} attempts ({last})")
-
-
 class _Fetcher:
-    """Fetches URLs with retries, backoff, resume and atomic rename."""
+    """Fetches the catalogue page and the files: retries, resume, size limit, atomic rename."""
 
-    def __init__(self, session, config: PortalConfig, sleep: Callable[[float], None]):
-        import requests
-
-        self.session, self.config, self.sleep = session, config, sleep
-        self._retryable = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-
-    def _attempts(self, url: str):
-        return _attempts(url, self.config.retries, self.config.backoff_s, self.sleep)
-
-    def _get(self, url: str, **kwargs):
-        return self.session.get(url, timeout=(self.config.connect_timeout_s, self.config.read_timeout_s), **kwargs)
+    def __init__(self, client: Client, config: PortalConfig):
+        self.client, self.config = client, config
+        self._broken = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
     def text(self, url: str) -> str:
-        response = get_with_retries(
-            self.session, url, timeout=(self.config.connect_timeout_s, self.config.read_timeout_s),
-            retries=self.config.retries, backoff_s=self.config.backoff_s, sleep=self.sleep,
-        )
+        """The catalogue page as text (at most ``max_page_bytes``)."""
+        response, body = self.client.fetch(url, limit=self.config.max_page_bytes, what="catalogue page")
         if response.status_code >= 400:
             raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
-        if response.encoding is None or response.encoding.lower() == "iso-8859-1":
-            response.encoding = response.apparent_encoding or "utf-8"
-        return response.text
+        encoding = response.encoding if response.encoding and response.encoding.lower() != "iso-8859-1" else None
+        if encoding:
+            return body.decode(encoding, errors="replace")
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body.decode("cp1252", errors="replace")
+
+    def _too_big(self, url: str, part: Path, size: int, announced: bool) -> DownloadError:
+        """Drop the partial file (it can never complete) and name the limit."""
+        part.unlink(missing_ok=True)
+        what = "is" if announced else "is larger than"
+        return DownloadError(f"{url}: the file {what} {size} bytes, above the limit of {self.config.max_file_bytes} "
+                             "bytes (PortalConfig.max_file_bytes); nothing was kept")
 
     def file(self, url: str, part: Path, label: str) -> tuple[Path, str | None]:
-        """Download ``url`` into ``part`` (resuming what is there); return it and the server's file name."""
+        """Download ``url`` into ``part`` (resuming what is there); return it and the server's file name.
+
+        ``retries + 1`` attempts in all, whether they fail before the answer (urllib3's Retry) or in
+        the middle of the body (counted here, then resumed with a ``Range`` request).
+        """
         from tqdm import tqdm
 
-        last = None
+        limit = self.config.max_file_bytes
+        retry = None
         server_name = None
-        for _ in self._attempts(url):
+        while True:
             have = part.stat().st_size if part.exists() else 0
             # Identity encoding: byte ranges must count the bytes as stored, not a compressed stream.
             headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
+            response, retry = self.client.get(url, retry=retry, headers=headers, stream=True)
             try:
-                with self._get(url, headers=headers, stream=True) as response:
+                with response:
                     status = response.status_code
                     if status == 416 and have:  # our partial no longer fits the file: start again
                         part.unlink()
-                        last = "HTTP 416 (range not satisfiable); restarting"
+                        retry = self.client.fail(url, retry, "HTTP 416 (range not satisfiable); restarting")
                         continue
-                    if status >= 500:
-                        last = f"HTTP {status}"
-                        continue
+                    if status in RETRY_STATUSES:
+                        raise self.client.gave_up(url, response)
                     if status >= 400:
                         raise DownloadError(f"{url}: HTTP {status} {response.reason}")
                     server_name = _disposition_name(response.headers.get("Content-Disposition")) or server_name
                     total = _expected_size(response)
+                    if total is not None and total > limit:
+                        raise self._too_big(url, part, total, announced=True)
                     if status == 206:
                         start = _range_start(response.headers.get("Content-Range"))
                         if start != have:
@@ -252,21 +236,26 @@ class _Fetcher:
                             log.info("%s: server does not resume; restarting from byte 0", url)
                         have, mode = 0, "wb"
                     part.parent.mkdir(parents=True, exist_ok=True)
+                    size = have
                     with open(part, mode) as fh, tqdm(
                         total=total, initial=have, unit="B", unit_scale=True, desc=label,
                         leave=False, disable=None,
                     ) as bar:
                         for chunk in response.iter_content(self.config.chunk_bytes):
+                            size += len(chunk)
+                            if size > limit:
+                                break
                             fh.write(chunk)
                             bar.update(len(chunk))
+                    if size > limit:
+                        raise self._too_big(url, part, limit, announced=False)
                     size = part.stat().st_size
                     if total is not None and size != total:
-                        last = f"incomplete body: {size} of {total} bytes"
+                        retry = self.client.fail(url, retry, f"incomplete body: {size} of {total} bytes")
                         continue
                     return part, server_name
-            except self._retryable as exc:
-                last = f"{type(exc).__name__}: {exc}"
-        raise DownloadError(f"{url}: gave up after {self.config.retries + 1} attempts ({last})")
+            except self._broken as exc:
+                retry = self.client.fail(url, retry, f"{type(exc).__name__}: {exc}")
 
 
 def _expected_size(response) -> int | None:
@@ -307,24 +296,25 @@ def _sniff_extension(path: Path) -> str:
 
 
 def _load_manifest(path: Path) -> dict:
-    import json
-
     if not path.exists():
         return {"files": {}}
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise DownloadError(f"{path}: manifest is not valid JSON ({exc}); move it aside to start afresh") from exc
-    manifest.setdefault("files", {})
+    except (ValueError, RecursionError) as exc:
+        raise DownloadError(f"{path}: manifest is not valid JSON ({exc}); move it aside to start afresh") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.setdefault("files", {}), dict):
+        raise DownloadError(f"{path}: manifest is not an object with a 'files' object; move it aside to start afresh")
     return manifest
 
 
-def _complete(dest: Path, record: dict | None) -> Path | None:
-    """The recorded file if it is still there with the recorded size and sha256."""
-    if not record:
+def _complete(dest: Path, record) -> Path | None:
+    """The recorded file if it is still there, inside ``dest``, with the recorded size and sha256."""
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
         return None
     path = dest / record["path"]
-    if path.is_file() and path.stat().st_size == record["size"] and sha256_file(path) == record["sha256"]:
+    if not path.resolve().is_relative_to(dest.resolve()):
+        return None
+    if path.is_file() and path.stat().st_size == record.get("size") and sha256_file(path) == record.get("sha256"):
         return path
     return None
 
@@ -344,22 +334,22 @@ def download(
 
     Returns the local paths of every requested file (downloaded now or already complete). Months
     the catalogue does not list are logged as warnings. Raises :class:`DownloadError` when the
-    catalogue or a file cannot be fetched; files completed before that stay recorded.
+    catalogue or a file cannot be fetched, or a file is above ``config.max_file_bytes``; files
+    completed before that stay recorded. ``session`` (default: a new one) gets the retrying adapter
+    mounted; ``sleep`` is what waits between attempts.
     """
-    import requests
-
     config = config or PortalConfig()
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown kind(s) {unknown}; known: {', '.join(KINDS)}")
     months = _months(start, end)
     dest = Path(dest)
-    catalogue_url = catalogue_url or config.catalogue_url
-    own_session = session is None
-    session = session or requests.Session()
-    session.headers.setdefault("User-Agent", config.user_agent)
-    fetch = _Fetcher(session, config, sleep)
-    try:
+    catalogue_url = check_url(catalogue_url or config.catalogue_url, "portal catalogue")
+    client = Client(session, connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s,
+                    retries=config.retries, backoff_s=config.backoff_s, max_wait_s=config.max_wait_s, sleep=sleep,
+                    user_agent=config.user_agent)
+    fetch = _Fetcher(client, config)
+    with client:
         entries = parse_catalogue(fetch.text(catalogue_url), catalogue_url, config)
         wanted = [e for e in entries if e.kind in kinds and e.month in months]
         for kind in kinds:
@@ -389,6 +379,3 @@ def download(
             write_json(manifest_path, manifest)
             paths.append(target)
         return paths
-    finally:
-        if own_session:
-            session.close()

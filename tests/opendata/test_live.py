@@ -6,10 +6,18 @@ import json
 import logging
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from bicimad.opendata.live import HttpPolicy, LiveError, fetch_gbfs, fetch_mobilitylabs
+from bicimad.opendata.live import (
+    SERVER_TEXT_CHARS,
+    HttpPolicy,
+    LiveError,
+    MobilityLabsConfig,
+    fetch_gbfs,
+    fetch_mobilitylabs,
+)
 
 from .conftest import loopback_server
 
@@ -41,17 +49,21 @@ class Handler(BaseHTTPRequestHandler):
         api: Api = self.server.api
         api.seen.append((self.path, dict(self.headers)))
         faults = api.faults.get(self.path)
+        headers: dict = {}
         if faults:
             status, body = faults.pop(0), {"code": "99", "description": "temporarily unavailable"}
         elif self.path in api.routes:
             route = api.routes[self.path]
-            status, body = route(self.headers) if callable(route) else (200, route)
+            status, body, *more = route(self.headers) if callable(route) else (200, route)
+            headers = more[0] if more else {}
         else:
             status, body = 404, {"error": "not found"}
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        for key, value in headers.items():  # a route may answer (status, body, headers)
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(payload)
 
@@ -292,3 +304,171 @@ def test_bad_station_record_is_named(server, tmp_path):
     server.routes["/v2/transport/bicimad/stations/"] = lambda h: (200, {"code": "00", "data": broken})
     with pytest.raises(LiveError, match=r"station record 1 \(id 3\): bad or missing field 'dock_bikes'"):
         fetch_mobilitylabs(tmp_path, base_url=server.base, env=KEY_ENV, policy=POLICY)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardening: redirects, raw files never replaced, secrets in messages, bad URLs and times
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def other_host():
+    """A second server, reached as 'localhost' (another host and port than 127.0.0.1's server)."""
+    api = Api()
+    with loopback_server(Handler, api=api) as base:
+        api.base = base.replace("127.0.0.1", "localhost")
+        yield api
+
+
+SECRET_HEADERS = ("x-clientid", "passkey", "accesstoken", "email", "password", "authorization")
+
+
+def _sent_secrets(api: Api) -> list[str]:
+    return [key for _, headers in api.seen for key in headers if key.lower() in SECRET_HEADERS]
+
+
+def test_credentials_never_follow_a_redirect_to_another_host(server, other_host, tmp_path):
+    MobilityLabs(other_host)  # the other host would accept the credentials and hand out a token
+    login = "/v2/mobilitylabs/user/login/"
+    server.routes[login] = lambda h: (302, {}, {"Location": other_host.base + login})
+    with pytest.raises(LiveError, match=r"redirects to http://localhost:\d+, another origin .* not followed") as err:
+        fetch_mobilitylabs(tmp_path, base_url=server.base, env=KEY_ENV, policy=POLICY)
+    assert other_host.seen == [] and _sent_secrets(other_host) == []
+    _assert_no_secret(str(err.value), [PASS_KEY, CLIENT_ID])
+
+    # The token call is guarded the same way.
+    ml = MobilityLabs(server)
+    stations = "/v2/transport/bicimad/stations/"
+    server.routes[stations] = lambda h: (307, {}, {"Location": other_host.base + stations})
+    with pytest.raises(LiveError, match="stations: .* redirects to http://localhost"):
+        fetch_mobilitylabs(tmp_path, base_url=server.base, env=KEY_ENV, policy=POLICY)
+    assert other_host.seen == [] and ml.tokens
+
+    # Without credentials (GBFS) the same kind of redirect is followed: the second server does record requests.
+    other_host.routes["/g/station_information.json"] = INFO
+    other_host.routes["/g/station_status.json"] = STATUS
+    for name in ("station_information", "station_status"):
+        server.routes[f"/g/{name}.json"] = lambda h, name=name: (302, {}, {"Location": f"{other_host.base}/g/{name}.json"})
+    fetch_gbfs(server.base + "/g/", tmp_path, policy=POLICY)
+    assert [p for p, _ in other_host.seen] == ["/g/station_information.json", "/g/station_status.json"]
+    assert _sent_secrets(other_host) == []
+
+
+def test_same_origin_redirect_is_followed_with_credentials(server, tmp_path):
+    MobilityLabs(server)
+    server.routes["/v2/old-login/"] = lambda h: (301, {}, {"Location": "/v2/mobilitylabs/user/login/"})
+    path = fetch_mobilitylabs(tmp_path, base_url=server.base, env=KEY_ENV, policy=POLICY,
+                              config=MobilityLabsConfig(login_path="/v2/old-login/"))
+    assert len(_read_snapshot(path)["stations"]) == 2
+    assert [p for p, _ in server.seen[:2]] == ["/v2/old-login/", "/v2/mobilitylabs/user/login/"]
+    assert server.seen[1][1]["passKey"] == PASS_KEY
+
+
+def test_a_snapshot_is_never_replaced(server, tmp_path):
+    server.routes["/g/station_information.json"] = INFO
+    server.routes["/g/station_status.json"] = STATUS
+    first = fetch_gbfs(server.base + "/g/", tmp_path, policy=POLICY)
+    first_bytes = first.read_bytes()
+    assert fetch_gbfs(server.base + "/g/", tmp_path, policy=POLICY) == first  # same content: not stored twice
+    assert sorted(p.name for p in (tmp_path / "gbfs").iterdir()) == [first.name]
+
+    changed = json.loads(json.dumps(STATUS))  # same last_updated, other bikes
+    changed["data"]["stations"][0]["num_bikes_available"] = 3
+    server.routes["/g/station_status.json"] = changed
+    second = fetch_gbfs(server.base + "/g/", tmp_path, policy=POLICY)
+    assert second != first and second.name.startswith("20181001T102108-") and second.suffix == ".json"
+    assert first.read_bytes() == first_bytes
+    assert _read_snapshot(second)["stations"][0]["dock_bikes"] == 3
+    assert fetch_gbfs(server.base + "/g/", tmp_path, policy=POLICY) == second
+    assert len(list((tmp_path / "gbfs").iterdir())) == 2  # no temporary file left either
+
+
+def test_secrets_are_masked_before_server_text_is_cut(server, tmp_path):
+    wrong = PASS_KEY + "-wrong"
+    pad = SERVER_TEXT_CHARS - 8  # a cut at the limit would fall 8 characters into the secret
+    server.routes["/v2/mobilitylabs/user/login/"] = lambda h: (
+        200, {"code": "80", "description": "." * pad + h["passKey"] + " rejected", "data": []})
+    with pytest.raises(LiveError) as err:
+        fetch_mobilitylabs(tmp_path, base_url=server.base, env={"EMT_CLIENT_ID": CLIENT_ID, "EMT_PASS_KEY": wrong},
+                           policy=POLICY)
+    message = str(err.value)
+    assert "." * pad + "***" in message
+    for secret in (wrong, PASS_KEY, CLIENT_ID):
+        assert not any(secret[:k] in message for k in range(4, len(secret) + 1)), secret
+
+
+@pytest.mark.parametrize("url", ["file:///etc/gbfs.json", "ftp://example.org/gbfs/gbfs.json", "gbfs.json"])
+def test_gbfs_url_must_be_http(url, tmp_path):
+    with pytest.raises(LiveError, match=r"GBFS: '.*' is not an http:// or https:// URL"):
+        fetch_gbfs(url, tmp_path, policy=POLICY, sleep=lambda s: pytest.fail("nothing to retry"))
+    with pytest.raises(LiveError, match=r"MobilityLabs: '.*' is not an http:// or https:// URL"):
+        fetch_mobilitylabs(tmp_path, base_url=url.removesuffix("gbfs.json") or "x", env=KEY_ENV, policy=POLICY)
+
+
+def test_discovery_pointing_to_a_file_url_is_refused(server, tmp_path):
+    discovery = _discovery(server.base, "/feeds")
+    discovery["data"]["en"]["feeds"][1]["url"] = "file:///etc/passwd"
+    server.routes["/gbfs.json"] = discovery
+    with pytest.raises(LiveError, match=r"GBFS station_information: 'file:///etc/passwd' is not an http"):
+        fetch_gbfs(server.base + "/gbfs.json", tmp_path, policy=POLICY)
+
+
+def _plausible_now_plus(days: float) -> float:
+    return datetime.now().timestamp() + days * 86400
+
+
+@pytest.mark.parametrize("value", [-1, -30_610_224_000, 253_402_214_400, 1e300, float("nan"), True,
+                                   "1000-01-01T00:00:00+00:00", "9999-12-31T23:59:59Z", "2018-10-01T08:21:08",
+                                   "yesterday", _plausible_now_plus(2)])
+def test_absurd_last_updated_is_refused(server, tmp_path, value):
+    status = json.loads(json.dumps(STATUS))
+    status["last_updated"] = value
+    server.routes["/g/station_information.json"] = INFO
+    server.routes["/g/station_status.json"] = status
+    with pytest.raises(LiveError, match=r"GBFS station_status http://127.0.0.1:\d+/g/station_status.json: "
+                                        r"last_updated .* is not a plausible time"):
+        fetch_gbfs(server.base + "/g/", tmp_path, policy=POLICY)
+    assert not (tmp_path / "gbfs").exists()
+
+
+def test_recent_last_updated_is_kept(server, tmp_path):
+    status = json.loads(json.dumps(STATUS))
+    status["last_updated"] = int(_plausible_now_plus(-1 / 24))
+    server.routes["/g/station_information.json"] = INFO
+    server.routes["/g/station_status.json"] = status
+    path = fetch_gbfs(server.base + "/g/", tmp_path, policy=POLICY)
+    stored = datetime.fromisoformat(_read_snapshot(path)["_id"]).replace(tzinfo=ZoneInfo("Europe/Madrid"))
+    assert stored.timestamp() == status["last_updated"]
+
+
+@pytest.mark.parametrize("feed, field, value", [("info", "lat", 999), ("info", "lon", -500), ("info", "capacity", -3),
+                                                ("status", "num_docks_available", 1e300),
+                                                ("status", "num_bikes_available", -2)])
+def test_station_values_out_of_range_are_named(server, tmp_path, feed, field, value):
+    info, status = json.loads(json.dumps(INFO)), json.loads(json.dumps(STATUS))
+    (info if feed == "info" else status)["data"]["stations"][2][field] = value
+    server.routes["/g/station_information.json"] = info
+    server.routes["/g/station_status.json"] = status
+    with pytest.raises(LiveError, match=rf"station record 2 \(station_id '57'\): bad or missing field '{field}' is"):
+        fetch_gbfs(server.base + "/g/", tmp_path, policy=POLICY)
+
+
+def test_answer_above_the_size_limit_is_refused(server, tmp_path):
+    status = json.loads(json.dumps(STATUS))
+    status["padding"] = "x" * 5000
+    server.routes["/g/station_information.json"] = INFO
+    server.routes["/g/station_status.json"] = status
+    policy = HttpPolicy(connect_timeout_s=2.0, read_timeout_s=2.0, retries=0, max_body_bytes=4000)
+    with pytest.raises(LiveError, match=r"station_status.json: the GBFS station_status feed is \d+ bytes, "
+                                        r"above the limit of 4000 bytes"):
+        fetch_gbfs(server.base + "/g/", tmp_path, policy=policy)
+
+
+def test_503_then_200_is_retried(server, tmp_path):
+    server.routes["/g/station_information.json"] = INFO
+    server.routes["/g/station_status.json"] = STATUS
+    server.faults["/g/station_status.json"] = [503]
+    sleeps = []
+    policy = HttpPolicy(connect_timeout_s=2.0, read_timeout_s=2.0, retries=2, backoff_s=0.5)
+    path = fetch_gbfs(server.base + "/g/", tmp_path, policy=policy, sleep=sleeps.append)
+    assert len(_read_snapshot(path)["stations"]) == 3 and sleeps == [0.5]
+    assert [p for p, _ in server.seen].count("/g/station_status.json") == 2

@@ -97,6 +97,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(500, b"internal error")
         if fault == "503":
             return self._send(503, b"busy", [("Retry-After", "0")])
+        if fault.startswith("retry-after:"):  # e.g. 'retry-after:429:7': status 429, Retry-After 7
+            _, status, after = fault.split(":", 2)
+            return self._send(int(status), b"later", [("Retry-After", after)])
         if fault == "slow":  # nothing at all until the client has timed out
             time.sleep(site.stall_s)
         if self.path in site.pages:
@@ -116,6 +119,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             status = 200
         payload = body[start:]
+        if fault == "unannounced":  # no length given: the body ends when the connection closes
+            self.send_response(status)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload)
+            self.close_connection = True
+            return
         self.send_response(status)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Accept-Ranges", "bytes")
@@ -325,3 +335,70 @@ def test_unreachable_catalogue_gives_up(tmp_path):
     with pytest.raises(DownloadError, match=f"127.0.0.1:{port}.*gave up after 2 attempts"):
         download("2018-09", "2018-09", tmp_path, catalogue_url=f"http://127.0.0.1:{port}/x", config=config,
                  session=requests.Session())
+
+
+def test_503_then_200_is_retried_after_the_backoff(portal, config, tmp_path):
+    path = portal.path_of["201810_Usage_Bicimad"]
+    portal.faults[path] = ["503"]
+    sleeps = []
+    paths = download("2018-10", "2018-10", tmp_path, kinds=("trips",), catalogue_url=portal.catalogue,
+                     config=config, sleep=sleeps.append)
+    assert paths[0].read_bytes() == portal.files[path]
+    assert sleeps == [0.01]  # Retry-After: 0 asks for no wait; the backoff still applies
+    assert [r[1] for r in _file_requests(portal, "201810_Usage_Bicimad")] == [None, None]
+
+
+def test_retry_after_is_honoured_and_capped(portal, tmp_path):
+    path = portal.path_of["201810_Usage_Bicimad"]
+    portal.faults[path] = ["retry-after:503:7", "retry-after:429:99999", "retry-after:503:soon"]
+    config = PortalConfig(read_timeout_s=2.0, retries=3, backoff_s=0.01, max_wait_s=30.0)
+    sleeps = []
+    paths = download("2018-10", "2018-10", tmp_path, kinds=("trips",), catalogue_url=portal.catalogue,
+                     config=config, sleep=sleeps.append)
+    assert paths[0].read_bytes() == portal.files[path]
+    # 7 s as asked; 99999 s capped at max_wait_s; an unreadable Retry-After leaves the backoff (0.04 s).
+    assert sleeps == [7, 30.0, 0.04]
+
+
+def test_retry_budget_is_shared_by_broken_bodies_and_5xx(portal, config, tmp_path):
+    path = portal.path_of["201809_Usage_Bicimad"]
+    portal.faults[path] = ["drop", "500", "drop", "500"]
+    with pytest.raises(DownloadError, match="gave up after 4 attempts"):
+        download("2018-09", "2018-09", tmp_path, kinds=("trips",), catalogue_url=portal.catalogue, config=config)
+    assert len(_file_requests(portal, "201809_Usage_Bicimad")) == 4
+
+
+@pytest.mark.parametrize("fault", ["ok", "unannounced"])
+def test_file_above_the_size_limit_is_refused_and_nothing_kept(portal, tmp_path, fault):
+    path = portal.path_of["201809_Usage_Bicimad"]
+    size = len(portal.files[path])
+    portal.faults[path] = [fault]
+    config = PortalConfig(read_timeout_s=2.0, retries=1, backoff_s=0.0, max_file_bytes=size // 3)
+    with pytest.raises(DownloadError, match=rf"{path}: the file (is {size}|is larger than {size // 3}) bytes, "
+                                            rf"above the limit of {size // 3} bytes"):
+        download("2018-09", "2018-09", tmp_path, kinds=("trips",), catalogue_url=portal.catalogue, config=config,
+                 sleep=lambda s: pytest.fail("a file over the limit must not be retried"))
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial, no file, no manifest
+    # The same file under a limit it fits is downloaded whole.
+    config = PortalConfig(read_timeout_s=2.0, retries=1, backoff_s=0.0, max_file_bytes=size)
+    portal.faults[path] = [fault]
+    paths = download("2018-09", "2018-09", tmp_path, kinds=("trips",), catalogue_url=portal.catalogue, config=config)
+    assert paths[0].read_bytes() == portal.files[path]
+
+
+def test_catalogue_page_above_its_limit_is_refused(portal, tmp_path):
+    config = PortalConfig(read_timeout_s=2.0, retries=0, max_page_bytes=1000)
+    with pytest.raises(DownloadError, match="catalogue page is .* above the limit of 1000 bytes"):
+        download("2018-09", "2018-09", tmp_path, catalogue_url=portal.catalogue, config=config)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://opendata.emtmadrid.es/x", "opendata.emtmadrid.es/x"])
+def test_only_http_catalogues_are_fetched(tmp_path, url):
+    with pytest.raises(DownloadError, match=r"portal catalogue: '.*' is not an http:// or https:// URL"):
+        download("2018-09", "2018-09", tmp_path, catalogue_url=url)
+
+
+def test_corrupt_manifest_is_named(portal, config, tmp_path):
+    (tmp_path / "manifest.json").write_text('{"files": ["not", "an", "object"]}')
+    with pytest.raises(DownloadError, match="manifest.json: manifest is not an object with a 'files' object"):
+        download("2018-09", "2018-09", tmp_path, catalogue_url=portal.catalogue, config=config)
