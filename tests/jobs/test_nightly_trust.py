@@ -91,3 +91,11 @@ def test_best_dispatch_and_a_marked_stale_run(tmp_path, raw_city):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["warnings"] and "max_snapshot_age_hours" in manifest["warnings"][0]
     assert manifest["dispatch"] == best
+
+
+@pytest.mark.parametrize("date", ["9999-12-31", "0001-01-01", "2018-13-45"])
+def test_absurd_dates_exit_2_without_a_traceback(tmp_path, date):
+    done = subprocess.run([sys.executable, "-m", "bicimad", "--data-dir", str(tmp_path / "data"), "nightly", "--date",
+                           date], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert done.returncode == 2 and "--date" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "data").exists()

@@ -81,6 +81,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "pipelines/nightly.toml"
 
+#: Nights the job accepts: BiciMAD opened in 2014; the holiday calendar covers these years.
+FIRST_DATE, LAST_DATE = dt.date(2014, 1, 1), dt.date(2100, 12, 31)
+
 
 @dataclasses.dataclass(frozen=True)
 class NightlyResult(JobResult):
@@ -148,9 +151,10 @@ def nightly_command(date: str, config_path: str = DEFAULT_CONFIG, *, out=None, f
     """The command line's entry: parse the date, load and validate the config file, run."""
     try:
         day = dt.date.fromisoformat(date)
-        day + dt.timedelta(days=1)  # the day planned must exist too
-    except (ValueError, OverflowError):
-        raise CommandError(f"--date: expected YYYY-MM-DD (a day before 9999-12-31), got {date!r}", EXIT_USAGE) from None
+    except ValueError:
+        raise CommandError(f"--date: expected YYYY-MM-DD, got {date!r}", EXIT_USAGE) from None
+    if not FIRST_DATE <= day < LAST_DATE:
+        raise CommandError(f"--date: {day} is outside {FIRST_DATE}..{LAST_DATE} (the calendar's years)", EXIT_USAGE)
     try:
         config = batch.load_config(NightlyConfig, config_path)
     except batch.ConfigError as exc:
