@@ -181,6 +181,23 @@ def _register_sim(sub) -> None:
         tuple(a.period or ("2018-09", "2019-10")), origins=a.origins, horizons=a.horizons, draws=a.draws,
         demand=a.demand, model=a.model, daily_trips=a.daily_trips, seed=a.seed, out=a.out,
         data_dir=a.data_dir).print())
+
+    val = sim_sub.add_parser(
+        "validate", help="the status-quo replay (EMT's own truck moves) against the observed snapshots",
+        description="Replay EMT's truck moves inferred from snapshot jumps (the status-quo planner) and no-op "
+        "on every observed day of --period, and compare with the snapshots the way they measure the real "
+        "system: problem share at the hour start (mean and by hour), docked bikes MAE, daily pickups "
+        "against EMT's counted trips (`pydoc bicimad.jobs.validate`).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    val.add_argument("--scenario", default="seed-fleet-2018", help="a processed scenario (name or TOML path)")
+    val.add_argument("--period", required=True, help="START:END local dates, both included")
+    val.add_argument("--seeds", type=_positive_int, default=3, help="rider draws per day")
+    val.add_argument("--max-days", type=_non_negative_int, default=0, help="at most this many days (0: all)")
+    val.add_argument("--out", default=None, help="folder for validation.csv and validation_by_hour.csv")
+    val.add_argument("--no-progress", action="store_true", help="no progress bar")
+    val.set_defaults(func=lambda a: _job("validate").validate(
+        a.scenario, a.period, seeds=a.seeds, max_days=a.max_days, out=a.out, data_dir=a.data_dir,
+        progress=not a.no_progress).print())
     parser.set_defaults(func=lambda args: parser.print_help() or EXIT_USAGE)
 
 

@@ -40,6 +40,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,12 +204,14 @@ class HourStartRecorder:
     """Wraps a planner and counts station-hours empty or full at the hour's start (as a
     snapshot would see them) before passing the view on."""
 
-    def __init__(self, planner):
+    def __init__(self, planner, keep_bikes: bool = False):
         self.planner = planner
         self.name = planner.name
         self.empty = 0
         self.full = 0
         self.station_hours = 0
+        self.by_hour = np.zeros((24, 2), dtype=np.int64)   #: per hour of day: problem hours, station-hours
+        self.bikes_seen: list[np.ndarray] | None = [] if keep_bikes else None
 
     @property
     def problem_hours(self) -> int:
@@ -216,9 +219,13 @@ class HourStartRecorder:
 
     def plan(self, view):
         empty = view.bikes <= 0
+        full = ~empty & (view.bikes >= view.capacity)
         self.empty += int(empty.sum())
-        self.full += int((~empty & (view.bikes >= view.capacity)).sum())
+        self.full += int(full.sum())
         self.station_hours += view.n_stations
+        self.by_hour[view.hour_of_day] += (int(empty.sum() + full.sum()), view.n_stations)
+        if self.bikes_seen is not None:
+            self.bikes_seen.append(view.bikes.copy())
         return self.planner.plan(view)
 
 
@@ -260,9 +267,12 @@ def per_seed_rows(per_day: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], progress: bool = True):
+def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], progress: bool = True,
+                   on_day: Callable | None = None):
     """Per-seed rows (summed over days), per-day rows, and for the first seed each planner's
-    occupancy table. Day ``i`` of seed ``s`` draws the same riders for every planner."""
+    occupancy table. Day ``i`` of seed ``s`` draws the same riders for every planner.
+    ``on_day(planner, seed, day_index, recorder, result)`` sees every simulated day (the
+    recorder then keeps the docked bikes at each hour start)."""
     rows, first_tables = [], {}
     bar = tqdm(total=len(planners) * len(seeds) * len(days), desc="compare", unit="day", disable=not progress)
     for name, planner in planners.items():
@@ -271,8 +281,10 @@ def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], 
             for i, day in enumerate(days):
                 today = planner.for_day(day) if hasattr(planner, "for_day") else planner
                 fleet = today.scenario_for(scenario, day.network) if hasattr(today, "scenario_for") else scenario
-                recorder = HourStartRecorder(today)
+                recorder = HourStartRecorder(today, keep_bikes=on_day is not None)
                 result = run_episode(day.network, day.truth, day.forecast, fleet, recorder, seed=day_seed(seed, i))
+                if on_day is not None:
+                    on_day(name, seed, i, recorder, result)
                 row = _day_row(name, seed, i, day, result, recorder, scenario.reward)
                 if getattr(today, "virtual_fleet", False):  # EMT's replayed moves: no real truck routes
                     row["truck_km"] = np.nan

@@ -1,0 +1,147 @@
+"""``bicimad sim validate --period P``: does the simulator reproduce the real system?
+
+The ``status-quo`` planner replays EMT's own truck moves (inferred from snapshot jumps) on each
+observed day of the period, from the day's first snapshot, on the period's demand truth; no-op
+runs beside it. Both are measured the way the hourly snapshots measure the real system: the
+state at each hour's start. Printed and written to ``validation.csv`` (one row per source:
+``observed``, ``status-quo``, ``noop``) and ``validation_by_hour.csv``:
+
+- the problem share at the hour start (empty or full at that instant), over the station-hours
+  observed in the snapshots, and its profile by hour of day (MAE in points against observed);
+- the docked bikes at each hour start against the snapshot's (MAE in bikes per station-hour);
+- the expected daily pickups of the truth against EMT's counted trips, where a ``daily_usage``
+  table is given (median absolute relative error over days).
+
+The simulator earns trust where status-quo is within a point of observed; until then no
+absolute figure (a problem share, a number of trucks) carries over to Madrid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bicimad.demand.panel import build_panel
+from bicimad.errors import EXIT_BAD_INPUT, CommandError
+from bicimad.io import atomic_open
+from bicimad.jobs import JobResult
+from bicimad.jobs.compare import parse_period, prepare_days, run_comparison
+from bicimad.plan import make_planner
+from bicimad.sim.data import Processed
+from bicimad.sim.scenario import ScenarioError, load_scenario
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationResult(JobResult):
+    """The validation table (one row per source) and the by-hour profiles."""
+
+    table: pd.DataFrame
+    by_hour: pd.DataFrame
+    out: Path | None
+
+    def summary(self) -> str:
+        lines = [self.table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+        sq = self.table.set_index("source")
+        if "status-quo" in sq.index:
+            gap = 100 * (sq.loc["status-quo", "problem_share_at_hour_start"] - sq.loc["observed", "problem_share_at_hour_start"])
+            lines.append(f"status-quo minus observed problem share at the hour start: {gap:+.1f} points "
+                         f"(by-hour MAE {sq.loc['status-quo', 'by_hour_mae_points']:.1f} points)")
+        if self.out is not None:
+            lines.append(f"wrote {self.out / 'validation.csv'}")
+        return "\n".join(lines)
+
+
+class _Collector:
+    """Per planner: hour-start problem counts over observed station-hours, by hour of day, and
+    absolute bike errors against the snapshots."""
+
+    def __init__(self, days, panel):
+        self.days, self.panel = days, panel
+        self.counts: dict[str, np.ndarray] = {}
+        self.errors: dict[str, list[float]] = {}
+
+    def __call__(self, name, seed, index, recorder, result) -> None:
+        day = self.days[index]
+        d = self.panel.days.get_loc(pd.Timestamp(day.date))
+        column = pd.Index(self.panel.station_ids).get_indexer(day.network.station_ids)
+        ok = column >= 0
+        counts = self.counts.setdefault(name, np.zeros((24, 2)))
+        errors = self.errors.setdefault(name, [])
+        for hour, bikes in enumerate(recorder.bikes_seen or []):
+            real = self.panel.bikes[d, hour, np.maximum(column, 0)]
+            seen = ok & np.isfinite(real)
+            problem = (bikes <= 0) | (bikes >= day.network.capacity)
+            counts[hour] += (problem[seen].sum(), seen.sum())
+            errors.extend(np.abs(bikes[seen] - real[seen]).tolist())
+
+
+def _observed_by_hour(days, panel) -> np.ndarray:
+    counts = np.zeros((24, 2))
+    for day in days:
+        d = panel.days.get_loc(pd.Timestamp(day.date))
+        column = pd.Index(panel.station_ids).get_indexer(day.network.station_ids)
+        column = column[column >= 0]
+        real = panel.bikes[d][:, column]
+        seen = np.isfinite(real)
+        problem = (panel.empty[d][:, column] > 0) | (panel.full[d][:, column] > 0)
+        counts[:, 0] += (problem & seen).sum(axis=1)
+        counts[:, 1] += seen.sum(axis=1)
+    return counts
+
+
+def _pickups_error(days, daily_usage: pd.DataFrame | None) -> tuple[float, float]:
+    """Mean expected daily pickups of the truth, and its median absolute relative error against counts."""
+    expected = pd.Series({d.date: float(d.truth.pickup_rate.sum()) for d in days})
+    if daily_usage is None:
+        return float(expected.mean()), float("nan")
+    counted = daily_usage.assign(date=pd.to_datetime(daily_usage["date"]).dt.strftime("%Y-%m-%d"))
+    counted = counted.set_index("date")["total_trips"].reindex(expected.index)
+    return float(expected.mean()), float((expected / counted - 1).abs().median())
+
+
+def validate(scenario: str = "seed-fleet-2018", period: str = "2018-09-01:2018-09-30", *, seeds: int = 3,
+             max_days: int = 0, daily_usage: pd.DataFrame | None = None, out=None, data_dir=None,
+             progress: bool = True) -> ValidationResult:
+    """The status-quo replay and no-op against the observed snapshots of ``period``."""
+    try:
+        loaded = load_scenario(scenario)
+    except ScenarioError as exc:
+        raise CommandError(str(exc)) from None
+    if loaded.network.source != "processed":
+        raise CommandError(f"scenario {loaded.name!r}: validation needs observed data (network.source = 'processed')")
+    start, end = parse_period(period)
+    days, skipped = prepare_days(loaded, start, end, data_dir)
+    days = days[:max_days] if max_days else days
+    if not days:
+        raise CommandError(f"no day of {period} can be simulated: " + "; ".join(skipped or ["empty period"]),
+                           EXIT_BAD_INPUT)
+    processed = Processed.load(data_dir, with_hours=True)
+    panel = build_panel(processed.station_hours, processed.stations, start=start, end=end)
+    collect = _Collector(days, panel)
+    planners = {"status-quo": make_planner("status-quo"), "noop": make_planner("noop")}
+    run_comparison(loaded, days, planners, list(range(seeds)), progress=progress, on_day=collect)
+    observed = _observed_by_hour(days, panel)
+    profiles = {"observed": observed, **collect.counts}
+    mean_pickups, pickup_error = _pickups_error(days, daily_usage)
+    by_hour = pd.DataFrame({name: c[:, 0] / np.maximum(c[:, 1], 1) for name, c in profiles.items()})
+    by_hour.index.name = "hour"
+    rows = []
+    for name, counts in profiles.items():
+        rows.append({"source": name, "days": len(days), "station_hours": int(counts[:, 1].sum()),
+                     "problem_share_at_hour_start": counts[:, 0].sum() / max(counts[:, 1].sum(), 1),
+                     "by_hour_mae_points": float(100 * (by_hour[name] - by_hour["observed"]).abs().mean()),
+                     "bikes_mae": float(np.mean(collect.errors[name])) if name in collect.errors else 0.0,
+                     "daily_pickups": mean_pickups if name != "observed" else np.nan,
+                     "pickups_median_abs_error": pickup_error if name != "observed" else np.nan})
+    table = pd.DataFrame(rows)
+    folder = Path(out) if out else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_open(folder / "validation.csv") as fh:
+            table.to_csv(fh, index=False)
+        with atomic_open(folder / "validation_by_hour.csv") as fh:
+            by_hour.to_csv(fh)
+    return ValidationResult(table=table, by_hour=by_hour, out=folder)
