@@ -284,6 +284,24 @@ def _register_nightly(sub) -> None:
         a.date, a.config, out=a.out, force=a.force, data_dir=a.data_dir, progress=not a.no_progress).print())
 
 
+def _register_replan(sub) -> None:
+    parser = sub.add_parser(
+        "replan", help="re-plan the rest of the planned day from the live station state",
+        description="Fetch the live station state (GBFS or EMT MobilityLabs) and re-plan the remaining hours of a "
+        "nightly run's planned day from it, with the night's dispatched planner on the night's forecast; writes "
+        "RUN/replan-HHMM/plan.csv beside the night's plan (`pydoc bicimad.jobs.replan`).")
+    parser.add_argument("run", type=Path, metavar="RUN", help="the nightly run folder (runs/nightly/<D>)")
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument("--now", action="store_true", help="from the live state's own time")
+    when.add_argument("--at", metavar="HH:MM", help="from this time of the planned day (with the live state)")
+    parser.add_argument("--live", choices=("gbfs", "emt"), default="gbfs", help="where the live state comes from")
+    parser.add_argument("--gbfs-url", help="GBFS discovery or feed-folder URL (default: BiciMAD's public feed)")
+    parser.add_argument("--planner", help="planner (default: the one the night dispatched)")
+    parser.add_argument("--seeds", type=_positive_int, default=1, help="demand draws for the predicted occupancy")
+    parser.set_defaults(func=lambda a: _job("replan").replan(
+        a.run, now=a.now, at=a.at, source=a.live, gbfs_url=a.gbfs_url, planner=a.planner, seeds=a.seeds).print())
+
+
 def _register_whatif(sub) -> None:
     parser = sub.add_parser(
         "whatif", help="sweep fleet scenarios x planners x seeds (local cores or a Ray cluster)",
@@ -329,6 +347,7 @@ REGISTRARS = (
     _register_train_agent,
     _register_compare,
     _register_nightly,
+    _register_replan,
     _register_whatif,
     _register_report,
 )
