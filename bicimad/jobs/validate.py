@@ -130,7 +130,8 @@ def validate(scenario: str = "seed-fleet-2018", period: str = "2018-09-01:2018-0
     by_hour.index.name = "hour"
     rows = []
     for name, counts in profiles.items():
-        rows.append({"source": name, "days": len(days), "station_hours": int(counts[:, 1].sum()),
+        draws = 1 if name == "observed" else seeds   # simulated counts add up over the rider draws
+        rows.append({"source": name, "days": len(days), "draws": draws, "station_hours": int(counts[:, 1].sum() / draws),
                      "problem_share_at_hour_start": counts[:, 0].sum() / max(counts[:, 1].sum(), 1),
                      "by_hour_mae_points": float(100 * (by_hour[name] - by_hour["observed"]).abs().mean()),
                      "bikes_mae": float(np.mean(collect.errors[name])) if name in collect.errors else 0.0,
