@@ -253,13 +253,17 @@ def _register_compare(sub) -> None:
                         help="OR-Tools time limit per hour, s (default: the planner's)")
     parser.add_argument("--history-days", type=_positive_int, default=28, help="days of history behind each forecast")
     parser.add_argument("--max-days", type=_non_negative_int, default=0, help="simulate at most this many days (0: all)")
+    parser.add_argument("--demand-model", type=Path, metavar="DIR",
+                        help="the forecast planners see: a trained demand model (e.g. `bicimad demand train` LightGBM) "
+                        "whose data ends before the period (default: cell rates of the --history-days before each day)")
     parser.add_argument("--allow-training-days", action="store_true",
-                        help="run a policy on days its model card lists as training days (the output is marked)")
+                        help="run a policy or demand model on days it was trained on (the output is marked)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=lambda a: _job("compare").compare(
         a.scenario, a.period, planners=_csv(a.planners), seeds=a.seeds, seed=a.seed, out=a.out, policy=a.policy,
         time_limit_s=a.time_limit, history_days=a.history_days, max_days=a.max_days,
-        allow_training_days=a.allow_training_days, data_dir=a.data_dir, progress=not a.no_progress).print())
+        allow_training_days=a.allow_training_days, demand_model=a.demand_model, data_dir=a.data_dir,
+        progress=not a.no_progress).print())
 
 
 # ---------------------------------------------------------------------------------------------

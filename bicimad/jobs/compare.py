@@ -49,6 +49,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from bicimad.config import TZ, models_dir
+from bicimad.demand.forecast import forecast_day
+from bicimad.demand.models import DemandModel
 from bicimad.demand.panel import build_panel
 from bicimad.demand.rates import CellRates, flag_truck_moves
 from bicimad.errors import CommandError
@@ -117,10 +119,12 @@ def parse_period(text: str):
 
 
 def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
-                 min_history_days: int = 7) -> tuple[list[Day], list[str]]:
-    """The days of ``[start, end)`` the simulator can run, and the ones skipped (with why)."""
+                 min_history_days: int = 7, forecast_model=None) -> tuple[list[Day], list[str]]:
+    """The days of ``[start, end)`` the simulator can run, and the ones skipped (with why).
 
-
+    The forecast planners see is ``forecast_model``'s (a trained demand model, e.g. LightGBM,
+    reading only data before each day) when given, else cell rates fitted to the
+    ``history_days`` before each day."""
     dates = pd.date_range(start, end, freq="D", inclusive="left")
     if scenario.network.source == "synthetic":
         network = synthetic_network(scenario.network.stations, scenario.network.seed)
@@ -162,7 +166,11 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
         if before.sum() < min_history_days:
             skipped.append(f"{label}: {before.sum()} day(s) of history before it (< {min_history_days})")
             continue
-        forecast = _day_demand(panel, CellRates.fit(panel, day_mask=before), panel.n_days - 1, network)
+        if forecast_model is None:
+            forecast = _day_demand(panel, CellRates.fit(panel, day_mask=before), panel.n_days - 1, network)
+        else:
+            rates = forecast_day(forecast_model, hours, processed.stations, date)
+            forecast = Demand.from_tables(network, rates.assign(hour=pd.to_datetime(rates["hour"])))
         days.append(Day(label, network, truth, forecast, day_moves))
     return days, skipped
 
@@ -497,7 +505,7 @@ def check_policy_protocol(policy: str | None, scenario, start, end, allow_traini
     folder = Path(policy) if policy else models_dir() / "policies" / "default"
     card_path = folder / "model_card.json"
     if not card_path.exists():
-        return [f"policy {folder} has no model card: its training days cannot be checked"]
+        return [f"policy {folder} has no model card: the days it trained on cannot be checked"]
     card = json.loads(card_path.read_text(encoding="utf-8"))
     if scenario.network.source == "processed" and card.get("source") == "synthetic":
         raise CommandError(f"policy {folder} was trained on the synthetic city (scenario {card.get('scenario')!r}); "
@@ -512,6 +520,29 @@ def check_policy_protocol(policy: str | None, scenario, start, end, allow_traini
     if not allow_training_days:
         raise CommandError(message + "; choose a period it never saw, or pass --allow-training-days to mark the output")
     return [message]
+
+
+def load_forecast_model(path, start, allow_training_days: bool) -> tuple[DemandModel | None, list[str]]:
+    """The demand model planners forecast with, refused (exit 2) when its data reaches into the
+    period (its ``meta.json`` span), unless ``allow_training_days`` (then a warning marks the output)."""
+    if path is None:
+        return None, []
+    folder = Path(path)
+    try:
+        model = DemandModel.load(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(f"--demand-model: {exc}") from None
+    meta_path = folder / "meta.json"
+    if not meta_path.exists():
+        return model, [f"demand model {folder} has no meta.json: its data span cannot be checked"]
+    last = pd.Timestamp(json.loads(meta_path.read_text(encoding="utf-8"))["span"][1])
+    if last < start:
+        return model, []
+    message = (f"demand model {folder} was trained on data up to {last.date()}, inside the period from {start.date()}: "
+               "the forecast is measured on its training days")
+    if not allow_training_days:
+        raise CommandError(message + "; train it on data before the period, or pass --allow-training-days")
+    return model, [message]
 
 
 def _write_outputs(out: Path, frames: dict, tables, scenario, seeds, skipped, warnings) -> None:
@@ -532,7 +563,8 @@ def _write_outputs(out: Path, frames: dict, tables, scenario, seeds, skipped, wa
 
 def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ortools", "ppo"), seeds: int = 3,
             seed: int = 0, policy: str | None = None, time_limit_s: float | None = None, history_days: int = 28,
-            max_days: int = 0, allow_training_days: bool = False, data_dir=None, progress: bool = True) -> CompareResult:
+            max_days: int = 0, allow_training_days: bool = False, demand_model=None, data_dir=None,
+            progress: bool = True) -> CompareResult:
     """Every planner on the same days of ``period`` and the same rider draws; writes the
     outputs listed in this module's docstring to ``out``."""
     try:
@@ -544,11 +576,13 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
         raise CommandError("--seeds and --history-days must be >= 1, --max-days >= 0")
     built = build_planners(planners, policy, time_limit_s)
     warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days) if "ppo" in built else []
+    model, model_warnings = load_forecast_model(demand_model, start, allow_training_days)
+    warnings += model_warnings
     if "ppo" in built:
         import torch
 
         torch.set_num_threads(1)  # a small network: more threads only contend on a shared machine
-    days, skipped = prepare_days(loaded, start, end, data_dir, history_days)
+    days, skipped = prepare_days(loaded, start, end, data_dir, history_days, forecast_model=model)
     if max_days:
         days = days[:max_days]
     if not days:
@@ -568,7 +602,8 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
         "scenario": loaded.name, "period": period, "days": [d.date for d in days], "skipped": skipped,
         "seeds": seed_list, "planners": list(built), "policy": policy, "ortools_time_limit_s": time_limit_s,
         "history_days": history_days, "git_commit": git_commit().get("commit"), "wall_s": time.perf_counter() - t0,
-        "warnings": warnings, "tested_on_training_days": any("training days" in w for w in warnings),
+        "warnings": warnings, "tested_on_training_days": any("its training days" in w for w in warnings),
+        "forecast": str(demand_model) if demand_model else f"cell rates of the {history_days} days before each day",
         "objective_weights": dataclasses.asdict(loaded.reward),
     })
     return CompareResult(occupancy=frames["occupancy"], relative=frames["relative"], paired=frames["paired"], out=out,

@@ -159,3 +159,22 @@ def test_compare_writes_per_day_pairs_and_the_seed_table(tmp_path):
     assert start["problem_share"] == pytest.approx(summary.loc["noop", "problem_share_at_hour_start"])
     assert start["problem_share"] <= table[(table.planner == "noop") & (table.measured == "within the hour")
                                            ]["problem_share"].iloc[0]
+
+
+def test_compare_forecasts_with_a_demand_model_trained_before_the_period(tmp_path, data_dir):
+    assert main(["--data-dir", str(data_dir), "ingest", "--synthetic", "--no-progress"]) == 0
+    models = tmp_path / "models"
+    assert main(["--data-dir", str(data_dir), "demand", "train", "--span", "2018-09-01:2018-09-14", "--model",
+                 "lightgbm", "--rounds", "10", "--holdout-days", "0", "--version", "early", "--out-root", str(models),
+                 "--no-progress"]) == 0
+    scenario = small_scenario(tmp_path, source="processed", date="2018-09-15", hours=24)
+    run = ["--data-dir", str(data_dir), "compare", "--scenario", scenario, "--planners", "noop,greedy", "--seeds", "1",
+           "--max-days", "1", "--demand-model", str(models / "demand" / "early"), "--no-progress"]
+    assert main([*run, "--period", "2018-09-15:2018-09-21", "--out", str(tmp_path / "after")]) == 0
+    info = json.loads((tmp_path / "after" / "run.json").read_text())
+    assert info["forecast"].endswith("early") and info["tested_on_training_days"] is False
+    # a model whose data reaches into the period is refused, or marked when allowed
+    assert main([*run, "--period", "2018-09-10:2018-09-21", "--out", str(tmp_path / "inside")]) == 2
+    assert main([*run, "--period", "2018-09-10:2018-09-21", "--out", str(tmp_path / "inside"),
+                 "--allow-training-days"]) == 0
+    assert json.loads((tmp_path / "inside" / "run.json").read_text())["tested_on_training_days"] is True
