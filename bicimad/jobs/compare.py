@@ -100,6 +100,7 @@ NOTE = """# What is and is not comparable
 @dataclass
 class Day:
     """One simulated day: its network (bikes at the day's first snapshot), truth and forecast."""
+
     date: str
     network: object
     truth: object
@@ -194,8 +195,6 @@ def _day_demand(panel, cells, day: int, network):
     """Rates of ``cells`` for panel day ``day`` in the network's station order (a day type the
     fit never saw already holds the shrinkage prior, the station's mean over the other day
     types); a station with no rate at all gets 0."""
-
-
     column = np.clip(np.searchsorted(cells.station_ids, network.station_ids), 0, len(cells.station_ids) - 1)
     known = cells.station_ids[column] == network.station_ids
     rates = [np.where(known[None, :], cell[0][:, column], 0.0)
@@ -290,7 +289,8 @@ def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], 
                 today = planner.for_day(day) if hasattr(planner, "for_day") else planner
                 fleet = today.scenario_for(scenario, day.network) if hasattr(today, "scenario_for") else scenario
                 recorder = HourStartRecorder(today, keep_bikes=on_day is not None)
-                result = run_episode(day.network, day.truth, day.forecast, fleet, recorder, seed=day_seed(seed, i))
+                seen = day.truth if getattr(today, "sees_truth", False) else day.forecast
+                result = run_episode(day.network, day.truth, seen, fleet, recorder, seed=day_seed(seed, i))
                 if on_day is not None:
                     on_day(name, seed, i, recorder, result)
                 row = _day_row(name, seed, i, day, result, recorder, scenario.reward)
@@ -396,8 +396,6 @@ def relative_changes(per_seed, baselines=("noop", "ortools"), metric: str = "pro
     seed, ``metric / baseline's metric - 1``, then its mean and 95 % interval over seeds: an
     interval that excludes 0 says the difference is not the draws' noise.
     """
-
-
     table = per_seed.pivot(index="seed", columns="planner", values=metric)
     rows = []
     for baseline in baselines:
@@ -415,8 +413,6 @@ def relative_changes(per_seed, baselines=("noop", "ortools"), metric: str = "pro
 
 def observed_row(data_dir, days: list[Day]) -> dict | None:
     """Occupancy observed in the snapshots of the simulated days (state at the snapshot instant)."""
-
-
     hours = Processed.load(data_dir, with_hours=True).station_hours
     local = pd.to_datetime(hours["hour"]).dt.tz_convert(TZ).dt.strftime("%Y-%m-%d")
     dates = {d.date for d in days}
@@ -431,8 +427,6 @@ def observed_row(data_dir, days: list[Day]) -> dict | None:
 
 def plot_comparison(summary, path: Path) -> Path:
     """Problem share per planner with its interval; the hour-start share beside it."""
-
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(summary))
@@ -453,12 +447,32 @@ def plot_comparison(summary, path: Path) -> Path:
     return _save(fig, path)
 
 
+class PerfectForecast:
+    """A planner shown the day's truth instead of the forecast: an upper bound on what better
+    forecasts could give it (``<planner>-perfect`` in ``--planners``)."""
+
+    sees_truth = True
+
+    def __init__(self, planner):
+        self.planner = planner
+        self.name = f"{planner.name}-perfect"
+
+    def plan(self, view):
+        return self.planner.plan(view)
+
+
 def build_planners(names, policy: str | None, time_limit_s: float | None) -> dict:
-    """Planners by name; ``time_limit_s`` None leaves OR-Tools' own default."""
+    """Planners by name (``<name>-perfect``: that planner seeing the truth); ``time_limit_s``
+    None leaves OR-Tools' own default."""
     planners = {}
     for name in names:
-        if name not in PLANNER_NAMES:
-            raise CommandError(f"--planners: unknown planner {name!r}; known: {', '.join(PLANNER_NAMES)}")
+        base = name.removesuffix("-perfect")
+        if base not in PLANNER_NAMES or name == "status-quo-perfect":
+            known = ", ".join(PLANNER_NAMES)
+            raise CommandError(f"--planners: unknown planner {name!r}; known: {known} (and <name>-perfect)")
+        if base != name:
+            planners[name] = PerfectForecast(build_planners([base], policy, time_limit_s)[base])
+            continue
         kwargs = {"ppo": {"policy_dir": policy}}.get(name, {})
         if name == "ortools" and time_limit_s is not None:
             kwargs = {"time_limit_s": time_limit_s}

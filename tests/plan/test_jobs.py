@@ -178,3 +178,19 @@ def test_compare_forecasts_with_a_demand_model_trained_before_the_period(tmp_pat
     assert main([*run, "--period", "2018-09-10:2018-09-21", "--out", str(tmp_path / "inside"),
                  "--allow-training-days"]) == 0
     assert json.loads((tmp_path / "inside" / "run.json").read_text())["tested_on_training_days"] is True
+
+
+def test_a_perfect_forecast_planner_sees_the_truth(tmp_path, data_dir):
+    """``<planner>-perfect`` plans on the day's truth: on processed data, where the forecast is
+    the history's cell rates, OR-Tools (whose stop values read the rates) plans otherwise."""
+    assert main(["--data-dir", str(data_dir), "ingest", "--synthetic", "--no-progress"]) == 0
+    scenario = small_scenario(tmp_path, source="processed", date="2018-09-15", hours=24)
+    out = tmp_path / "cmp"
+    assert main(["--data-dir", str(data_dir), "compare", "--scenario", scenario, "--period", "2018-09-15:2018-09-30",
+                 "--planners", "noop,ortools,ortools-perfect", "--seeds", "1", "--max-days", "1", "--time-limit", "0.2",
+                 "--out", str(out), "--no-progress"]) == 0
+    per_day = pd.read_csv(out / "per_day.csv")
+    seen = per_day[per_day.planner == "ortools"].set_index("day")
+    perfect = per_day[per_day.planner == "ortools-perfect"].set_index("day")
+    assert not seen[["lost_trips", "bikes_moved"]].equals(perfect[["lost_trips", "bikes_moved"]])
+    assert (perfect["problem_share"] < per_day[per_day.planner == "noop"].set_index("day")["problem_share"]).all()

@@ -51,6 +51,7 @@ class StaleInputError(RuntimeError):
 @dataclasses.dataclass
 class NightlyRun:
     """Everything a step needs: the config, the dates, the folders and the seeds."""
+
     config: NightlyConfig
     date: dt.date
     data_root: Path
@@ -231,6 +232,7 @@ def load_run_inputs(run_dir: str | Path):
 
 class RecordingPlanner:
     """Wraps a planner and keeps every hour's plan: (hour index, route per truck)."""
+
     def __init__(self, inner):
         self.inner = inner
         self.name = inner.name
