@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from bicimad.opendata.schemas import OCCUPANCY_SUMMARY_COLUMNS
@@ -19,6 +18,7 @@ from bicimad.sim.interface import Planner
 from bicimad.sim.network import Network
 from bicimad.sim.riders import Demand
 from bicimad.sim.scenario import Scenario
+from bicimad.sim.seeds import rider_rng
 
 
 @dataclass
@@ -30,14 +30,6 @@ class EpisodeResult:
     steps: list[dict] = field(default_factory=list)  #: per hour: hour, quantities, decision seconds
     scenario: Scenario | None = None
     seed: int | None = None
-
-
-def rider_rng(seed: int) -> np.random.Generator:
-    """The riders' generator for ``seed`` (the same one the env derives on ``reset(seed)``)."""
-    from gymnasium.utils import seeding
-
-    env_rng, _ = seeding.np_random(seed)
-    return np.random.default_rng(env_rng.integers(2**63))
 
 
 def run_episode(network: Network, truth_demand, forecast: Demand | None, scenario: Scenario,

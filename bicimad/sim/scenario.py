@@ -40,7 +40,7 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class FleetSpec:
-    """The trucks (DESIGN.md: 6 trucks x 22 bikes, 2 visits per hour, 3.5 km around a base)."""
+    """The trucks (defaults: the seed fleet, 6 trucks x 22 bikes, 2 visits per hour, 3.5 km around a base)."""
 
     trucks: int = 6             #: number of trucks
     truck_capacity: int = 22    #: bikes a truck carries at most
