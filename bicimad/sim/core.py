@@ -63,7 +63,7 @@ class FleetSim:
         self.reachable = (network.distance_km[self.bases] <= scenario.fleet.radius_km) & network.available[None, :]
         self._near = network.neighbours[:, :16]
         cap = network.capacity
-        self._obs_stations = np.r_[np.minimum(cap / 40.0, 1.0), network.available]
+        self._obs_stations = np.r_[np.minimum(cap / scenario.episode.capacity_scale, 1.0), network.available]
         self._obs_forecast = np.c_[self.fc_pickup / (self.fc_pickup + cap), self.fc_return / (self.fc_return + cap)]
         walk = scenario.riders.walk_km
         self.walk_to = [[int(j) for j in network.neighbours[i] if network.distance_km[i, j] <= walk]
@@ -492,6 +492,8 @@ class FleetSim:
             distance_km=self.road_km,
             pickup_rate=self.fc_pickup[h:end].copy(),
             return_rate=self.fc_return[h:end].copy(),
+            radius_km=self.scenario.fleet.radius_km,
+            capacity_scale=self.scenario.episode.capacity_scale,
         )
 
     # ------------------------------------------------------------------ results

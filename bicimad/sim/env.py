@@ -104,7 +104,7 @@ class RebalanceEnv(gym.Env):
     | slice | observation | scale |
     |-------|-------------|-------|
     | 0 : n | docked bikes / capacity | 0-1 |
-    | n : 2n | capacity / 40 | 0-1 |
+    | n : 2n | capacity / `episode.capacity_scale` (30), at most 1 | 0-1 |
     | 2n : 3n | station available | 0 or 1 |
     | 3n : 4n | forecast pickups this hour, r / (r + capacity) | 0-1 |
     | 4n : 5n | forecast returns this hour, r / (r + capacity) | 0-1 |

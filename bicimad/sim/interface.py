@@ -44,6 +44,8 @@ class FleetView:
     distance_km: np.ndarray         # (n, n) road distance proxy between stations
     pickup_rate: np.ndarray         # (h, n) forecast pickups per hour, this hour first
     return_rate: np.ndarray         # (h, n) forecast returns per hour, this hour first
+    radius_km: float                # the trucks' action radius (scenario fleet.radius_km)
+    capacity_scale: float           # docks a capacity feature is scaled by (scenario episode.capacity_scale)
 
     @property
     def n_stations(self) -> int:

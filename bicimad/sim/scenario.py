@@ -66,10 +66,11 @@ class RiderSpec:
 
 @dataclass(frozen=True)
 class EpisodeSpec:
-    """Length of an episode and the RL action's quantity levels."""
+    """Length of an episode, the RL action's quantity levels and the observations' scale."""
 
     hours: int = 24  #: hours simulated (at most the hours the demand covers)
     fill_levels: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  #: target fill levels a truck can set
+    capacity_scale: float = 30.0  #: docks that observations scale a station's capacity by (envs and fleet policy)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def _validate(s: Scenario) -> None:
         ("episode.hours", s.episode.hours >= 1, "must be >= 1"),
         ("episode.fill_levels", len(s.episode.fill_levels) >= 1 and all(0 <= x <= 1 for x in s.episode.fill_levels),
          "must be a non-empty list of fractions in [0, 1]"),
+        ("episode.capacity_scale", s.episode.capacity_scale > 0, "must be > 0"),
     ]
     for key, ok, why in checks:
         if not ok:
