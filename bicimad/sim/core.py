@@ -16,14 +16,13 @@ docking and pickup minute and at the hour's start, is 0 (the capacity).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from bicimad.opendata.schemas import OCCUPANCY_STATES
 from bicimad.sim.interface import FleetView, Plan
 from bicimad.sim.network import Network, choose_bases
+from bicimad.sim.occupancy import problem_share
 from bicimad.sim.riders import Demand, RiderStream
 from bicimad.sim.scenario import Scenario
 
@@ -512,11 +511,10 @@ class FleetSim:
     def summary(self, env: int = 0, planner: str = "", decision_s_per_hour: float = float("nan")) -> dict:
         """One row of ``OCCUPANCY_SUMMARY_COLUMNS`` for ``env``."""
         counts = dict(zip(OCCUPANCY_STATES, self.class_counts[env].tolist()))
-        total = sum(counts.values())
         return {
             "planner": planner,
             **counts,
-            "problem_share": (total - counts["balanced"]) / total if total else math.nan,
+            "problem_share": problem_share(counts),
             "lost_trips": int(self.totals["lost_trips"][env]),
             "diverted_returns": int(self.totals["diverted_returns"][env]),
             "bikes_moved": int(self.totals["bikes_moved"][env]),
