@@ -207,20 +207,27 @@ def solve(problem: RebalanceProblem) -> Plan:
             # would say the same, but its Python binding rejects lists in this wheel.)
             routing.VehicleVar(index).SetValues([-1] + np.flatnonzero(problem.stop_trucks[i]).tolist())
 
-    # --- search parameters
-    params = pywrapcp.DefaultRoutingSearchParameters()
-    search = problem.settings
-    params.first_solution_strategy = FIRST_SOLUTION[search.first_solution]
-    params.local_search_metaheuristic = METAHEURISTIC[search.metaheuristic]
-    params.time_limit.FromMilliseconds(max(1, int(search.time_limit_s * 1000)))
-
-    # --- solve and extract
-    solution = routing.SolveWithParameters(params)
+    # --- search parameters, solve and extract
+    solution = routing.SolveWithParameters(_search_parameters(problem.settings))
     if solution is None:
-        log.warning("routing found no solution within %.2f s; trucks stay put", search.time_limit_s)
+        log.warning("routing found no solution within %.2f s; trucks stay put", problem.settings.time_limit_s)
         return [[] for _ in range(k)]
+    return _routes(routing, manager, solution, node_station, node_bikes)
+
+
+def _search_parameters(settings: ORToolsSettings):
+    """Routing search parameters: first-solution strategy, metaheuristic, explicit time limit."""
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = FIRST_SOLUTION[settings.first_solution]
+    params.local_search_metaheuristic = METAHEURISTIC[settings.metaheuristic]
+    params.time_limit.FromMilliseconds(max(1, int(settings.time_limit_s * 1000)))
+    return params
+
+
+def _routes(routing, manager, solution, node_station: np.ndarray, node_bikes: np.ndarray) -> Plan:
+    """Each vehicle's stops in the solution, in order, as visits."""
     plan: Plan = []
-    for truck in range(k):
+    for truck in range(routing.vehicles()):
         route = []
         index = solution.Value(routing.NextVar(routing.Start(truck)))
         while not routing.IsEnd(index):
