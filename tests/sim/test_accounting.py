@@ -133,6 +133,7 @@ def test_every_drawn_rider_is_served_walked_or_lost(day, action_seed):
     scen = scenario(hours, **{"riders.walk_km": walk_km, "fleet.trucks": trucks, "fleet.radius_km": 10.0})
     sim = FleetSim(network, scen, riders(rows, hours))
     sim.reset([rider_rng(0)])
+    start_bikes = sim.bikes.copy()
     start = sim.bikes.sum() + sim.truck_load.sum()
     rng = np.random.default_rng(action_seed)
     while not sim.done:
@@ -146,3 +147,7 @@ def test_every_drawn_rider_is_served_walked_or_lost(day, action_seed):
     assert lost == sim.occupancy_table()["lost_trips"].sum()
     if walk_km == 0:
         assert walked == 0
+        if trucks == 0:  # then per station too: each bike gone from it is one of its riders served
+            drawn_at = np.bincount([o for _, o, _, _ in rows], minlength=network.n)
+            lost_at = sim.occupancy_table().groupby("station_id", sort=False)["lost_trips"].sum().to_numpy()
+            np.testing.assert_array_equal(start_bikes - sim.bikes + lost_at, drawn_at)
