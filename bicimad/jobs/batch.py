@@ -18,14 +18,17 @@ import os
 import signal
 import subprocess
 import time
-import tomllib
-import types
-import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bicimad.config import REPO_ROOT
+from bicimad.config import (  # noqa: F401  (re-exported: the job configs' one TOML loader)
+    REPO_ROOT,
+    ConfigError,
+    config_to_dict,
+    load_config,
+    write_config,
+)
 from bicimad.errors import (  # noqa: F401  (re-exported: the batch jobs' exit codes)
     EXIT_DATAERR,
     EXIT_NOINPUT,
@@ -44,125 +47,8 @@ log = logging.getLogger(__name__)
 KILL_AT_ENV = "BICIMAD_KILL_AT"
 
 
-class ConfigError(ValueError):
-    """A job config is invalid; the message names the file and the key."""
-
-
 class LockHeld(RuntimeError):
     """Another live process holds the run lock."""
-
-
-# ---------------------------------------------------------------------------------------------
-# TOML job configs as frozen dataclasses
-# ---------------------------------------------------------------------------------------------
-
-def _check_value(value: Any, type_: Any, key: str, source: str) -> Any:
-    """Check (and lightly coerce: list -> tuple, int -> float) one TOML value against a type."""
-    origin = typing.get_origin(type_)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(type_)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _check_value(value, option, key, source)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{source}: {key}: invalid value {value!r}")
-    if dataclasses.is_dataclass(type_):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key}: expected a table, got {type(value).__name__}")
-        return _build(type_, value, source, prefix=f"{key}.")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: {key}: expected a list, got {type(value).__name__} {value!r}")
-        args = typing.get_args(type_)
-        item_type = args[0] if args else Any
-        return tuple(_check_value(v, item_type, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if origin is dict or type_ is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key}: expected a table, got {type(value).__name__} {value!r}")
-        return dict(value)
-    if type_ is Any:
-        return value
-    if type_ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if type_ in (int, float) and isinstance(value, bool):
-        raise ConfigError(f"{source}: {key}: expected {type_.__name__}, got bool {value!r}")
-    if type_ in (int, float, str, bool) and not isinstance(value, type_):
-        raise ConfigError(f"{source}: {key}: expected {type_.__name__}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _build(cls: type, table: dict, source: str, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!s} (known keys: {', '.join(prefix + k for k in fields)})"
-        )
-    kwargs = {}
-    for name, field in fields.items():
-        if name in table:
-            kwargs[name] = _check_value(table[name], hints[name], prefix + name, source)
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{source}: missing required key {prefix}{name}")
-    obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except ValueError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
-    return obj
-
-
-def config_from_dict(cls: type, table: dict, source: str = "<config>"):
-    """Build the frozen dataclass ``cls`` from a parsed TOML table, rejecting unknown keys and
-    wrong types with a message naming the source and the dotted key."""
-    return _build(cls, table, source)
-
-
-def load_config(cls: type, path: str | os.PathLike):
-    """Load a job config from a TOML file into the frozen dataclass ``cls``."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            table = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return _build(cls, table, str(path))
-
-
-def config_to_dict(config) -> dict:
-    """The config as a TOML-ready dict (tuples as lists; None values left out, TOML has no null)."""
-
-    def clean(value):
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if v is not None}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        return value
-
-    return clean(dataclasses.asdict(config))
-
-
-def write_config(config, path: str | os.PathLike) -> Path:
-    """Write the config next to the artefacts it produced (atomically, as TOML)."""
-    import tomli_w
-
-    from bicimad.io import atomic_open
-
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        tomli_w.dump(config_to_dict(config), fh)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,11 +2,25 @@
 
 ``make_planner(name, **kwargs)`` builds one by name; the OR-Tools and policy planners are
 imported only when asked for, so using the others never loads ortools or torch.
+
+Importing this package registers ``bicimad/FleetPlanning-v0``, the hour-level env the fleet
+policy trains on (:mod:`bicimad.plan.fleet_env`), with its vector env as ``vector_entry_point``.
 """
 
 from __future__ import annotations
 
+import gymnasium
+
 from bicimad.sim.interface import Planner
+
+FLEET_ENV_ID = "bicimad/FleetPlanning-v0"
+
+if FLEET_ENV_ID not in gymnasium.registry:
+    gymnasium.register(
+        id=FLEET_ENV_ID,
+        entry_point="bicimad.plan.fleet_env:FleetPlanningEnv",
+        vector_entry_point="bicimad.plan.fleet_env:FleetPlanningVectorEnv",
+    )
 
 #: Planner names, in the order comparisons report them.
 PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo")

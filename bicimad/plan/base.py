@@ -1,4 +1,5 @@
-"""Planners that need nothing but the fleet view, and the check every plan must pass."""
+"""Planners that need nothing but the fleet view (the check every plan must pass,
+:func:`check_plan`, lives with the interface in :mod:`bicimad.sim.interface`)."""
 
 from __future__ import annotations
 
@@ -6,43 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bicimad.sim.interface import FleetView, Plan, Visit
-
-
-class PlanError(ValueError):
-    """A plan breaks a fleet limit; the message names the truck, the visit and the limit."""
-
-
-def check_plan(view: FleetView, plan: Plan) -> None:
-    """Raise :class:`PlanError` unless ``plan`` keeps every limit the fleet has.
-
-    Checked: one route per truck; at most ``visits_per_hour`` visits each; every station
-    within the truck's radius; the truck load within ``0..truck_capacity`` after every visit
-    (starting from its load now); and, with all trucks' visits applied, every station between
-    empty and its capacity (trucks share no station within one hour in any planner here, so
-    the order across trucks does not matter).
-    """
-    if len(plan) != view.n_trucks:
-        raise PlanError(f"plan has {len(plan)} routes for {view.n_trucks} trucks")
-    bikes = view.bikes.astype(np.int64).copy()
-    for truck, route in enumerate(plan):
-        if len(route) > view.visits_per_hour:
-            raise PlanError(f"truck {truck}: {len(route)} visits > {view.visits_per_hour} per hour")
-        load = int(view.truck_load[truck])
-        for step, visit in enumerate(route):
-            where = f"truck {truck} visit {step} (station {visit.station})"
-            if not 0 <= visit.station < view.n_stations:
-                raise PlanError(f"{where}: station index out of range 0..{view.n_stations - 1}")
-            if not view.reachable[truck, visit.station]:
-                raise PlanError(f"{where}: outside the truck's action radius")
-            load += visit.bikes
-            if not 0 <= load <= view.truck_capacity:
-                raise PlanError(f"{where}: truck load {load} outside 0..{view.truck_capacity}")
-            bikes[visit.station] -= visit.bikes
-    bad = np.flatnonzero((bikes < 0) | (bikes > view.capacity))
-    if bad.size:
-        s = int(bad[0])
-        raise PlanError(f"station {s}: plan leaves {bikes[s]} bikes for {view.capacity[s]} docks")
+from bicimad.sim.interface import FleetView, Plan, PlanError, Visit, check_plan  # noqa: F401  (re-exported)
 
 
 @dataclass

@@ -22,6 +22,7 @@ import of the package is in this module.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -49,6 +50,31 @@ METAHEURISTIC = {
 
 
 @dataclass(frozen=True)
+class ORToolsSettings:
+    """The OR-Tools planner's knobs, and the one home of their defaults."""
+
+    horizon_hours: int = 3                      #: forecast hours over which expected events are counted
+    fractions: tuple[float, ...] = (1.0, 0.5)   #: stop sizes as fractions of the gap to target (full gap first)
+    max_stations: int = 60                      #: keep the stations whose best stop is worth most (solver time)
+    min_value: float = 0.02                     #: drop stops worth fewer expected events than this
+    km_cost: float = 0.01                       #: expected events a truck-kilometre is worth (ties: short routes)
+    time_limit_s: float = 1.0                   #: solver time per hour
+    first_solution: str = "parallel_cheapest_insertion"  #: a key of FIRST_SOLUTION
+    metaheuristic: str = "greedy_descent"       #: a key of METAHEURISTIC
+
+    def __post_init__(self):
+        if self.first_solution not in FIRST_SOLUTION:
+            raise ValueError(f"first_solution must be one of {sorted(FIRST_SOLUTION)}")
+        if self.metaheuristic not in METAHEURISTIC:
+            raise ValueError(f"metaheuristic must be one of {sorted(METAHEURISTIC)}")
+        object.__setattr__(self, "fractions", tuple(self.fractions))
+
+
+#: The defaults, for callers that only need one value (e.g. a command's ``--time-limit``).
+DEFAULT_SETTINGS = ORToolsSettings()
+
+
+@dataclass(frozen=True)
 class RebalanceProblem:
     """One hour's routing problem, in the solver's integer units.
 
@@ -65,32 +91,18 @@ class RebalanceProblem:
     truck_capacity: int
     visits_per_hour: int
     arc_cost: np.ndarray            # (n, n) cost of driving station to station, x EVENT_SCALE
-    time_limit_s: float = 1.0
-    first_solution: str = "parallel_cheapest_insertion"
-    metaheuristic: str = "greedy_descent"
+    settings: ORToolsSettings = DEFAULT_SETTINGS  # the search parameters are read from here
 
 
-def build_problem(
-    view: FleetView,
-    horizon_hours: int = 3,
-    fractions: tuple[float, ...] = (1.0, 0.5),
-    max_stations: int = 60,
-    min_value: float = 0.02,
-    km_cost: float = 0.01,
-    time_limit_s: float = 1.0,
-    first_solution: str = "parallel_cheapest_insertion",
-    metaheuristic: str = "greedy_descent",
-) -> RebalanceProblem:
-    """The routing problem for the hour ``view`` describes.
-
-    Args:
-        horizon_hours: forecast hours over which expected events are counted.
-        fractions: stop sizes as fractions of the gap to target (the full gap first).
-        max_stations: keep only the stations whose best stop is worth most (solver time).
-        min_value: drop stops worth fewer expected events than this.
-        km_cost: expected events one truck-kilometre is worth (breaks ties towards short routes).
-    """
-    hours = max(1, min(horizon_hours, view.pickup_rate.shape[0]))
+def build_problem(view: FleetView, settings: ORToolsSettings | None = None, **changes) -> RebalanceProblem:
+    """The routing problem for the hour ``view`` describes, with ``settings`` (default: the
+    defaults of :class:`ORToolsSettings`) and any of its fields replaced by ``changes``."""
+    settings = settings or DEFAULT_SETTINGS
+    if changes:
+        settings = dataclasses.replace(settings, **changes)
+    if not isinstance(settings, ORToolsSettings):
+        raise TypeError(f"settings must be ORToolsSettings, got {type(settings).__name__}")
+    hours = max(1, min(settings.horizon_hours, view.pickup_rate.shape[0]))
     events = expected_events(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours])
     target = station_targets(events)
     bikes = view.bikes.astype(np.int64)
@@ -100,10 +112,10 @@ def build_problem(
     stations, moves, values = [], [], []
     for s in np.flatnonzero((gap != 0) & any_truck):
         full = int(np.sign(gap[s])) * min(abs(int(gap[s])), view.truck_capacity)
-        sizes = sorted({int(np.sign(full)) * max(1, round(abs(full) * f)) for f in fractions}, key=abs, reverse=True)
+        sizes = sorted({int(np.sign(full)) * max(1, round(abs(full) * f)) for f in settings.fractions}, key=abs, reverse=True)
         for move in sizes:
             value = events[s, bikes[s]] - events[s, bikes[s] - move]
-            if value >= min_value:
+            if value >= settings.min_value:
                 stations.append(s)
                 moves.append(move)
                 values.append(value)
@@ -113,7 +125,7 @@ def build_problem(
         best_per_station = {}
         for s, v in zip(stations, values):
             best_per_station[s] = max(v, best_per_station.get(s, 0.0))
-        keep_stations = sorted(best_per_station, key=best_per_station.get, reverse=True)[:max_stations]
+        keep_stations = sorted(best_per_station, key=best_per_station.get, reverse=True)[:settings.max_stations]
         keep = np.isin(stations, keep_stations)
         stations, moves, values = stations[keep], moves[keep], values[keep]
 
@@ -126,10 +138,8 @@ def build_problem(
         truck_load=np.clip(view.truck_load.astype(np.int64), 0, view.truck_capacity),
         truck_capacity=int(view.truck_capacity),
         visits_per_hour=int(view.visits_per_hour),
-        arc_cost=np.rint(view.distance_km * km_cost * EVENT_SCALE).astype(np.int64),
-        time_limit_s=time_limit_s,
-        first_solution=first_solution,
-        metaheuristic=metaheuristic,
+        arc_cost=np.rint(view.distance_km * settings.km_cost * EVENT_SCALE).astype(np.int64),
+        settings=settings,
     )
 
 
@@ -197,19 +207,27 @@ def solve(problem: RebalanceProblem) -> Plan:
             # would say the same, but its Python binding rejects lists in this wheel.)
             routing.VehicleVar(index).SetValues([-1] + np.flatnonzero(problem.stop_trucks[i]).tolist())
 
-    # --- search parameters
-    params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = FIRST_SOLUTION[problem.first_solution]
-    params.local_search_metaheuristic = METAHEURISTIC[problem.metaheuristic]
-    params.time_limit.FromMilliseconds(max(1, int(problem.time_limit_s * 1000)))
-
-    # --- solve and extract
-    solution = routing.SolveWithParameters(params)
+    # --- search parameters, solve and extract
+    solution = routing.SolveWithParameters(_search_parameters(problem.settings))
     if solution is None:
-        log.warning("routing found no solution within %.2f s; trucks stay put", problem.time_limit_s)
+        log.warning("routing found no solution within %.2f s; trucks stay put", problem.settings.time_limit_s)
         return [[] for _ in range(k)]
+    return _routes(routing, manager, solution, node_station, node_bikes)
+
+
+def _search_parameters(settings: ORToolsSettings):
+    """Routing search parameters: first-solution strategy, metaheuristic, explicit time limit."""
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = FIRST_SOLUTION[settings.first_solution]
+    params.local_search_metaheuristic = METAHEURISTIC[settings.metaheuristic]
+    params.time_limit.FromMilliseconds(max(1, int(settings.time_limit_s * 1000)))
+    return params
+
+
+def _routes(routing, manager, solution, node_station: np.ndarray, node_bikes: np.ndarray) -> Plan:
+    """Each vehicle's stops in the solution, in order, as visits."""
     plan: Plan = []
-    for truck in range(k):
+    for truck in range(routing.vehicles()):
         route = []
         index = solution.Value(routing.NextVar(routing.Start(truck)))
         while not routing.IsEnd(index):
@@ -220,36 +238,12 @@ def solve(problem: RebalanceProblem) -> Plan:
     return plan
 
 
-@dataclass
-class ORToolsPlanner:
-    """Replans every hour: forecast targets, then the pickup-and-delivery model above."""
+@dataclass(frozen=True)
+class ORToolsPlanner(ORToolsSettings):
+    """Replans every hour: forecast targets, then the pickup-and-delivery model above; its
+    fields are :class:`ORToolsSettings`' (same defaults) and a ``name``."""
 
     name: str = "ortools"
-    horizon_hours: int = 3
-    fractions: tuple[float, ...] = (1.0, 0.5)
-    max_stations: int = 60
-    min_value: float = 0.02
-    km_cost: float = 0.01
-    time_limit_s: float = 1.0
-    first_solution: str = "parallel_cheapest_insertion"
-    metaheuristic: str = "greedy_descent"
-
-    def __post_init__(self):
-        if self.first_solution not in FIRST_SOLUTION:
-            raise ValueError(f"first_solution must be one of {sorted(FIRST_SOLUTION)}")
-        if self.metaheuristic not in METAHEURISTIC:
-            raise ValueError(f"metaheuristic must be one of {sorted(METAHEURISTIC)}")
 
     def plan(self, view: FleetView) -> Plan:
-        problem = build_problem(
-            view,
-            horizon_hours=self.horizon_hours,
-            fractions=tuple(self.fractions),
-            max_stations=self.max_stations,
-            min_value=self.min_value,
-            km_cost=self.km_cost,
-            time_limit_s=self.time_limit_s,
-            first_solution=self.first_solution,
-            metaheuristic=self.metaheuristic,
-        )
-        return solve(problem)
+        return solve(build_problem(view, self))

@@ -34,10 +34,15 @@ from bicimad.plan.targets import expected_events, station_targets
 from bicimad.rl.agents import MultiCategorical, layer_init
 from bicimad.sim.interface import FleetView, Plan, Visit
 
+#: The one list of feature names, in column order; the first ``len(STATION_FEATURES)`` are
+#: per station (``value_now`` and ``distance`` also per truck), the rest per truck.
 FEATURES = (
     "fill", "target_fill", "gap", "value_full", "value_now", "distance", "net_next_hour",
     "net_horizon", "risk_now", "capacity", "truck_load", "hour_sin", "hour_cos", "here", "valid",
 )
+#: Column of each feature.
+COLUMN = {name: i for i, name in enumerate(FEATURES)}
+STATION_FEATURES = FEATURES[: COLUMN["capacity"] + 1]
 POLICY_FILE = "policy.pt"
 POLICY_CONFIG = "policy.json"
 
@@ -68,27 +73,18 @@ def observe(view: FleetView, config: ObservationConfig, events: np.ndarray | Non
 
     ``events`` (from :func:`~bicimad.plan.targets.expected_events` over the view's first
     ``horizon_hours``) may be passed in: it depends on the forecast only, not on the bikes, so
-    copies of one city at the same hour share it.
+    copies of one city at the same hour share it. Distances are scaled by the view's
+    ``radius_km`` and capacities by its ``capacity_scale`` (both the scenario's).
     """
     if view.visits_per_hour != config.visits_per_hour:
         raise ValueError(f"policy plans {config.visits_per_hour} visits per hour; the fleet makes {view.visits_per_hour}")
-    k, c, n = view.n_trucks, config.candidates, view.n_stations
+    k, c = view.n_trucks, config.candidates
     hours = max(1, min(config.horizon_hours, view.pickup_rate.shape[0]))
     if events is None:
         events = expected_events(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours])
     target = station_targets(events)
-    bikes = view.bikes.astype(np.int64)
-    capacity = np.maximum(view.capacity.astype(np.float64), 1.0)
-    rows = np.arange(n)
-    gap = bikes - target
-    full_move = np.clip(gap, -view.truck_capacity, view.truck_capacity)
-    value_full = events[rows, bikes] - events[rows, bikes - full_move]
-    net = view.return_rate[:hours] - view.pickup_rate[:hours]
-    station_part = np.stack([
-        bikes / capacity, target / capacity, np.clip(gap / view.truck_capacity, -1, 1), value_full,
-        np.zeros(n), np.zeros(n), net[0] / capacity, net.sum(axis=0) / capacity, events[rows, bikes],
-        capacity / 30.0,
-    ], axis=1)
+    station = _station_features(view, events, target, hours)
+    gap = view.bikes.astype(np.int64) - target
 
     features = np.zeros((k, c, len(FEATURES)), dtype=np.float32)
     candidates = np.full((k, c), -1, dtype=np.int64)
@@ -97,25 +93,54 @@ def observe(view: FleetView, config: ObservationConfig, events: np.ndarray | Non
     angle = 2 * np.pi * view.hour_of_day / 24
     for truck in range(k):
         load = int(view.truck_load[truck])
-        room = view.truck_capacity - load
         # The move this truck could make now: load up to its room, unload up to its load.
-        move_now = np.where(gap > 0, np.minimum(gap, room), -np.minimum(-gap, load))
-        value_now = events[rows, bikes] - events[rows, bikes - move_now]
-        chosen = _candidates(view.reachable[truck], gap, value_full, c)
+        move_now = np.where(gap > 0, np.minimum(gap, view.truck_capacity - load), -np.minimum(-gap, load))
+        value_now = _avoided(events, view.bikes, move_now)
+        chosen = _candidates(view.reachable[truck], gap, station[:, COLUMN["value_full"]], c)
         m = len(chosen)
         candidates[truck, :m] = chosen
-        part = station_part[chosen].copy()
-        part[:, 4] = value_now[chosen]
-        part[:, 5] = view.distance_km[view.truck_station[truck], chosen] / 3.5
-        features[truck, :m, :10] = part
-        features[truck, :m, 10] = load / view.truck_capacity
-        features[truck, :m, 11] = np.sin(angle)
-        features[truck, :m, 12] = np.cos(angle)
-        features[truck, :m, 13] = chosen == view.truck_station[truck]
-        features[truck, :m, 14] = 1.0
+        rows = features[truck, :m]
+        rows[:, : len(STATION_FEATURES)] = station[chosen]
+        rows[:, COLUMN["value_now"]] = value_now[chosen]
+        rows[:, COLUMN["distance"]] = view.distance_km[view.truck_station[truck], chosen] / view.radius_km
+        rows[:, COLUMN["truck_load"]] = load / view.truck_capacity
+        rows[:, COLUMN["hour_sin"]] = np.sin(angle)
+        rows[:, COLUMN["hour_cos"]] = np.cos(angle)
+        rows[:, COLUMN["here"]] = chosen == view.truck_station[truck]
+        rows[:, COLUMN["valid"]] = 1.0
         mask[truck, :, :m] = True
         mask[truck, 0, :m] = move_now[chosen] != 0
     return Observation(features, candidates, mask.reshape(-1), target)
+
+
+def _avoided(events: np.ndarray, bikes: np.ndarray, move: np.ndarray) -> np.ndarray:
+    """Per station, the expected events avoided by taking ``move`` bikes (< 0: leaving them)."""
+    rows = np.arange(len(bikes))
+    bikes = bikes.astype(np.int64)
+    return events[rows, bikes] - events[rows, bikes - move]
+
+
+def _station_features(view: FleetView, events: np.ndarray, target: np.ndarray, hours: int) -> np.ndarray:
+    """(n, len(STATION_FEATURES)) the features of each station that no truck changes; the
+    truck-dependent ones (``value_now``, ``distance``) are left at zero."""
+    bikes = view.bikes.astype(np.int64)
+    capacity = np.maximum(view.capacity.astype(np.float64), 1.0)
+    gap = bikes - target
+    net = view.return_rate[:hours] - view.pickup_rate[:hours]
+    values = {
+        "fill": bikes / capacity,
+        "target_fill": target / capacity,
+        "gap": np.clip(gap / view.truck_capacity, -1, 1),
+        "value_full": _avoided(events, bikes, np.clip(gap, -view.truck_capacity, view.truck_capacity)),
+        "net_next_hour": net[0] / capacity,
+        "net_horizon": net.sum(axis=0) / capacity,
+        "risk_now": events[np.arange(len(bikes)), bikes],
+        "capacity": capacity / view.capacity_scale,
+    }
+    out = np.zeros((len(bikes), len(STATION_FEATURES)))
+    for name, value in values.items():
+        out[:, COLUMN[name]] = value
+    return out
 
 
 def _candidates(reachable: np.ndarray, gap: np.ndarray, value: np.ndarray, c: int) -> np.ndarray:
@@ -204,7 +229,7 @@ class FleetAgent(nn.Module):
 
     def _encode(self, obs: torch.Tensor):
         x = self._shape(obs)
-        valid = x[..., -1:]                                       # (b, k, c, 1)
+        valid = x[..., COLUMN["valid"], None]                     # (b, k, c, 1)
         emb = self.encoder(x) * valid
         context = emb.sum(2) / valid.sum(2).clamp(min=1.0)        # (b, k, h)
         return x, emb, context
@@ -212,8 +237,8 @@ class FleetAgent(nn.Module):
     def _logits(self, x, emb, context):
         b, k, c, h = emb.shape
         pair = torch.cat([emb, context[:, :, None, :].expand(b, k, c, h)], dim=-1)
-        unload_value = x[..., FEATURES.index("value_full")] * (x[..., FEATURES.index("gap")] < 0)
-        prior_features = torch.stack([x[..., FEATURES.index("value_now")], unload_value], dim=-1)
+        unload_value = x[..., COLUMN["value_full"]] * (x[..., COLUMN["gap"]] < 0)
+        prior_features = torch.stack([x[..., COLUMN["value_now"]], unload_value], dim=-1)
         prior = prior_features @ self.prior_weight.T                # (b, k, c, v)
         per_candidate = self.score(pair) + prior                  # (b, k, c, v)
         stay = self.stay(context)[:, :, None, :]                  # (b, k, 1, v)

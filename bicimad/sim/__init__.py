@@ -1,7 +1,9 @@
 """The rebalancing simulator: scenarios, the gymnasium envs, and the planner driver.
 
-Importing this package registers ``bicimad/Rebalance-v0`` (scalar env, with the
-hand-vectorised numpy env as its ``vector_entry_point``).
+Importing this package registers ``bicimad/Rebalance-v0`` (the minute-level env for planners
+and external agents, with the hand-vectorised numpy env as its ``vector_entry_point``); the
+hour-level env the fleet policy trains on, ``bicimad/FleetPlanning-v0``, is registered by
+:mod:`bicimad.plan`.
 """
 
 from __future__ import annotations

@@ -16,14 +16,13 @@ docking and pickup minute and at the hour's start, is 0 (the capacity).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from bicimad.opendata.schemas import OCCUPANCY_STATES
 from bicimad.sim.interface import FleetView, Plan
 from bicimad.sim.network import Network, choose_bases
+from bicimad.sim.occupancy import problem_share
 from bicimad.sim.riders import Demand, RiderStream
 from bicimad.sim.scenario import Scenario
 
@@ -63,7 +62,7 @@ class FleetSim:
         self.reachable = (network.distance_km[self.bases] <= scenario.fleet.radius_km) & network.available[None, :]
         self._near = network.neighbours[:, :16]
         cap = network.capacity
-        self._obs_stations = np.r_[np.minimum(cap / 40.0, 1.0), network.available]
+        self._obs_stations = np.r_[np.minimum(cap / scenario.episode.capacity_scale, 1.0), network.available]
         self._obs_forecast = np.c_[self.fc_pickup / (self.fc_pickup + cap), self.fc_return / (self.fc_return + cap)]
         walk = scenario.riders.walk_km
         self.walk_to = [[int(j) for j in network.neighbours[i] if network.distance_km[i, j] <= walk]
@@ -492,6 +491,8 @@ class FleetSim:
             distance_km=self.road_km,
             pickup_rate=self.fc_pickup[h:end].copy(),
             return_rate=self.fc_return[h:end].copy(),
+            radius_km=self.scenario.fleet.radius_km,
+            capacity_scale=self.scenario.episode.capacity_scale,
         )
 
     # ------------------------------------------------------------------ results
@@ -510,11 +511,10 @@ class FleetSim:
     def summary(self, env: int = 0, planner: str = "", decision_s_per_hour: float = float("nan")) -> dict:
         """One row of ``OCCUPANCY_SUMMARY_COLUMNS`` for ``env``."""
         counts = dict(zip(OCCUPANCY_STATES, self.class_counts[env].tolist()))
-        total = sum(counts.values())
         return {
             "planner": planner,
             **counts,
-            "problem_share": (total - counts["balanced"]) / total if total else math.nan,
+            "problem_share": problem_share(counts),
             "lost_trips": int(self.totals["lost_trips"][env]),
             "diverted_returns": int(self.totals["diverted_returns"][env]),
             "bikes_moved": int(self.totals["bikes_moved"][env]),

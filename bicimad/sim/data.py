@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from bicimad.config import TZ, processed_dir
@@ -60,25 +59,3 @@ class Processed:
 def _local(ts) -> pd.Timestamp:
     ts = pd.Timestamp(ts)
     return ts.tz_localize(TZ) if ts.tzinfo is None else ts.tz_convert(TZ)
-
-
-def load_network(scenario, data_dir: str | os.PathLike | None = None, date: str | None = None) -> Network:
-    """The network of a scenario: synthetic, or the processed snapshot at local midnight of
-    ``date`` (default: the scenario's ``network.date``)."""
-    from bicimad.sim.network import synthetic_network
-
-    spec = scenario.network
-    if spec.source == "synthetic":
-        return synthetic_network(spec.stations, spec.seed)
-    day = date or spec.date
-    if not day:
-        raise ValueError(f"scenario {scenario.name!r}: network.date is needed for a processed network")
-    return Processed.load(data_dir, with_hours=False).network_at(pd.Timestamp(day))
-
-
-
-def bikes_matrix(snapshots: pd.DataFrame, instants: pd.DatetimeIndex, station_ids: np.ndarray) -> np.ndarray:
-    """(len(instants), n) docked bikes per snapshot instant and station (NaN: missing)."""
-    rows = snapshots[snapshots["ts"].isin(instants)]
-    table = rows.pivot_table(index="ts", columns="station_id", values="bikes", aggfunc="first")
-    return table.reindex(index=instants, columns=station_ids).to_numpy(dtype=float)

@@ -1,4 +1,11 @@
-"""``bicimad/Rebalance-v0``: the scalar gymnasium env of the rebalancing simulator."""
+"""``bicimad/Rebalance-v0``: the minute-level gymnasium env of the rebalancing simulator.
+
+It is for planners and external agents that drive the trucks themselves, one visit slot at a
+time, with the simulator's own action (a station and a target fill level per truck) and its
+whole state as the observation; its hand-vectorised twin is :mod:`bicimad.sim.vector`. The
+learnt fleet policy trains on ``bicimad/FleetPlanning-v0`` (:mod:`bicimad.plan.fleet_env`)
+instead: an hour per step, candidate stations per truck, the planners' interface.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from bicimad.sim.core import SLOT_KEYS, FleetSim
 from bicimad.sim.network import Network, synthetic_network
 from bicimad.sim.riders import Demand, synthetic_demand
 from bicimad.sim.scenario import Scenario, load_scenario
+from bicimad.sim.seeds import child_rngs
 
 
 def resolve_scenario(scenario: Scenario | str | None) -> Scenario:
@@ -71,8 +79,10 @@ class RebalanceEnv(gym.Env):
     """
     ## Description
     A day of a BiciMAD-like bike-share network with a fleet of rebalancing trucks
-    (DESIGN.md: 6 trucks of 22 bikes, 2 station visits per truck per hour, 3.5 km action
-    radius around each truck's base). Riders pick up and return bikes minute by minute
+    (by default the seed fleet: 6 trucks of 22 bikes, 2 station visits per truck per hour,
+    3.5 km action radius around each truck's base), simulated minute by minute, for planners
+    and external agents that move the trucks themselves (the learnt fleet policy trains on the
+    hour-level ``bicimad/FleetPlanning-v0`` of :mod:`bicimad.plan.fleet_env`). Riders pick up and return bikes minute by minute
     (Poisson at the demand's hourly rates, or replayed trips); a pickup at an empty station
     is lost, a return at a full one is diverted to the nearest station with a free dock.
     Each step is one visit slot (half an hour with 2 visits per hour): every truck is sent
@@ -94,7 +104,7 @@ class RebalanceEnv(gym.Env):
     | slice | observation | scale |
     |-------|-------------|-------|
     | 0 : n | docked bikes / capacity | 0-1 |
-    | n : 2n | capacity / 40 | 0-1 |
+    | n : 2n | capacity / `episode.capacity_scale` (30), at most 1 | 0-1 |
     | 2n : 3n | station available | 0 or 1 |
     | 3n : 4n | forecast pickups this hour, r / (r + capacity) | 0-1 |
     | 4n : 5n | forecast returns this hour, r / (r + capacity) | 0-1 |
@@ -152,7 +162,7 @@ class RebalanceEnv(gym.Env):
         super().reset(seed=seed)
         bikes = (options or {}).get("bikes")
         # Riders get their own generator, drawn from the env's: actions never consume randomness.
-        self.sim.reset([np.random.default_rng(self.np_random.integers(2**63))], bikes=bikes)
+        self.sim.reset(child_rngs(self.np_random, 1), bikes=bikes)
         return self.sim.observe()[0], self._info(None)
 
     def step(self, action):

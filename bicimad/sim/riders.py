@@ -122,17 +122,6 @@ class Demand:
                                network.index_of(od["to_station"].to_numpy())), od["prob"].to_numpy(dtype=float))
         return cls(hours, pick, ret, matrix)
 
-    def to_forecast_frame(self, network: Network, method: str = "sim") -> pd.DataFrame:
-        """The rates as a ``forecast`` table."""
-        h, n = self.pickup_rate.shape
-        return pd.DataFrame({
-            "station_id": np.tile(network.station_ids, h),
-            "hour": np.repeat(self.hours, n),
-            "pickup_rate": self.pickup_rate.ravel(),
-            "return_rate": self.return_rate.ravel(),
-            "method": method,
-        })
-
     def rates_at(self, hours: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
         """(pickup, return) rates aligned to ``hours`` (hours this demand lacks: 0)."""
         idx = self.hours.get_indexer(hours)

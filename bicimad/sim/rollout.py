@@ -10,15 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from bicimad.opendata.schemas import OCCUPANCY_SUMMARY_COLUMNS
 from bicimad.sim.core import FleetSim
-from bicimad.sim.interface import Planner
+from bicimad.sim.interface import Planner, check_plan
 from bicimad.sim.network import Network
 from bicimad.sim.riders import Demand
 from bicimad.sim.scenario import Scenario
+from bicimad.sim.seeds import rider_rng
 
 
 @dataclass
@@ -32,14 +32,6 @@ class EpisodeResult:
     seed: int | None = None
 
 
-def rider_rng(seed: int) -> np.random.Generator:
-    """The riders' generator for ``seed`` (the same one the env derives on ``reset(seed)``)."""
-    from gymnasium.utils import seeding
-
-    env_rng, _ = seeding.np_random(seed)
-    return np.random.default_rng(env_rng.integers(2**63))
-
-
 def run_episode(network: Network, truth_demand, forecast: Demand | None, scenario: Scenario,
                 planner: Planner | None, seed: int, horizon: int | None = None,
                 progress: bool = False) -> EpisodeResult:
@@ -49,6 +41,7 @@ def run_episode(network: Network, truth_demand, forecast: Demand | None, scenari
     ``forecast``: what the planner may see (defaults to the truth rates, for synthetic runs);
     ``horizon``: hours of forecast in each :class:`FleetView` (default: the rest of the day);
     ``planner`` None: the trucks stay idle (summary row ``planner = "none"``).
+    A plan that breaks a fleet limit raises :class:`~bicimad.sim.interface.PlanError`.
     """
     sim = FleetSim(network, scenario, truth_demand, n_envs=1, forecast=forecast)
     sim.reset([rider_rng(seed)])
@@ -66,6 +59,7 @@ def run_episode(network: Network, truth_demand, forecast: Demand | None, scenari
         plan = planner.plan(view) if planner is not None else [[] for _ in range(view.n_trucks)]
         spent = time.perf_counter() - t0
         decision_s += spent
+        check_plan(view, plan)
         out = sim.execute_plan(plan)
         steps.append({"hour": sim.hours[view.hour_index], "decision_s": spent, **out})
     summary = sim.summary(0, planner=name, decision_s_per_hour=decision_s / max(sim.H, 1))

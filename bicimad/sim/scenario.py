@@ -2,29 +2,25 @@
 
 A scenario is a frozen :class:`Scenario` loaded from ``sim/scenarios/<name>.toml`` and
 written next to every run it produced. Every key is optional (defaults below, which are
-also ``synthetic-default.toml``); an unknown key or a value of the wrong type is an error
-naming the file and the dotted key.
+also ``synthetic-default.toml``), read by the one TOML loader of :mod:`bicimad.config`; an
+unknown key or a value of the wrong type is a :class:`ScenarioError` naming the file and the
+dotted key.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
-from bicimad.config import REPO_ROOT
-from bicimad.io import atomic_open
+from bicimad.config import REPO_ROOT, ConfigError, build_config, config_to_dict, read_toml, write_config
 
 #: Where the bundled scenarios live (a checkout's ``sim/scenarios``).
 SCENARIO_DIR = REPO_ROOT / "sim" / "scenarios"
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError):
     """A scenario file is missing, unreadable or has a bad key or value (named in the message)."""
 
 
@@ -40,7 +36,7 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class FleetSpec:
-    """The trucks (DESIGN.md: 6 trucks x 22 bikes, 2 visits per hour, 3.5 km around a base)."""
+    """The trucks (defaults: the seed fleet, 6 trucks x 22 bikes, 2 visits per hour, 3.5 km around a base)."""
 
     trucks: int = 6             #: number of trucks
     truck_capacity: int = 22    #: bikes a truck carries at most
@@ -66,10 +62,11 @@ class RiderSpec:
 
 @dataclass(frozen=True)
 class EpisodeSpec:
-    """Length of an episode and the RL action's quantity levels."""
+    """Length of an episode, the RL action's quantity levels and the observations' scale."""
 
     hours: int = 24  #: hours simulated (at most the hours the demand covers)
     fill_levels: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  #: target fill levels a truck can set
+    capacity_scale: float = 30.0  #: docks that observations scale a station's capacity by (envs and fleet policy)
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ class Scenario:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), as written to TOML."""
-        return _to_plain(dataclasses.asdict(self))
+        return config_to_dict(self)
 
     def override(self, changes: dict[str, Any]) -> Scenario:
         """A copy with dotted keys replaced, e.g. ``{"fleet.trucks": 10}`` (what-if sweeps)."""
@@ -115,14 +112,6 @@ class Scenario:
                 raise ScenarioError(f"override: unknown key {dotted!r}")
             node[leaf] = value
         return from_dict(data, source="override")
-
-
-def _to_plain(obj):
-    if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (tuple, list)):
-        return [_to_plain(v) for v in obj]
-    return obj
 
 
 def _validate(s: Scenario) -> None:
@@ -146,60 +135,24 @@ def _validate(s: Scenario) -> None:
         ("episode.hours", s.episode.hours >= 1, "must be >= 1"),
         ("episode.fill_levels", len(s.episode.fill_levels) >= 1 and all(0 <= x <= 1 for x in s.episode.fill_levels),
          "must be a non-empty list of fractions in [0, 1]"),
+        ("episode.capacity_scale", s.episode.capacity_scale > 0, "must be > 0"),
     ]
     for key, ok, why in checks:
         if not ok:
             raise ScenarioError(f"scenario {s.name!r}: {key} {why}")
 
 
-def _convert(value: Any, annotation: str, where: str) -> Any:
-    """Check and convert one TOML value against a field's (string) annotation."""
-    if annotation == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ScenarioError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if annotation == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if annotation == "str":
-        if not isinstance(value, str):
-            raise ScenarioError(f"{where}: expected a string, got {value!r}")
-        return value
-    if annotation.startswith("tuple["):
-        if not isinstance(value, (list, tuple)):
-            raise ScenarioError(f"{where}: expected a list, got {value!r}")
-        item = annotation[len("tuple["):].split(",")[0].strip()
-        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    raise TypeError(f"unsupported annotation {annotation}")  # a programming error, not user input
-
-
-def _build(cls, data: Any, prefix: str, source: str):
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: {prefix or 'scenario'} must be a table, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        where = f"{prefix}." if prefix else ""
-        raise ScenarioError(f"{source}: unknown key '{where}{unknown[0]}' (known: {', '.join(fields)})")
-    kwargs = {}
-    for name, value in data.items():
-        f = fields[name]
-        key = f"{prefix}.{name}" if prefix else name
-        nested = _SECTIONS.get(f.type)  # annotations are strings (postponed evaluation)
-        if nested is not None:
-            kwargs[name] = _build(nested, value, key, source)
-        else:
-            kwargs[name] = _convert(value, f.type, f"{source}: {key}")
-    return cls(**kwargs)
-
-
-_SECTIONS = {c.__name__: c for c in (NetworkSpec, FleetSpec, RiderSpec, EpisodeSpec, RewardSpec)}
-
-
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
-    """Build a scenario from a nested dict, checking every key and type."""
-    return _build(Scenario, data, "", source)
+    """Build a scenario from a nested dict, checking every key and type (the one TOML loader
+    of :mod:`bicimad.config`; its errors come as :class:`ScenarioError`)."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: a scenario must be a table, got {data!r}")
+    try:
+        return build_config(Scenario, data, source)
+    except ScenarioError:
+        raise
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def load_scenario(name_or_path: str | os.PathLike) -> Scenario:
@@ -211,16 +164,13 @@ def load_scenario(name_or_path: str | os.PathLike) -> Scenario:
         known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
         raise ScenarioError(f"no scenario at {path} (bundled: {known})")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: not valid TOML: {exc}") from exc
+        data = read_toml(path)
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
     data.setdefault("name", path.stem)
     return from_dict(data, source=str(path))
 
 
 def write_scenario(scenario: Scenario, path: str | os.PathLike) -> Path:
     """Write the scenario as TOML (atomically), e.g. next to a run's results."""
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        tomli_w.dump(scenario.to_dict(), fh)
-    return path
+    return write_config(scenario, path)

@@ -21,6 +21,7 @@ from bicimad.sim.env import build_sim, decode_action, slot_reward, spaces_for
 from bicimad.sim.network import Network
 from bicimad.sim.riders import Demand
 from bicimad.sim.scenario import Scenario
+from bicimad.sim.seeds import child_rngs
 
 
 class RebalanceVectorEnv(VectorEnv):
@@ -54,7 +55,7 @@ class RebalanceVectorEnv(VectorEnv):
         return self.sim.observe(), self._info(None)
 
     def _restart(self) -> None:
-        self.sim.reset([np.random.default_rng(rng.integers(2**63)) for rng in self._env_rngs], bikes=self._bikes)
+        self.sim.reset([child_rngs(rng, 1)[0] for rng in self._env_rngs], bikes=self._bikes)
         self._needs_reset = False
 
     def step(self, actions):

@@ -6,6 +6,10 @@ import numpy as np
 import pytest
 
 from bicimad.sim.interface import FleetView
+from bicimad.sim.scenario import Scenario
+
+#: Observations scale capacities as the default scenario does.
+CAPACITY_SCALE = Scenario().episode.capacity_scale
 
 
 def line_view(
@@ -44,6 +48,8 @@ def line_view(
         distance_km=distance,
         pickup_rate=rates if pickup_rate is None else np.asarray(pickup_rate, dtype=float),
         return_rate=rates if return_rate is None else np.asarray(return_rate, dtype=float),
+        radius_km=radius_km,
+        capacity_scale=CAPACITY_SCALE,
     )
 
 
@@ -54,6 +60,7 @@ def random_view(rng: np.random.Generator, n=40, k=4) -> FleetView:
     xy = rng.uniform(0, 6, (n, 2))
     distance = np.linalg.norm(xy[:, None] - xy[None, :], axis=-1)
     truck_station = rng.choice(n, k, replace=False)
+    radius_km = 2.0
     return FleetView(
         hour_index=int(rng.integers(0, 100)),
         hour_of_day=int(rng.integers(0, 24)),
@@ -64,10 +71,12 @@ def random_view(rng: np.random.Generator, n=40, k=4) -> FleetView:
         truck_load=rng.integers(0, 23, k),
         truck_capacity=22,
         visits_per_hour=int(rng.integers(1, 4)),
-        reachable=distance[truck_station] <= 2.0,
+        reachable=distance[truck_station] <= radius_km,
         distance_km=distance,
         pickup_rate=rng.gamma(2.0, 2.0, (3, n)),
         return_rate=rng.gamma(2.0, 2.0, (3, n)),
+        radius_km=radius_km,
+        capacity_scale=CAPACITY_SCALE,
     )
 
 

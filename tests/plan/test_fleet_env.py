@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.utils.env_checker import check_env
 
-from bicimad.plan.fleet_env import FleetPlanningVectorEnv
+from bicimad.plan import FLEET_ENV_ID
+from bicimad.plan.fleet_env import FleetPlanningEnv, FleetPlanningVectorEnv
 from bicimad.plan.ortools_planner import ORToolsPlanner
 from bicimad.plan.policy import FleetAgent, ObservationConfig, decode
 from bicimad.plan.training import behaviour_clone, demonstrations, plan_to_action
@@ -91,3 +96,50 @@ def test_behaviour_cloning_fits_the_demonstrations(small_city):
     agent = FleetAgent(ObservationConfig(candidates=5, hidden=32))
     losses = behaviour_clone(agent, features, masks, actions, epochs=80, seed=0, lr=3e-3)
     assert losses[-1] < 0.6 * losses[0]
+
+
+def test_registered_env_passes_gymnasiums_checker(small_city):
+    scenario, network, demand = small_city
+    env = gym.make(FLEET_ENV_ID, scenario=scenario, network=network, days=[(demand, None)],
+                   config=ObservationConfig(candidates=5))
+    assert isinstance(env.unwrapped, FleetPlanningEnv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    # The features (expected events, net flows) have no finite bounds; nothing else is flagged.
+    others = [str(w.message) for w in caught if "infinity" not in str(w.message)]
+    assert others == []
+
+
+def test_vector_entry_point_autoresets_on_the_same_step(small_city):
+    scenario, network, demand = small_city
+    envs = gym.make_vec(FLEET_ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", scenario=scenario,
+                        network=network, days=[(demand, None)], config=ObservationConfig(candidates=5))
+    assert isinstance(envs, FleetPlanningVectorEnv) and envs.num_envs == 2
+    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    _, info, hours = run_day(envs, seed=3, policy_rng=np.random.default_rng(0))
+    assert hours == 10 and "final_obs" in info
+
+
+def test_scalar_env_is_the_vector_env_with_one_city(small_city):
+    scenario, network, demand = small_city
+    config = ObservationConfig(candidates=5)
+    one = FleetPlanningEnv(scenario, network, [(demand, None)], config=config)
+    vec = FleetPlanningVectorEnv(scenario, network, [(demand, None)], num_envs=1, config=config)
+    obs, info = one.reset(seed=8)
+    vec_obs, vec_info = vec.reset(seed=8)
+    np.testing.assert_array_equal(obs, vec_obs[0])
+    rng = np.random.default_rng(2)
+    for hour in range(10):
+        choices = info["action_mask"].reshape(-1, 6)
+        action = np.array([rng.choice(np.flatnonzero(m)) for m in choices])
+        obs, reward, terminated, truncated, info = one.step(action)
+        vec_obs, vec_reward, _, vec_truncated, vec_info = vec.step(action[None])
+        assert reward == pytest.approx(float(vec_reward[0]), rel=1e-6) and not terminated
+        assert truncated == bool(vec_truncated[0]) == (hour == 9)
+        if not truncated:
+            np.testing.assert_array_equal(obs, vec_obs[0])
+    np.testing.assert_array_equal(obs, vec_info["final_obs"][0])
+    episode, vec_episode = info["episode"], vec_info["final_info"]["episode"]
+    assert episode["problem_share"] == vec_episode["problem_share"][0] > 0
+    assert episode["l"] == 10 and episode["r"] == pytest.approx(vec_episode["r"][0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from bicimad.plan import PLANNER_NAMES, make_planner
 from bicimad.plan.base import PlanError, check_plan
-from bicimad.plan.ortools_planner import ORToolsPlanner, build_problem, solve
+from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, ORToolsSettings, build_problem, solve
 from bicimad.plan.targets import expected_events
 from bicimad.sim.interface import Visit
 
@@ -149,3 +150,17 @@ def test_ortools_problem_is_a_pure_function(make_random_view):
         problem.time_limit_s = 5.0
     with pytest.raises(ValueError, match="metaheuristic"):
         ORToolsPlanner(metaheuristic="tabu")
+
+
+def test_ortools_defaults_have_one_home(make_random_view):
+    # The planner, the problem builder and the solver read the same settings.
+    assert dataclasses.asdict(ORToolsPlanner()) == {**dataclasses.asdict(DEFAULT_SETTINGS), "name": "ortools"}
+    view = make_random_view(np.random.default_rng(6))
+    assert build_problem(view).settings == DEFAULT_SETTINGS
+    changed = build_problem(view, time_limit_s=0.3, max_stations=2)
+    assert changed.settings.time_limit_s == 0.3 and changed.settings.horizon_hours == DEFAULT_SETTINGS.horizon_hours
+    assert len(np.unique(changed.stop_station)) <= 2
+    planner = ORToolsPlanner(time_limit_s=0.2, fractions=[1.0])
+    assert planner.fractions == (1.0,) and build_problem(view, planner).settings is planner
+    with pytest.raises(ValueError, match="first_solution"):
+        ORToolsSettings(first_solution="random")

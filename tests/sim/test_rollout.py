@@ -9,22 +9,32 @@ from bicimad.sim.rollout import rider_rng, run_episode
 
 
 class FullestToEmptiest:
-    """Test planner: each truck takes bikes at its fullest reachable station, leaves them at the emptiest."""
+    """Test planner: each truck takes up to 10 bikes at its fullest reachable station and leaves
+    them at the emptiest, within every limit (``run_episode`` checks each plan); trucks may
+    share a station only when the move stays within its docks."""
 
     name = "fullest-to-emptiest"
 
-    def __init__(self):
+    def __init__(self, size: int = 10):
         self.views: list[FleetView] = []
+        self.size = size
 
     def plan(self, view: FleetView):
         self.views.append(view)
-        fill = view.bikes / view.capacity
+        bikes = view.bikes.astype(np.int64).copy()
         plan = []
         for j in range(view.n_trucks):
             reach = np.flatnonzero(view.reachable[j])
-            src = reach[np.argmax(fill[reach])]
-            dst = reach[np.argmin(fill[reach])]
-            plan.append([Visit(int(src), 10), Visit(int(dst), -10)])
+            fill = bikes / view.capacity
+            src = int(reach[np.argmax(fill[reach])])
+            dst = int(reach[np.argmin(fill[reach])])
+            load = int(view.truck_load[j])
+            take = min(self.size, int(bikes[src]), view.truck_capacity - load)
+            leave = min(load + take, self.size, int(view.capacity[dst] - bikes[dst]))
+            route = [Visit(src, take), Visit(dst, -leave)] if src != dst and take > 0 else []
+            for visit in route:
+                bikes[visit.station] -= visit.bikes
+            plan.append(route)
         return plan
 
 
@@ -104,3 +114,21 @@ def test_env_and_run_episode_draw_the_same_riders(small_network, small_demand, s
     sim.reset([rider_rng(4)])
     np.testing.assert_array_equal(env.sim.ev_origin, sim.ev_origin)
     np.testing.assert_array_equal(env.sim.ev_arrival, sim.ev_arrival)
+
+
+class TooBig(FullestToEmptiest):
+    """Asks for more bikes than the truck holds: a plan that breaks a limit."""
+
+    name = "too-big"
+
+    def plan(self, view: FleetView):
+        plan = super().plan(view)
+        plan[0] = [Visit(plan[0][0].station, view.truck_capacity + 1)] if plan[0] else [Visit(0, -1)]
+        return plan
+
+
+def test_run_episode_refuses_a_plan_that_breaks_a_limit(small_network, small_demand, small_scenario):
+    from bicimad.sim.interface import PlanError
+
+    with pytest.raises(PlanError, match="truck 0 visit 0"):
+        run_episode(small_network, small_demand, small_demand, small_scenario, TooBig(), seed=5)

@@ -32,10 +32,10 @@ def test_round_trip_through_toml(tmp_path):
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("[fleet]\ntruks = 3\n", "unknown key 'fleet.truks'"),
-    ("[fleet]\ntrucks = 'six'\n", "fleet.trucks: expected an integer"),
-    ("[riders]\nspeed_kmh = true\n", "riders.speed_kmh: expected a number"),
-    ("colour = 1\n", "unknown key 'colour'"),
+    ("[fleet]\ntruks = 3\n", "unknown key fleet.truks"),
+    ("[fleet]\ntrucks = 'six'\n", "fleet.trucks: expected int, got str"),
+    ("[riders]\nspeed_kmh = true\n", "riders.speed_kmh: expected float, got bool"),
+    ("colour = 1\n", "unknown key colour"),
     ("[fleet]\ntrucks = 2\nbases = [1]\n", "fleet.bases must list one station id per truck"),
     ("[episode]\nfill_levels = [1.5]\n", "episode.fill_levels"),
     ("[fleet\n", "not valid TOML"),
@@ -51,3 +51,17 @@ def test_bad_keys_are_named(tmp_path, text, needle):
 def test_unknown_scenario_lists_bundled():
     with pytest.raises(ScenarioError, match="synthetic-default"):
         load_scenario("no-such-scenario")
+
+
+def test_scenarios_and_job_configs_share_one_loader(tmp_path):
+    from bicimad.config import ConfigError, load_config
+
+    # The scenario's errors are the loader's (a ScenarioError is a ConfigError), with the file named.
+    path = tmp_path / "bad.toml"
+    path.write_text("[fleet]\ntrucks = 2\nbases = [1]\n")
+    with pytest.raises(ConfigError, match=f"{path}: scenario 'bad': fleet.bases"):
+        load_scenario(path)
+    good = write_scenario(Scenario(name="x").override({"fleet.trucks": 4}), tmp_path / "x.toml")
+    assert load_config(Scenario, good) == load_scenario(good)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(Scenario, tmp_path)
