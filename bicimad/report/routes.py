@@ -41,7 +41,8 @@ DEFAULT_DETOUR = 1.3
 #: Columns of a route sheet, in order.
 ROUTE_SHEET_COLUMNS = (
     "truck", "shift", "stop", "arrival", "station_id", "number", "name", "address", "lat", "lon",
-    "action", "bikes", "load_after", "km_from_previous", "drive_min_from_previous", "base_number", "base_name",
+    "action", "bikes", "load_after", "km_from_previous", "drive_min_from_previous",
+    "base_station_id", "base_number", "base_name",
 )
 
 #: Spreadsheets run a cell starting with one of these as a formula.
@@ -151,7 +152,8 @@ def _truck_rows(truck, group, base, speed_kmh, detour, load, shifts, service_min
                      "number": r.number, "name": r.name, "address": r.address, "lat": r.lat, "lon": r.lon,
                      "action": "load" if r.bikes > 0 else "unload", "bikes": abs(int(r.bikes)), "load_after": load,
                      "km_from_previous": round(km, 2), "drive_min_from_previous": round(drive, 1),
-                     "base_number": base.get("number"), "base_name": base.get("name")})
+                     "base_station_id": base["station_id"], "base_number": base.get("number"),
+                     "base_name": base.get("name")})
         here, clock = (r.lat, r.lon), arrival
     return rows
 
