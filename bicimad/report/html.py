@@ -118,6 +118,17 @@ def format_number(v) -> str:
     return f"{v:.3f}" if abs(v) >= 0.001 else ("< 0.001" if v > 0 else "> -0.001")
 
 
+def _float_formatter(column: pd.Series):
+    """One format per column: whole numbers as such, else two decimals, and (with values below 1)
+    :func:`format_number`'s three decimals or ``< 0.001``."""
+    values = column.dropna()
+    if (values % 1 == 0).all():
+        return lambda v: "" if pd.isna(v) else f"{v:,.0f}"
+    if ((values.abs() >= 1) | (values == 0)).all():
+        return lambda v: "" if pd.isna(v) else f"{v:,.2f}"
+    return format_number
+
+
 def _percent(v) -> str:
     return "" if pd.isna(v) else f"{100 * v:.1f} %"
 
@@ -130,7 +141,7 @@ def _table(frame: pd.DataFrame, css: str) -> str:
         elif column in COUNT_COLUMNS and pd.api.types.is_numeric_dtype(frame[column]):
             formatters[column] = lambda v: "" if pd.isna(v) else f"{round(v):,d}"
         elif pd.api.types.is_float_dtype(frame[column]):
-            formatters[column] = format_number
+            formatters[column] = _float_formatter(frame[column])
     frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
     formatters = {k.replace("_", " "): f for k, f in formatters.items()}
     return frame.to_html(index=False, classes=css, formatters=formatters, border=0, na_rep="", escape=True)
@@ -181,7 +192,7 @@ def _decision_section(decision: str | None, table: pd.DataFrame | None) -> list[
         frame, clipped = clip_lower_bounds(table)
         if "dispatched" in frame:
             frame = frame.assign(dispatched=["yes" if bool(d) else "" for d in frame["dispatched"]])
-        parts.append(_table(frame, "decision"))
+        parts.append(_table(frame, "decision-table"))
         if clipped:
             parts.append(f"<p class='note'>Lower bounds clipped at 0: {html.escape(', '.join(clipped))}.</p>")
     return parts
@@ -309,7 +320,7 @@ th, td { padding: 0.25em 0.6em; text-align: right; border-bottom: 1px solid #eee
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; } .maps { display: flex; flex-wrap: wrap; gap: 1em; }
 .maps figure { margin: 0; width: 48%; } .note { color: #555; font-size: 0.9em; }
-.decision { font-size: 1.25em; font-weight: 600; background: #eef5ff; border-left: 5px solid #1f4e9c;
+p.decision { font-size: 1.25em; font-weight: 600; background: #eef5ff; border-left: 5px solid #1f4e9c;
   padding: 0.6em 0.9em; }
 .dataset { display: inline-block; background: #f3f3f3; border: 1px solid #ccc; padding: 0.2em 0.6em; }
 .stale { background: #fff1e6; border: 2px solid #d9480f; padding: 0.5em 0.9em; margin: 0.8em 0; }

@@ -65,7 +65,7 @@ def test_decision_sentence_and_table(nightly_run, tmp_path):
                                decision_table=table).read_text(encoding="utf-8")
     assert f"<p class='decision'>{sentence}</p>" in page
     assert page.index("<h2>Decision</h2>") < page.index("<h2>Occupancy</h2>")
-    rows = _cells(page, "decision")
+    rows = _cells(page, "decision-table")
     assert rows[0][:5] == ["ortools", "14.0 %", "12.0 %", "16.0 %", "0.140"] and rows[0][5] == "yes"
     assert rows[1][5] == "" and rows[2][1] == "22.6 %"
     assert rows[0][6] == "-0.100"  # a difference may be negative: not clipped
