@@ -58,11 +58,11 @@ from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import git_commit
 from bicimad.plan import PLANNER_NAMES, make_planner
+from bicimad.plan.ortools_planner import DEFAULT_SETTINGS
 from bicimad.report.occupancy import (
     hourly_profile,
     mean_interval,
     occupancy_from_station_hours,
-    problem_share,
     state_counts,
 )
 from bicimad.report.plots import _pyplot, _save, plot_hourly_profile
@@ -70,8 +70,10 @@ from bicimad.sim import run_episode
 from bicimad.sim.data import Processed
 from bicimad.sim.network import synthetic_network
 from bicimad.sim.objective import objective
+from bicimad.sim.occupancy import problem_share
 from bicimad.sim.riders import Demand, synthetic_demand
 from bicimad.sim.scenario import ScenarioError, load_scenario, write_scenario
+from bicimad.sim.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +240,7 @@ class HourStartRecorder:
 
 def day_seed(seed: int, day: int) -> int:
     """The riders' seed of ``day`` for comparison seed ``seed`` (shared by every planner)."""
-    return int(np.random.SeedSequence([seed, day]).generate_state(1)[0])
+    return derive_seed(seed, day)
 
 
 COUNTS = ("balanced", "empty", "full", "empty_and_full")
@@ -614,7 +616,7 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
     _write_outputs(out, frames, tables, loaded, seed_list, skipped, warnings)
     write_json(out / "run.json", {
         "scenario": loaded.name, "period": period, "days": [d.date for d in days], "skipped": skipped,
-        "seeds": seed_list, "planners": list(built), "policy": policy, "ortools_time_limit_s": time_limit_s,
+        "seeds": seed_list, "planners": list(built), "policy": policy, "ortools_time_limit_s": time_limit_s or DEFAULT_SETTINGS.time_limit_s,
         "history_days": history_days, "git_commit": git_commit().get("commit"), "wall_s": time.perf_counter() - t0,
         "warnings": warnings, "tested_on_training_days": any("its training days" in w for w in warnings),
         "forecast": str(demand_model) if demand_model else f"cell rates of the {history_days} days before each day",

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bicimad.config import TZ
 from bicimad.opendata.schemas import OCCUPANCY_STATES, OCCUPANCY_SUMMARY_COLUMNS
+from bicimad.sim.occupancy import problem_share
 
 PROBLEM_STATES = tuple(s for s in OCCUPANCY_STATES if s != "balanced")
 
@@ -29,12 +30,6 @@ def state_counts(occupancy: pd.DataFrame) -> dict[str, int]:
     _check_states(occupancy)
     counts = occupancy["state"].value_counts()
     return {state: int(counts.get(state, 0)) for state in OCCUPANCY_STATES}
-
-
-def problem_share(counts: dict[str, int]) -> float:
-    """Share of station-hours that were empty, full, or both (NaN with no station-hours)."""
-    total = sum(counts[s] for s in OCCUPANCY_STATES)
-    return sum(counts[s] for s in PROBLEM_STATES) / total if total else math.nan
 
 
 def summarise(occupancy: pd.DataFrame, planner: str, *, bikes_moved: float | None = None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from bicimad.report.routes import parse_shifts
+
 
 @dataclasses.dataclass(frozen=True)
 class SourceConfig:
@@ -90,6 +92,8 @@ class NightlyConfig:
     """demand draws per planner for the predicted occupancy"""
     seed: int = 2018
     """root seed; a run's seeds derive from it and the date"""
+    shifts: str | None = None
+    """route sheets per shift, e.g. "06-14,14-22,22-06" (every hour in one shift); default: one shift, the day"""
     source: SourceConfig = SourceConfig()
     demand: DemandConfig = DemandConfig()
     freshness: FreshnessConfig = FreshnessConfig()
@@ -99,5 +103,10 @@ class NightlyConfig:
             raise ValueError("planners: needs at least one planner")
         if self.dispatch != "best" and self.dispatch not in self.planners:
             raise ValueError(f"dispatch: {self.dispatch!r} is not one of planners {list(self.planners)} (or \"best\")")
+        if self.shifts is not None:
+            try:
+                parse_shifts(self.shifts)
+            except ValueError as exc:
+                raise ValueError(f"shifts: {exc}") from None
         if self.seeds < 1:
             raise ValueError("seeds: must be >= 1")

@@ -9,7 +9,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -28,10 +27,13 @@ from bicimad.opendata.schemas import read_table, write_table
 from bicimad.plan import make_planner
 from bicimad.report.html import build_report, load_run
 from bicimad.report.occupancy import mean_interval, summary_table
+from bicimad.report.routes import parse_shifts, route_sheet, write_route_csv, write_route_pages
 from bicimad.sim import load_scenario, run_episode, write_scenario
+from bicimad.sim.core import FleetSim
 from bicimad.sim.data import Processed
 from bicimad.sim.network import Network
 from bicimad.sim.riders import Demand
+from bicimad.sim.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,7 @@ class NightlyRun:
     @property
     def seeds(self) -> list[int]:
         """Demand-draw seeds, derived from the root seed and the date only."""
-        root = np.random.SeedSequence(self.config.seed, spawn_key=(self.date.toordinal(),))
-        return [int(s.generate_state(1, dtype=np.uint32)[0]) for s in root.spawn(self.config.seeds)]
+        return [derive_seed(self.config.seed, self.date.toordinal(), i) for i in range(self.config.seeds)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,10 +299,13 @@ def step_simulate(ctx: NightlyRun):
     with atomic_path(ctx.run_dir / "occupancy.csv") as tmp:
         summary.to_csv(tmp, index=False)
     write_json(ctx.run_dir / "decision.json", decision.to_json())
+    bases = [int(network.station_ids[b]) for b in FleetSim(network, scenario, demand, forecast=demand).bases]
+    write_json(ctx.run_dir / "bases.json", {"bases": bases, "speed_kmh": scenario.fleet.speed_kmh,
+                                            "detour": scenario.riders.detour, "initial_load": scenario.fleet.initial_load})
     write_table(stations, "stations", ctx.run_dir / "stations.parquet")
     write_table(start_rows, "snapshots", ctx.run_dir / "start.parquet")
-    outputs += [ctx.run_dir / name for name in ("occupancy.csv", "plans.csv", "decision.json", "stations.parquet",
-                                                 "start.parquet")]
+    outputs += [ctx.run_dir / name for name in ("occupancy.csv", "plans.csv", "decision.json", "bases.json",
+                                                 "stations.parquet", "start.parquet")]
     return StepResult(outputs=outputs, facts={"start_snapshot": str(start), "stations": int(network.n),
                                               "scenario": scenario.name, "seeds": ctx.seeds,
                                               "dispatch": decision.planner, "decision": decision.sentence})
@@ -314,9 +318,19 @@ def step_plan(ctx: NightlyRun):
     plan = plans[plans["planner"] == dispatch].drop(columns="planner")
     with atomic_path(ctx.run_dir / "plan.csv") as tmp:
         plan.to_csv(tmp, index=False)
-    return StepResult(outputs=[ctx.run_dir / "plan.csv"],
-                      facts={"dispatch": dispatch, "visits": len(plan),
-                             "bikes_moved": int(plan["bikes"].abs().sum() // 2) if len(plan) else 0})
+    fleet = json.loads((ctx.run_dir / "bases.json").read_text(encoding="utf-8"))
+    stations = read_table("stations", ctx.run_dir / "stations.parquet").drop_duplicates("station_id", keep="last")
+    sheet = route_sheet(plan, stations, fleet["bases"], speed_kmh=fleet["speed_kmh"], detour=fleet["detour"],
+                        initial_load=fleet["initial_load"], shifts=parse_shifts(ctx.config.shifts))
+    outputs = [ctx.run_dir / "plan.csv", write_route_csv(sheet, ctx.run_dir / "route_sheet.csv"),
+               *write_route_pages(sheet, ctx.run_dir, title=f"BiciMAD route sheet for {ctx.target} ({dataset_label(ctx)})")]
+    return StepResult(outputs=outputs, facts={"dispatch": dispatch, "visits": len(plan),
+                                              "bikes_moved": int(plan["bikes"].abs().sum() // 2) if len(plan) else 0})
+
+
+def dataset_label(ctx: NightlyRun) -> str:
+    """What the run planned on, in words: the synthetic city or real EMT data."""
+    return "synthetic city" if ctx.config.source.kind == "synthetic" else "real EMT data"
 
 
 def _provenance(ctx: NightlyRun) -> dict:
@@ -334,6 +348,7 @@ def _provenance(ctx: NightlyRun) -> dict:
         "planners": list(ctx.config.planners),
         "dispatch": ledger.get("simulate", {}).get("facts", {}).get("dispatch", ctx.config.dispatch),
         "warnings": ledger["ingest"]["facts"].get("warnings", []),
+        "dataset": dataset_label(ctx),
     }
 
 
@@ -341,7 +356,10 @@ def step_report(ctx: NightlyRun):
     """report.html for the run folder."""
     run = load_run(ctx.run_dir, label=f"plan for {ctx.target}")
     run.manifest = _provenance(ctx)  # manifest.json is written after the report
-    out = build_report([run], ctx.run_dir / "report.html", title=f"BiciMAD nightly plan for {ctx.target}")
+    decision = json.loads((ctx.run_dir / "decision.json").read_text(encoding="utf-8"))
+    out = build_report([run], ctx.run_dir / "report.html", title=f"BiciMAD nightly plan for {ctx.target}",
+                       dataset=dataset_label(ctx), warnings=run.manifest["warnings"], decision=decision["sentence"],
+                       decision_table=pd.DataFrame(decision["table"]))
     return StepResult(outputs=[out])
 
 
