@@ -1,0 +1,188 @@
+"""Gross demand calibrated to EMT's counted trips, and the truth of one evaluated day.
+
+Why gross rates from net flow run high
+--------------------------------------
+:class:`~bicimad.demand.rates.CellRates` reads a cell's gross rate (pickups + returns) as the
+variance of its hourly net flow (the Skellam reading). Everything else that makes a station's
+net flow vary from one day to the next is read as rider volume too. On the real snapshots
+(``tests/bench/bench_calibration.py`` measures it) the implied daily pickups run 20-34 % above
+EMT's counted ``TOTAL_USOS`` on Sep 2018 and 21-28 % on Oct 2019, and:
+
+* **day-to-day variation of the whole city's volume** (weather, weekday) explains almost none
+  of it: a day factor with the counts' spread (CV 6-15 % within a day type) adds
+  ``CV² · Σ net²`` to the variance, under 1 % of the gross;
+* **day-to-day variation of each station's own flow** (an event nearby, a station half out
+  of service, a busier district) is most of it: net flow varies between days of one type
+  more than Poisson noise would;
+* **truck moves left in the data**: moves under the flagging threshold (8 bikes) stay in the
+  variance; flagging from 5 bikes lowers the implied weekday pickups by a further 13 %
+  (Sep 2018), about 8 points more than the same stricter rule trims from pure rider noise;
+* **EMT staff trips** (user type 3) move bikes between docks like riders but ``TOTAL_USOS``
+  leaves them out: all-user counts are 4.9 % above ``TOTAL_USOS`` in Sep 2018.
+
+Round trips and lost pickups bias the reading the other way (:mod:`bicimad.demand.rates`).
+
+Calibration (a scale per day, net kept)
+---------------------------------------
+For a day with counted trips ``T`` and cell rates ``p, r`` of its day type (net ``n = r - p``,
+gross ``g = r + p``), the calibrated gross is ``G = max(s · g, |n|)`` and the rates are
+``p' = (G - n) / 2``, ``r' = (G + n) / 2``: every cell keeps its net mean, and the scale ``s``
+is solved (bisection; the total is monotone in ``s``) so that ``Σ p' = T`` exactly. The floor
+``|n|`` keeps rates non-negative; a ``T`` below ``Σ max(-n, 0)`` cannot be met and leaves
+``s = 0``. Days without a usable count take the median scale of the counted days of their type.
+
+Day-specific truth (empirical Bayes on the day's own net flow)
+--------------------------------------------------------------
+An evaluated day's demand should be that day's, not its day type's mean. For panel day ``d``
+of type ``t``, each station-hour's net mean is shrunk between the day's observed net flow
+``N`` and a prior, the cell mean scaled by the day's volume, ``n0 = (T_d / T_t) · n_t``
+(``T_t``: the mean count of the fitted days of type ``t``). With ``v`` the cell's variance
+of net flow (the uncalibrated Skellam gross) and ``σ² = G_t`` the Poisson variance of one
+day's net (the gross calibrated to ``T_t``), the between-day variance of the true net mean is
+``τ² = max(v - σ², 0)`` and
+
+    n_d = n0 + B · (N - n0),      B = τ² / (τ² + σ²)
+
+the posterior mean of a normal prior ``(n0, τ²)`` seen through noise ``σ²``. Hours with no
+observation, a flagged truck move, or a start empty or full (the net flow there cannot show
+the demand) keep ``n0``. The day's gross is then scaled as above so that its pickups equal
+``T_d``. ``B`` is what the count calibration removed from the variance, so the part of the
+inflation that is real day-to-day variation comes back as that day's own flow; the part that
+is unflagged truck moves or staff trips comes back too, which is the price of this estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bicimad.demand.calendar import DAY_TYPES
+from bicimad.demand.panel import Panel
+from bicimad.demand.rates import CellRates, flag_truck_moves
+from bicimad.opendata.daily_usage import counted_trips
+
+
+def _split(gross: np.ndarray, net: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    total = np.maximum(scale * gross, np.abs(net))
+    return (total - net) / 2, (total + net) / 2
+
+
+def scale_for_pickups(gross: np.ndarray, net: np.ndarray, target: float, *, iterations: int = 80) -> float:
+    """The scale ``s >= 0`` with ``Σ (max(s·gross, |net|) - net) / 2 = target`` (NaN cells ignored).
+
+    0 where even ``s = 0`` gives more pickups than ``target`` (the net flow alone needs them).
+    """
+    def pickups(s: float) -> float:
+        return float(np.nansum(_split(gross, net, s)[0]))
+
+    if not np.isfinite(target) or pickups(0.0) >= target:
+        return 0.0
+    low, high = 0.0, 1.0
+    while pickups(high) < target:
+        low, high = high, 2 * high
+    for _ in range(iterations):
+        mid = (low + high) / 2
+        low, high = (mid, high) if pickups(mid) < target else (low, mid)
+    return (low + high) / 2
+
+
+def rates_for_total(pickup: np.ndarray, returns: np.ndarray, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """``pickup``/``returns`` with their gross rescaled so total pickups equal ``target``, net kept."""
+    gross, net = pickup + returns, returns - pickup
+    return _split(gross, net, scale_for_pickups(gross, net, target))
+
+
+def implied_daily_pickups(cells: CellRates, day_types: np.ndarray) -> np.ndarray:
+    """The network's daily pickups the cells imply for each day type in ``day_types``."""
+    totals = np.array([np.nansum(cells.pickup[t]) for t in range(len(DAY_TYPES))])
+    return totals[np.asarray(day_types, dtype=int)]
+
+
+@dataclass(frozen=True)
+class VolumeCalibration:
+    """Per-day scales that make a period's cell rates match its counted trips."""
+
+    days: pd.DatetimeIndex
+    day_types: np.ndarray
+    implied: np.ndarray      # daily pickups of the uncalibrated cells (the Skellam reading)
+    counted: np.ndarray      # counted trips (NaN: no usable count)
+    scale: np.ndarray        # gross scale of each day (counted days: exact; others: their type's median)
+    trips: np.ndarray        # the pickups each day is calibrated to: its count, else what its scale gives
+    type_trips: np.ndarray   # (3,) mean counted trips per day type over the counted days (NaN: none)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"date": self.days, "day_type": np.array(DAY_TYPES)[self.day_types],
+                             "implied_pickups": self.implied, "counted_trips": self.counted, "scale": self.scale,
+                             "calibrated_pickups": self.trips})
+
+
+def calibrate_days(cells: CellRates, panel: Panel, usage: pd.DataFrame,
+                   day_mask: np.ndarray | None = None) -> VolumeCalibration:
+    """The scale of each panel day that brings the cells' pickups to its count in ``usage`` (the
+    ``daily_usage`` table); ``day_mask`` (default: all) marks the days whose counts set the
+    per-type means and medians."""
+    mask = np.ones(panel.n_days, dtype=bool) if day_mask is None else np.asarray(day_mask, dtype=bool)
+    types = panel.day_types
+    counted = counted_trips(usage, panel.days)
+    scale = np.full(panel.n_days, np.nan)
+    for d in np.flatnonzero(np.isfinite(counted)):
+        t = types[d]
+        scale[d] = scale_for_pickups(cells.gross[t], cells.net[t], counted[d])
+    type_trips = np.full(len(DAY_TYPES), np.nan)
+    for t in range(len(DAY_TYPES)):
+        known = (types == t) & mask & np.isfinite(counted)
+        if known.any():
+            type_trips[t] = counted[known].mean()
+        fill = np.nanmedian(scale[known]) if known.any() else 1.0
+        scale[(types == t) & ~np.isfinite(scale)] = fill
+    trips = np.array([counted[d] if np.isfinite(counted[d]) else
+                      np.nansum(_split(cells.gross[types[d]], cells.net[types[d]], scale[d])[0]) for d in range(panel.n_days)])
+    return VolumeCalibration(panel.days, types, implied_daily_pickups(cells, types), counted, scale, trips, type_trips)
+
+
+def shrinkage_weight(cells: CellRates, day_type: int, type_trips: float) -> np.ndarray:
+    """``B = τ² / (τ² + σ²)`` per (hour, station) for ``day_type`` (module docstring)."""
+    variance = cells.gross[day_type]
+    poisson, _ = rates_for_total(cells.pickup[day_type], cells.returns[day_type], type_trips)
+    poisson = 2 * poisson + cells.net[day_type]          # the calibrated gross G_t = p' + r'
+    between = np.maximum(variance - poisson, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = between / (between + poisson)
+    return np.where(np.isfinite(weight), weight, 0.0)
+
+
+def day_truth(panel: Panel, cells: CellRates, day: int, daily_trips: float, *, type_trips: float | None = None,
+              station_ids: np.ndarray | None = None, truck_flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pickup and return rates (24, n) of panel day ``day``: its own net flow shrunk towards the
+    volume-scaled cell mean, its gross scaled to ``daily_trips`` (module docstring).
+
+    ``type_trips`` is the mean count of the fitted days of the day's type (default
+    ``daily_trips``: no volume scaling of the prior). ``station_ids`` sets the station order of
+    the result (default the cells'); a station the cells do not know gets 0. ``truck_flags``
+    (as :func:`~bicimad.demand.rates.flag_truck_moves` returns) defaults to flagging the panel.
+    """
+    if panel.station_ids.shape != cells.station_ids.shape or (panel.station_ids != cells.station_ids).any():
+        raise ValueError("day_truth: the panel and the cells must have the same stations in the same order")
+    t = int(panel.day_types[day])
+    type_trips = daily_trips if type_trips is None or not np.isfinite(type_trips) else type_trips
+    prior = (daily_trips / type_trips) * cells.net[t]
+    flags = flag_truck_moves(panel) if truck_flags is None else truck_flags
+    observed = panel.net[day]
+    usable = np.isfinite(observed) & ~flags[day] & ~panel.censored[day] & np.isfinite(prior)
+    weight = shrinkage_weight(cells, t, type_trips)
+    net = np.where(usable, prior + weight * (np.where(usable, observed, 0.0) - prior), prior)
+    gross = cells.gross[t]
+    pickup, returns = _split(gross, net, scale_for_pickups(gross, net, daily_trips))
+    if station_ids is None:
+        return np.nan_to_num(pickup), np.nan_to_num(returns)
+    return _in_order(cells.station_ids, station_ids, pickup), _in_order(cells.station_ids, station_ids, returns)
+
+
+def _in_order(known_ids: np.ndarray, station_ids: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Columns of ``rates`` (ordered as ``known_ids``, sorted) for ``station_ids``; 0 where unknown."""
+    station_ids = np.asarray(station_ids)
+    column = np.clip(np.searchsorted(known_ids, station_ids), 0, len(known_ids) - 1)
+    known = known_ids[column] == station_ids
+    return np.where(known[None, :], np.nan_to_num(rates[:, column]), 0.0)
