@@ -5,20 +5,21 @@ Why gross rates from net flow run high
 :class:`~bicimad.demand.rates.CellRates` reads a cell's gross rate (pickups + returns) as the
 variance of its hourly net flow (the Skellam reading). Everything else that makes a station's
 net flow vary from one day to the next is read as rider volume too. On the real snapshots
-(``tests/bench/bench_calibration.py`` measures it) the implied daily pickups run 20-34 % above
-EMT's counted ``TOTAL_USOS`` on Sep 2018 and 21-28 % on Oct 2019, and:
+(``tests/bench/bench_calibration.py`` measures it; BENCHMARKS.md) the implied daily pickups run
+20-34 % above EMT's counted ``TOTAL_USOS`` on Sep 2018 and 21-28 % on Oct 2019. Of the 19.5
+points on Sep 2018 weekdays:
 
-* **day-to-day variation of the whole city's volume** (weather, weekday) explains almost none
-  of it: a day factor with the counts' spread (CV 6-15 % within a day type) adds
-  ``CV² · Σ net²`` to the variance, under 1 % of the gross;
-* **day-to-day variation of each station's own flow** (an event nearby, a station half out
-  of service, a busier district) is most of it: net flow varies between days of one type
-  more than Poisson noise would;
+* **EMT staff trips** (user type 3) move bikes between docks like riders, but ``TOTAL_USOS``
+  leaves them out: all-user counts are 4.9 % above it (about 5 points);
 * **truck moves left in the data**: moves under the flagging threshold (8 bikes) stay in the
-  variance; flagging from 5 bikes lowers the implied weekday pickups by a further 13 %
-  (Sep 2018), about 8 points more than the same stricter rule trims from pure rider noise;
-* **EMT staff trips** (user type 3) move bikes between docks like riders but ``TOTAL_USOS``
-  leaves them out: all-user counts are 4.9 % above ``TOTAL_USOS`` in Sep 2018.
+  variance; flagging from 5 bikes lowers the implied weekday pickups by 13 %, against 6 % for
+  the same rule on Poisson riders at the same rates (about 8 points);
+* **day-to-day variation of the whole city's volume** (weather, weekday) almost none: a day
+  factor with the counts' spread (CV 6-15 % within a day type) adds ``CV² · Σ net²`` to the
+  variance, 0.15 % of the gross (1.1 % on Oct 2019);
+* the rest (about 6 points) is **day-to-day variation of each station's own flow** (an event
+  nearby, a station half out of service) and smaller truck moves, which net flow alone cannot
+  tell apart.
 
 Round trips and lost pickups bias the reading the other way (:mod:`bicimad.demand.rates`).
 
