@@ -9,7 +9,10 @@ temporary folder (or ``$BICIMAD_BENCH_DATA``, a data folder where ``bicimad inge
   (leave-one-day-out: what calibration gives without the day's own count), and by the
   day-specific truth, each against the counted trips: median absolute error over days;
 * where the inflation comes from (module docstring of ``bicimad.demand.calibration``);
-* against real per-station counts, which overlap no snapshot period: Sep 2018 cells (same
+* against the one real per-station count inside a snapshot period, the 10,695 trips of Thu
+  27 Sep 2018 (origins by hour, 07-10, 14-16 and 17-20 h): old cells, cells calibrated to
+  the day's count, and the day-specific truth;
+* against real per-station counts outside the snapshot periods: Sep 2018 cells (same
   network) against Fri 20 / Sat 21 Jul 2018 (per-station hourly pickups) and the morning of
   Wed 27 Jun 2018 (4,011 trips, hours 0-9): total volume error, MAE of per-station pickups,
   MAE of the share of pickups by hour and by station, old (as fitted) and new (calibrated to
@@ -122,6 +125,43 @@ def _compare_counts(old: np.ndarray, new: np.ndarray, real: np.ndarray) -> dict:
     return out
 
 
+def sep27_check(root: Path, hours, stations, usage) -> dict:
+    """Pickups per station-hour on 2018-09-27 (hours with real trips) by each method."""
+    from bicimad.demand.calibration import calibrate_days, day_truth, rates_for_total
+    from bicimad.demand.panel import build_panel
+    from bicimad.demand.rates import CellRates, flag_truck_moves
+    from bicimad.opendata.schemas import read_table
+
+    trips = read_table("trips", root / "processed" / "trips.parquet")
+    trips = trips[trips["source"].str.contains("Usos092018_Estaciones", regex=False)]
+    panel = build_panel(hours, stations, start="2018-09-01", end="2018-10-01")
+    cells = CellRates.fit(panel)
+    cal = calibrate_days(cells, panel, usage)
+    d = panel.day_index("2018-09-27")
+    local = trips["unplug_ts"].dt.tz_convert("Europe/Madrid")
+    ids = np.union1d(trips["from_station"].unique(), trips["to_station"].dropna().unique()).astype(int)
+    real = pd.crosstab(local.dt.hour, trips["from_station"]).reindex(columns=ids, fill_value=0)
+    arrivals = pd.crosstab(local.dt.hour, trips["to_station"]).reindex(index=real.index, columns=ids, fill_value=0)
+    column = np.clip(np.searchsorted(cells.station_ids, ids), 0, len(cells.station_ids) - 1)
+    keep = (cells.station_ids[column] == ids) & np.isfinite(cells.pickup[0][:, column]).all(axis=0)
+    rows, columns = real.index.to_numpy(), column[keep]
+    counted = rates_for_total(cells.pickup[0], cells.returns[0], cal.trips[d])
+    day = day_truth(panel, cells, d, cal.trips[d], type_trips=cal.type_trips[0], truck_flags=flag_truck_moves(panel))
+    truth = real.to_numpy()[:, keep].astype(float)
+    # Net per station over each window: trips that ended there minus trips that started there
+    # (a trip is counted in its start hour; the windows' edges blur both sides alike).
+    windows = [rows < 12, (rows >= 12) & (rows < 17), rows >= 17]
+    real_net = arrivals.to_numpy()[:, keep] - truth
+    out = {"real_total": float(truth.sum()), "stations": int(keep.sum())}
+    for name, (pickup, returns) in (("old", (cells.pickup[0], cells.returns[0])), ("counted", counted), ("day_truth", day)):
+        est, net = pickup[rows][:, columns], (returns - pickup)[rows][:, columns]
+        window_error = [np.abs(net[w].sum(axis=0) - real_net[w].sum(axis=0)).mean() for w in windows]
+        out[name] = {"total": float(est.sum()), "station_hour_mae": float(np.abs(est - truth).mean()),
+                     "station_mae": float(np.abs(est.sum(axis=0) - truth.sum(axis=0)).mean()),
+                     "window_net_mae": float(np.mean(window_error))}
+    return out
+
+
 def real_count_checks(shared: Path, hours, stations, usage) -> dict:
     """Sep 2018 cells against the real per-station counts of Jul and Jun 2018."""
     from bicimad.demand.calibration import rates_for_total
@@ -176,6 +216,7 @@ def measure(shared: Path, root: Path) -> dict:
     usage = read_daily_usage(shared / USAGE)
     result = {name: period_errors(hours, stations, usage, *span) for name, span in PERIODS.items()}
     result["staff_share"] = staff_share(shared, usage)
+    result["sep27"] = sep27_check(root, hours, stations, usage)
     result["real_counts"] = real_count_checks(shared, hours, stations, usage)
     return result
 
@@ -191,6 +232,13 @@ def _report(result: dict) -> None:
         print(f"    city-volume variation {100 * inf['city_volume_share_of_gross']:.2f} % of gross; flag from 5 bikes drops "
               f"weekday pickups {100 * inf['stricter_flag_drop']:.1f} % (Poisson riders alone: {100 * inf['stricter_flag_drop_poisson']:.1f} %)")
     print(f"  EMT staff trips: all-user counts {100 * result['staff_share']:.1f} % above TOTAL_USOS (Sep 1-27 2018)")
+    r = result["sep27"]
+    print(f"2018-09-27, 11 hours with real trips ({r['real_total']:.0f} pickups, {r['stations']} stations):")
+    for k in ("old", "counted", "day_truth"):
+        m = r[k]
+        print(f"  {k}: total {m['total']:.0f} ({100 * (m['total'] / r['real_total'] - 1):+.1f} %), "
+              f"station-hour MAE {m['station_hour_mae']:.2f}, station MAE (11 h) {m['station_mae']:.1f}, "
+              f"net per station-window MAE {m['window_net_mae']:.2f}")
     print("Sep 2018 cells against real per-station pickups:")
     for label, r in result["real_counts"].items():
         for k in ("old", "new"):
@@ -206,6 +254,8 @@ def test_calibration_against_counts(shared_data, tmp_path):
     _report(result)
     for name in PERIODS:
         assert result[name]["day_truth"]["share"] < 1e-6 < result[name]["old"]["share"]
+    sep27 = result["sep27"]
+    assert sep27["day_truth"]["window_net_mae"] < sep27["counted"]["window_net_mae"]
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def test_day_truth_recovers_the_days_deviation_better_than_the_cell_mean(varying
     city, panel, cells = varying
     calibration = calibrate_days(cells, panel, city.usage)
     flags = flag_truck_moves(panel)
-    cell_error, day_error, raw_error, cell_pick_error, day_pick_error = [], [], [], [], []
+    cell_error, day_error, raw_error, hour_alone_error, cell_pick_error, day_pick_error = [], [], [], [], [], []
     for d in range(panel.n_days):
         t = panel.day_types[d]
         pickup, returns = day_truth(panel, cells, d, calibration.trips[d], type_trips=calibration.type_trips[t],
@@ -89,12 +89,18 @@ def test_day_truth_recovers_the_days_deviation_better_than_the_cell_mean(varying
         cell_error.append(np.abs(cells.net[t] - true_net).mean())
         day_error.append(np.abs((returns - pickup) - true_net).mean())
         raw_error.append(np.abs(panel.net[d] - true_net).mean())
+        alone_pickup, alone_returns = day_truth(panel, cells, d, calibration.trips[d], truck_flags=flags, pool_hours=1,
+                                                type_trips=calibration.type_trips[t])
+        hour_alone_error.append(np.abs((alone_returns - alone_pickup) - true_net).mean())
         mean_pickup, _ = rates_for_total(cells.pickup[t], cells.returns[t], calibration.type_trips[t])
         cell_pick_error.append(np.abs(mean_pickup - city.pickup[d]).mean())
         day_pick_error.append(np.abs(pickup - city.pickup[d]).mean())
     # An hour's count is mostly Poisson noise, so the shrinkage matters: the day's raw net flow
     # is far worse than the cell mean, the shrunk estimate better than both.
     assert np.mean(day_error) < 0.95 * np.mean(cell_error) < 0.95 * np.mean(raw_error)
+    # The day's deviation persists over hours: pooling neighbouring hours beats each hour alone,
+    # which still beats the cell mean.
+    assert np.mean(day_error) < 0.95 * np.mean(hour_alone_error) < 0.95 * np.mean(cell_error)
     assert np.mean(day_pick_error) < np.mean(cell_pick_error)
     # Better on most days, not only on average.
     assert np.mean(np.array(day_error) < np.array(cell_error)) > 0.75
