@@ -81,12 +81,13 @@ def _split(gross: np.ndarray, net: np.ndarray, scale: float) -> tuple[np.ndarray
 def scale_for_pickups(gross: np.ndarray, net: np.ndarray, target: float, *, iterations: int = 80) -> float:
     """The scale ``s >= 0`` with ``Σ (max(s·gross, |net|) - net) / 2 = target`` (NaN cells ignored).
 
-    0 where even ``s = 0`` gives more pickups than ``target`` (the net flow alone needs them).
+    0 where even ``s = 0`` gives more pickups than ``target`` (the net flow alone needs them);
+    where no gross rate is positive no scale helps, and the result is 0 too.
     """
     def pickups(s: float) -> float:
         return float(np.nansum(_split(gross, net, s)[0]))
 
-    if not np.isfinite(target) or pickups(0.0) >= target:
+    if not np.isfinite(target) or pickups(0.0) >= target or not np.nansum(np.clip(gross, 0, None)) > 0:
         return 0.0
     low, high = 0.0, 1.0
     while pickups(high) < target:

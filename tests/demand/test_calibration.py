@@ -56,6 +56,7 @@ def test_scale_for_pickups_meets_the_target_and_keeps_net():
     net = returns - pickup
     floor = np.nansum(np.maximum(-net, 0))
     assert scale_for_pickups(pickup + returns, net, 0.5 * floor) == 0.0
+    assert scale_for_pickups(np.zeros_like(net), net, 2 * floor) == 0.0      # no gross to scale
 
 
 def test_skellam_runs_high_and_calibration_brings_it_to_the_counts(varying):
