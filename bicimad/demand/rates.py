@@ -22,7 +22,9 @@ all has no rates (NaN, which the forecast turns into an explicit fallback).
 Real variance also holds over-dispersion (weather, events) and what truck moves survive the
 flagging below, so Skellam gross rates run high (ARCHITECTURE.md, facts about the real
 network: ≈ 35 % above EMT's counted trips for Sep 2018). ``daily_trips`` rescales the gross rates so the network's daily pickups match
-a counted total, keeping every cell's net mean. Bias runs the other way too: a round trip
+a counted total, keeping every cell's net mean; :mod:`bicimad.demand.calibration` does it per
+day against EMT's daily counts, exactly, says where the excess comes from, and builds the
+day-specific truth of an evaluated day. Bias runs the other way too: a round trip
 (pickup and return at one station within the interval) makes pickups and returns positively
 correlated, which lowers the variance, and lost pickups at empty stations are never seen. On the
 project's synthetic city (``bicimad ingest --synthetic``, which has both) the Skellam reading

@@ -13,6 +13,7 @@ station_hours  one row per station and local hour: the table everything downstre
 forecast       pickup and return rates per station-hour for one day (demand -> sim)
 od             origin-destination probabilities (demand -> sim)
 occupancy      per station-hour occupancy classes from the simulator or from snapshots
+daily_usage    EMT's official daily trip counts and bike-hours, one row per day
 """
 
 from __future__ import annotations
@@ -99,6 +100,21 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("state", pa.string(), False, "balanced | empty | full | empty_and_full"),
         _f("lost_trips", pa.int32(), True),
         _f("diverted_returns", pa.int32(), True),
+    ]),
+    "daily_usage": pa.schema([
+        _f("date", pa.date32(), False, "local date"),
+        _f("total_trips", pa.int64(), False, "the day's counted trips after the consistency rule (bicimad.opendata.daily_usage)"),
+        _f("published_total_trips", pa.int64(), False, "TOTAL_USOS as published"),
+        _f("annual_trips", pa.int64(), False, "USOS_ABONADO_ANUAL: trips by annual subscribers"),
+        _f("occasional_trips", pa.int64(), False, "USOS_ABONADO_OCASIONAL: trips by occasional users"),
+        _f("bike_hours_in_use", pa.float64(), False, "HORAS_TOTALES_USOS_BICICLETAS"),
+        _f("bike_hours_docked", pa.float64(), False, "HORAS_TOTALES_DISPONIBILIDAD_BICICLETAS_EN _ANCLAJES"),
+        _f("bike_hours_in_service", pa.float64(), False, "TOTAL_HORAS_SERVICIO_BICICLETAS"),
+        _f("mean_bikes_available", pa.float64(), False, "MEDIA_BICICLETAS_DISPONIBLES: mean bikes in service"),
+        _f("consistent", pa.bool_(), False, "TOTAL_USOS within 1 % of annual + occasional trips"),
+        _f("usable", pa.bool_(), False, "total_trips fit for calibration"),
+        _f("total_source", pa.string(), False, "TOTAL_USOS or user_types: where total_trips comes from"),
+        _f("source", pa.string()),
     ]),
 }
 
