@@ -193,11 +193,13 @@ def _register_sim(sub) -> None:
     val.add_argument("--period", required=True, help="START:END local dates, both included")
     val.add_argument("--seeds", type=_positive_int, default=3, help="rider draws per day")
     val.add_argument("--max-days", type=_non_negative_int, default=0, help="at most this many days (0: all)")
+    val.add_argument("--daily-usage", type=Path, metavar="CSV",
+                     help="EMT's daily usage series (bici_disponibilidad_*.csv): day-specific truth calibrated to the counts")
     val.add_argument("--out", default=None, help="folder for validation.csv and validation_by_hour.csv")
     val.add_argument("--no-progress", action="store_true", help="no progress bar")
     val.set_defaults(func=lambda a: _job("validate").validate(
-        a.scenario, a.period, seeds=a.seeds, max_days=a.max_days, out=a.out, data_dir=a.data_dir,
-        progress=not a.no_progress).print())
+        a.scenario, a.period, seeds=a.seeds, max_days=a.max_days, daily_usage=a.daily_usage, out=a.out,
+        data_dir=a.data_dir, progress=not a.no_progress).print())
     parser.set_defaults(func=lambda args: parser.print_help() or EXIT_USAGE)
 
 
@@ -256,13 +258,17 @@ def _register_compare(sub) -> None:
     parser.add_argument("--demand-model", type=Path, metavar="DIR",
                         help="the forecast planners see: a trained demand model (e.g. `bicimad demand train` LightGBM) "
                         "whose data ends before the period (default: cell rates of the --history-days before each day)")
+    parser.add_argument("--daily-usage", type=Path, metavar="CSV",
+                        help="EMT's daily usage series (bici_disponibilidad_*.csv): each day's truth from its own "
+                        "flows, calibrated to its counted trips (default: processed/daily_usage.parquet if ingested)")
     parser.add_argument("--allow-training-days", action="store_true",
                         help="run a policy or demand model on days it was trained on (the output is marked)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=lambda a: _job("compare").compare(
         a.scenario, a.period, planners=_csv(a.planners), seeds=a.seeds, seed=a.seed, out=a.out, policy=a.policy,
         time_limit_s=a.time_limit, history_days=a.history_days, max_days=a.max_days,
-        allow_training_days=a.allow_training_days, demand_model=a.demand_model, data_dir=a.data_dir,
+        allow_training_days=a.allow_training_days, demand_model=a.demand_model, daily_usage=a.daily_usage,
+        data_dir=a.data_dir,
         progress=not a.no_progress).print())
 
 

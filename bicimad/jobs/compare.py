@@ -39,16 +39,17 @@ import dataclasses
 import json
 import logging
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from warnings import catch_warnings, simplefilter
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from bicimad.config import TZ, models_dir
+from bicimad.config import TZ, models_dir, processed_dir
+from bicimad.demand.calibration import calibrate_days, day_truth, rates_for_total
 from bicimad.demand.forecast import forecast_day
 from bicimad.demand.models import DemandModel
 from bicimad.demand.panel import build_panel
@@ -57,6 +58,9 @@ from bicimad.errors import CommandError
 from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import git_commit
+from bicimad.opendata.daily_usage import read_daily_usage
+from bicimad.opendata.rejects import IngestError
+from bicimad.opendata.schemas import read_table
 from bicimad.plan import PLANNER_NAMES, make_planner
 from bicimad.plan.ortools_planner import DEFAULT_SETTINGS
 from bicimad.report.occupancy import (
@@ -122,35 +126,30 @@ def parse_period(text: str):
 
 
 def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
-                 min_history_days: int = 7, forecast_model=None) -> tuple[list[Day], list[str]]:
+                 min_history_days: int = 7, forecast_model=None, daily_usage: pd.DataFrame | None = None
+                 ) -> tuple[list[Day], list[str]]:
     """The days of ``[start, end)`` the simulator can run, and the ones skipped (with why).
 
-    The forecast planners see is ``forecast_model``'s (a trained demand model, e.g. LightGBM,
+    The truth of a day is its own demand: with ``daily_usage`` (EMT's counted trips), the day's
+    observed net flows shrunk towards the cell mean, its volume calibrated to that day's count
+    (:func:`bicimad.demand.calibration.day_truth`); without, the period's cell rates. The
+    forecast planners see is ``forecast_model``'s (a trained demand model, e.g. LightGBM,
     reading only data before each day) when given, else cell rates fitted to the
-    ``history_days`` before each day."""
+    ``history_days`` before each day; with ``daily_usage`` its volume is the mean count of the
+    earlier days of its day type."""
     dates = pd.date_range(start, end, freq="D", inclusive="left")
     if scenario.network.source == "synthetic":
         network = synthetic_network(scenario.network.stations, scenario.network.seed)
         return [Day(d.date().isoformat(), network, synthetic_demand(network, date=d.date().isoformat(),
                                                                       seed=scenario.network.seed), None)
                 for d in dates], []
-
-
     try:
         processed = Processed.load(data_dir, with_hours=True)
     except FileNotFoundError as exc:
         raise CommandError(f"{exc}; scenario {scenario.name!r} runs on processed data") from None
-    hours = processed.station_hours
-    if hours is None or hours.empty:
+    if processed.station_hours is None or processed.station_hours.empty:
         raise CommandError("no station_hours table: run `bicimad ingest` first")
-    # Truth: cell rates fitted to the period's own days (the day types it contains). Rates
-    # need the spread of several days per cell: a period of a few days has none.
-    period = build_panel(hours, processed.stations, start=start, end=end)
-    truth_cells = CellRates.fit(period)
-    moves = operator_moves(period)
-    if not np.isfinite(truth_cells.pickup).any():
-        raise CommandError(f"no demand can be fitted to {start.date()}..{end.date()}: too few days of snapshots "
-                           "(a period of two weeks or more is needed)")
+    truth = _PeriodTruth(processed, start, end, daily_usage)
     days, skipped = [], []
     for i, date in enumerate(dates):
         label = date.date().isoformat()
@@ -159,23 +158,60 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
         except LookupError:
             skipped.append(f"{label}: no snapshot in its first hour")
             continue
-        truth = _day_demand(period, truth_cells, i, network)
-        column = pd.Index(period.station_ids).get_indexer(network.station_ids)
-        day_moves = np.where(column >= 0, moves[i][:, np.maximum(column, 0)], 0.0)
-        # Forecast: cell rates fitted to the days before this one only (no leakage).
-        panel = build_panel(hours, processed.stations, start=date - pd.Timedelta(days=history_days),
+        panel = build_panel(processed.station_hours, processed.stations, start=date - pd.Timedelta(days=history_days),
                             end=date + pd.Timedelta(days=1), station_ids=network.station_ids)
         before = (panel.days < date) & ~np.isnan(panel.net).all(axis=(1, 2))
         if before.sum() < min_history_days:
             skipped.append(f"{label}: {before.sum()} day(s) of history before it (< {min_history_days})")
             continue
-        if forecast_model is None:
-            forecast = _day_demand(panel, CellRates.fit(panel, day_mask=before), panel.n_days - 1, network)
-        else:
-            rates = forecast_day(forecast_model, hours, processed.stations, date)
-            forecast = Demand.from_tables(network, rates.assign(hour=pd.to_datetime(rates["hour"])))
-        days.append(Day(label, network, truth, forecast, day_moves))
+        forecast = _forecast(panel, before, network, date, processed, forecast_model, daily_usage)
+        days.append(Day(label, network, truth.demand(i, network), forecast, truth.moves_in_order(i, network)))
     return days, skipped
+
+
+class _PeriodTruth:
+    """The period's own demand, day by day, and EMT's inferred moves (see :func:`prepare_days`)."""
+
+    def __init__(self, processed, start, end, daily_usage):
+        # Rates need the spread of several days per cell: a period of a few days has none.
+        self.panel = build_panel(processed.station_hours, processed.stations, start=start, end=end)
+        self.cells = CellRates.fit(self.panel)
+        if not np.isfinite(self.cells.pickup).any():
+            raise CommandError(f"no demand can be fitted to {start.date()}..{end.date()}: too few days of snapshots "
+                               "(a period of two weeks or more is needed)")
+        self.moves = operator_moves(self.panel)
+        self.flags = flag_truck_moves(self.panel)
+        self.calibration = None if daily_usage is None else calibrate_days(self.cells, self.panel, daily_usage)
+
+    def demand(self, i: int, network) -> Demand:
+        if self.calibration is None:
+            return _day_demand(self.panel, self.cells, i, network)
+        t = self.panel.day_types[i]
+        pickup, returns = day_truth(self.panel, self.cells, i, self.calibration.trips[i],
+                                    type_trips=self.calibration.type_trips[t], station_ids=network.station_ids,
+                                    truck_flags=self.flags)
+        return Demand(self.panel.hour_stamps(i), _finite(pickup), _finite(returns))
+
+    def moves_in_order(self, i: int, network) -> np.ndarray:
+        column = pd.Index(self.panel.station_ids).get_indexer(network.station_ids)
+        return np.where(column >= 0, self.moves[i][:, np.maximum(column, 0)], 0.0)
+
+
+def _forecast(panel, before, network, date, processed, forecast_model, daily_usage) -> Demand:
+    """What planners see for ``date``: from data before it only (no leakage)."""
+    target = None
+    if daily_usage is not None:
+        history = CellRates.fit(panel, day_mask=before)
+        target = calibrate_days(history, panel, daily_usage, day_mask=before).type_trips[panel.day_types[-1]]
+        target = float(target) if np.isfinite(target) else None
+    if forecast_model is not None:
+        rates = forecast_day(forecast_model, processed.station_hours, processed.stations, date, daily_trips=target)
+        return Demand.from_tables(network, rates.assign(hour=pd.to_datetime(rates["hour"])))
+    seen = _day_demand(panel, CellRates.fit(panel, day_mask=before), panel.n_days - 1, network)
+    if target is None:
+        return seen
+    pickup, returns = rates_for_total(seen.pickup_rate, seen.return_rate, target)
+    return Demand(seen.hours, _finite(pickup), _finite(returns))
 
 
 def operator_moves(panel) -> np.ndarray:
@@ -185,8 +221,8 @@ def operator_moves(panel) -> np.ndarray:
     flags = flag_truck_moves(panel)
     types = panel.day_types
     median = np.zeros(panel.net.shape[1:], dtype=float)[None].repeat(len(panel.days), axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells: no median, no move
+    with catch_warnings():
+        simplefilter("ignore", RuntimeWarning)  # all-NaN cells: no median, no move
         for t in np.unique(types):
             median[types == t] = np.nanmedian(panel.net[types == t], axis=0)
     excess = np.where(flags, panel.net - np.nan_to_num(median), 0.0)
@@ -538,6 +574,18 @@ def check_policy_protocol(policy: str | None, scenario, start, end, allow_traini
     return [message]
 
 
+def load_daily_usage(path, data_dir=None) -> pd.DataFrame | None:
+    """EMT's counted trips per day (the ``daily_usage`` table): from ``path`` (EMT's CSV, e.g.
+    ``bici_disponibilidad_*.csv``), else ``processed/daily_usage.parquet`` when ingested, else None."""
+    if path is not None:
+        try:
+            return read_daily_usage(path)
+        except (OSError, IngestError) as exc:
+            raise CommandError(f"--daily-usage: {exc}") from None
+    ingested = processed_dir(data_dir) / "daily_usage.parquet"
+    return read_table("daily_usage", ingested) if ingested.exists() else None
+
+
 def load_forecast_model(path, start, allow_training_days: bool) -> tuple[DemandModel | None, list[str]]:
     """The demand model planners forecast with, refused (exit 2) when its data reaches into the
     period (its ``meta.json`` span), unless ``allow_training_days`` (then a warning marks the output)."""
@@ -579,8 +627,8 @@ def _write_outputs(out: Path, frames: dict, tables, scenario, seeds, skipped, wa
 
 def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ortools", "ppo"), seeds: int = 3,
             seed: int = 0, policy: str | None = None, time_limit_s: float | None = None, history_days: int = 28,
-            max_days: int = 0, allow_training_days: bool = False, demand_model=None, data_dir=None,
-            progress: bool = True) -> CompareResult:
+            max_days: int = 0, allow_training_days: bool = False, demand_model=None, daily_usage=None,
+            data_dir=None, progress: bool = True) -> CompareResult:
     """Every planner on the same days of ``period`` and the same rider draws; writes the
     outputs listed in this module's docstring to ``out``."""
     try:
@@ -598,7 +646,11 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
         import torch
 
         torch.set_num_threads(1)  # a small network: more threads only contend on a shared machine
-    days, skipped = prepare_days(loaded, start, end, data_dir, history_days, forecast_model=model)
+    usage = load_daily_usage(daily_usage, data_dir) if loaded.network.source == "processed" else None
+    if loaded.network.source == "processed" and usage is None:
+        warnings.append("no daily_usage table (EMT's counted trips): the truth is the period's cell rates, its volume "
+                        "not calibrated to the counts (pass --daily-usage)")
+    days, skipped = prepare_days(loaded, start, end, data_dir, history_days, forecast_model=model, daily_usage=usage)
     if max_days:
         days = days[:max_days]
     if not days:
@@ -620,6 +672,8 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
         "history_days": history_days, "git_commit": git_commit().get("commit"), "wall_s": time.perf_counter() - t0,
         "warnings": warnings, "tested_on_training_days": any("its training days" in w for w in warnings),
         "forecast": str(demand_model) if demand_model else f"cell rates of the {history_days} days before each day",
+        "truth": "synthetic city" if loaded.network.source == "synthetic" else
+        ("each day's own demand, calibrated to EMT's counted trips" if usage is not None else "the period's cell rates"),
         "objective_weights": dataclasses.asdict(loaded.reward),
     })
     return CompareResult(occupancy=frames["occupancy"], relative=frames["relative"], paired=frames["paired"], out=out,

@@ -28,7 +28,7 @@ from bicimad.demand.panel import build_panel
 from bicimad.errors import EXIT_BAD_INPUT, CommandError
 from bicimad.io import atomic_open
 from bicimad.jobs import JobResult
-from bicimad.jobs.compare import parse_period, prepare_days, run_comparison
+from bicimad.jobs.compare import load_daily_usage, parse_period, prepare_days, run_comparison
 from bicimad.plan import make_planner
 from bicimad.sim.data import Processed
 from bicimad.sim.scenario import ScenarioError, load_scenario
@@ -103,8 +103,7 @@ def _pickups_error(days, daily_usage: pd.DataFrame | None) -> tuple[float, float
 
 
 def validate(scenario: str = "seed-fleet-2018", period: str = "2018-09-01:2018-09-30", *, seeds: int = 3,
-             max_days: int = 0, daily_usage: pd.DataFrame | None = None, out=None, data_dir=None,
-             progress: bool = True) -> ValidationResult:
+             max_days: int = 0, daily_usage=None, out=None, data_dir=None, progress: bool = True) -> ValidationResult:
     """The status-quo replay and no-op against the observed snapshots of ``period``."""
     try:
         loaded = load_scenario(scenario)
@@ -113,7 +112,8 @@ def validate(scenario: str = "seed-fleet-2018", period: str = "2018-09-01:2018-0
     if loaded.network.source != "processed":
         raise CommandError(f"scenario {loaded.name!r}: validation needs observed data (network.source = 'processed')")
     start, end = parse_period(period)
-    days, skipped = prepare_days(loaded, start, end, data_dir)
+    usage = load_daily_usage(daily_usage, data_dir)
+    days, skipped = prepare_days(loaded, start, end, data_dir, daily_usage=usage)
     days = days[:max_days] if max_days else days
     if not days:
         raise CommandError(f"no day of {period} can be simulated: " + "; ".join(skipped or ["empty period"]),
@@ -125,7 +125,7 @@ def validate(scenario: str = "seed-fleet-2018", period: str = "2018-09-01:2018-0
     run_comparison(loaded, days, planners, list(range(seeds)), progress=progress, on_day=collect)
     observed = _observed_by_hour(days, panel)
     profiles = {"observed": observed, **collect.counts}
-    mean_pickups, pickup_error = _pickups_error(days, daily_usage)
+    mean_pickups, pickup_error = _pickups_error(days, usage)
     by_hour = pd.DataFrame({name: c[:, 0] / np.maximum(c[:, 1], 1) for name, c in profiles.items()})
     by_hour.index.name = "hour"
     rows = []

@@ -56,6 +56,7 @@ class StatusQuoPlanner:
             raise ValueError(f"status-quo: moves for {self.moves.shape[1]} stations, the network has {n}")
         if view.hour_index >= len(self.moves):
             return [[] for _ in range(n)]
-        added = self.moves[view.hour_index]
-        # a truck takes (> 0) what EMT removed and leaves (< 0) what EMT added
+        # a truck takes (> 0) what EMT removed and leaves (< 0) what EMT added, as far as the
+        # simulated station's bikes and free docks allow (the simulated state is not the observed one)
+        added = np.clip(self.moves[view.hour_index], -view.bikes, view.capacity - view.bikes)
         return [[Visit(j, int(-added[j]))] if added[j] else [] for j in range(n)]

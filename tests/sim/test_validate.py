@@ -17,9 +17,11 @@ def _observed_share(data_root, dates) -> float:
     return float((occupancy["state"] != "balanced").mean())
 
 
-def test_validate_on_real_sep_2018(real_processed, tmp_path):
+def test_validate_on_real_sep_2018(real_processed, shared_data, tmp_path):
     root, _ = real_processed
-    result = validate("seed-fleet-2018", "2018-09-10:2018-09-12", seeds=1, out=tmp_path, data_dir=root, progress=False)
+    counts = shared_data / "calibration" / "bici_disponibilidad_2015-08_2019-10.csv"
+    result = validate("seed-fleet-2018", "2018-09-10:2018-09-12", seeds=1, out=tmp_path, data_dir=root, progress=False,
+                      daily_usage=counts)
     table = result.table.set_index("source")
     assert list(table.index) == ["observed", "status-quo", "noop"]
     assert table["station_hours"].nunique() == 1          # every source on the same station-hours
@@ -29,6 +31,9 @@ def test_validate_on_real_sep_2018(real_processed, tmp_path):
     # replaying EMT's own moves brings the docked bikes closer to what the snapshots saw
     assert table.loc["status-quo", "bikes_mae"] < table.loc["noop", "bikes_mae"]
     assert result.by_hour.shape == (24, 3)
+    # each day's truth is calibrated to its counted trips (14,665 on Mon 10 Sep ...)
+    assert table.loc["status-quo", "pickups_median_abs_error"] < 1e-6
+    assert 14_000 < table.loc["status-quo", "daily_pickups"] < 17_000
     assert (tmp_path / "validation.csv").is_file() and (tmp_path / "validation_by_hour.csv").is_file()
 
 
