@@ -22,7 +22,7 @@ from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import git_commit
 from bicimad.jobs.compare import parse_period, prepare_days, run_comparison
-from bicimad.plan import make_planner
+from bicimad.plan import make_planner, planner_for
 from bicimad.plan.policy import ObservationConfig, PolicyPlanner, load_policy
 from bicimad.plan.training import TrainingConfig, train_fleet_policy
 from bicimad.sim.scenario import ScenarioError, load_scenario, write_scenario
@@ -126,7 +126,7 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
 
     evaluated = days[:eval_days]
     seeds = list(range(10_000 + seed, 10_000 + seed + eval_seeds))
-    planners = {"noop": make_planner("noop"), "ortools": make_planner("ortools"),
+    planners = {"noop": make_planner("noop"), "ortools": planner_for("ortools", loaded),
                 "ppo": PolicyPlanner(load_policy(out))}
     results = evaluate(loaded, evaluated, planners, seeds) if eval_seeds and evaluated else {}
     card = {

@@ -62,7 +62,7 @@ from bicimad.opendata.daily_usage import read_daily_usage
 from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import PLANNER_NAMES, make_planner
-from bicimad.plan.ortools_planner import DEFAULT_SETTINGS
+from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, objective_weights
 from bicimad.report.occupancy import (
     hourly_profile,
     mean_interval,
@@ -499,9 +499,10 @@ class PerfectForecast:
         return self.planner.plan(view)
 
 
-def build_planners(names, policy: str | None, time_limit_s: float | None) -> dict:
+def build_planners(names, policy: str | None, time_limit_s: float | None, objective=None) -> dict:
     """Planners by name (``<name>-perfect``: that planner seeing the truth); ``time_limit_s``
-    None leaves OR-Tools' own default."""
+    None leaves OR-Tools' own default; ``objective`` (the scenario's weights) is what OR-Tools
+    values its stops on."""
     planners = {}
     for name in names:
         base = name.removesuffix("-perfect")
@@ -509,11 +510,13 @@ def build_planners(names, policy: str | None, time_limit_s: float | None) -> dic
             known = ", ".join(PLANNER_NAMES)
             raise CommandError(f"--planners: unknown planner {name!r}; known: {known} (and <name>-perfect)")
         if base != name:
-            planners[name] = PerfectForecast(build_planners([base], policy, time_limit_s)[base])
+            planners[name] = PerfectForecast(build_planners([base], policy, time_limit_s, objective)[base])
             continue
         kwargs = {"ppo": {"policy_dir": policy}}.get(name, {})
-        if name == "ortools" and time_limit_s is not None:
-            kwargs = {"time_limit_s": time_limit_s}
+        if name == "ortools" and objective is not None:
+            kwargs = objective_weights(objective)
+        if name.startswith("ortools") and time_limit_s is not None:
+            kwargs = {**kwargs, "time_limit_s": time_limit_s}
         try:
             planners[name] = make_planner(name, **kwargs)
         except (FileNotFoundError, ValueError) as exc:
@@ -638,7 +641,7 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
     start, end = parse_period(period)
     if seeds < 1 or max_days < 0 or history_days < 1:
         raise CommandError("--seeds and --history-days must be >= 1, --max-days >= 0")
-    built = build_planners(planners, policy, time_limit_s)
+    built = build_planners(planners, policy, time_limit_s, loaded.reward)
     warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days) if "ppo" in built else []
     model, model_warnings = load_forecast_model(demand_model, start, allow_training_days)
     warnings += model_warnings

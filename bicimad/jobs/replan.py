@@ -31,7 +31,7 @@ from bicimad.opendata.normalise import build_snapshots
 from bicimad.opendata.readers import read_snapshot_jsonl
 from bicimad.opendata.rejects import Rejects
 from bicimad.opendata.schemas import read_table
-from bicimad.plan import make_planner
+from bicimad.plan import make_planner, planner_for
 from bicimad.sim import load_scenario, run_episode
 from bicimad.sim.network import Network
 from bicimad.sim.riders import Demand
@@ -118,7 +118,7 @@ def replan(run_dir, *, now: bool = True, at: str | None = None, source: str = "g
         raise CommandError(f"--planner: {exc}") from None
     shares, plans = [], []
     for index in range(seeds):
-        recorder = RecordingPlanner(make_planner(name))
+        recorder = RecordingPlanner(planner_for(name, scenario))
         result = run_episode(network, demand, demand, scenario, recorder, seed=day_seed(index, hour))
         shares.append(float(result.summary.iloc[0]["problem_share"]))
         if index == 0:

@@ -21,7 +21,7 @@ from bicimad.errors import EXIT_BAD_INPUT, CommandError
 from bicimad.io import atomic_path, write_json
 from bicimad.jobs import JobResult
 from bicimad.opendata.schemas import read_table, write_table
-from bicimad.plan import make_planner
+from bicimad.plan import planner_for
 from bicimad.sim.data import Processed
 from bicimad.sim.env import scenario_inputs
 from bicimad.sim.fidelity import expected_bikes, score
@@ -236,7 +236,7 @@ def simulate_day(scenario: str = "synthetic-default", *, planner: str = "noop", 
     chosen = None
     if planner != "none":
         try:
-            chosen = make_planner(planner)
+            chosen = planner_for(planner, loaded)
         except (ValueError, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from None
     if date is not None:

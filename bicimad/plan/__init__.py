@@ -23,7 +23,7 @@ if FLEET_ENV_ID not in gymnasium.registry:
     )
 
 #: Planner names, in the order comparisons report them.
-PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo")
+PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo", "ortools-events")
 
 
 def make_planner(name: str, **kwargs) -> Planner:
@@ -37,6 +37,9 @@ def make_planner(name: str, **kwargs) -> Planner:
     if name == "ortools":
         from bicimad.plan.ortools_planner import ORToolsPlanner
         return ORToolsPlanner(**kwargs)
+    if name == "ortools-events":
+        from bicimad.plan.ortools_planner import EVENTS_ONLY, ORToolsPlanner
+        return ORToolsPlanner(**{**EVENTS_ONLY, "name": "ortools-events", **kwargs})
     if name == "status-quo":
         from bicimad.plan.status_quo import StatusQuoPlanner
         return StatusQuoPlanner(**kwargs)
@@ -44,3 +47,12 @@ def make_planner(name: str, **kwargs) -> Planner:
         from bicimad.plan.policy import PolicyPlanner
         return PolicyPlanner.load(**kwargs)
     raise ValueError(f"unknown planner {name!r}; known: {', '.join(PLANNER_NAMES)}")
+
+
+def planner_for(name: str, scenario, **kwargs) -> Planner:
+    """The planner ``name`` for ``scenario``: OR-Tools values its stops on the scenario's
+    declared objective (its ``[reward]`` weights); ``kwargs`` as for :func:`make_planner`."""
+    if name == "ortools":
+        from bicimad.plan.ortools_planner import objective_weights
+        kwargs = {**objective_weights(scenario.reward), **kwargs}
+    return make_planner(name, **kwargs)

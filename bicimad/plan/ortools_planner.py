@@ -2,18 +2,19 @@
 
 Every hour (the simulator asks each hour, so the horizon rolls) the planner
 
-1. computes, per station, the expected lost pickups plus diverted returns over the next
-   ``horizon_hours`` for every starting inventory (:mod:`bicimad.plan.targets`), and the
-   target inventory that minimises them;
+1. computes, per station, the expected cost over the next ``horizon_hours`` for every
+   starting inventory, on the declared objective (:func:`bicimad.plan.targets.expected_cost`:
+   problem station-hours, lost pickups and diverted returns with the scenario's weights;
+   :func:`objective_weights`), and the target inventory that minimises it;
 2. turns the gaps to target into candidate stops: load ``q`` bikes at a station above target,
    unload ``q`` at one below, at a few sizes ``q`` (the full gap and fractions of it, capped
-   by the truck capacity); each stop is worth the expected events it avoids,
+   by the truck capacity); each stop is worth the expected cost it avoids,
    ``V(x) - V(x -+ q)``;
 3. solves a routing model in which any bike loaded can serve any unload (one commodity, a
    signed load dimension bounded by ``0..truck_capacity`` that starts at each truck's load as
    it is), each truck makes at most ``visits_per_hour`` stops, only at stations within its
    radius, and every station is an optional disjunction whose penalty is the value of its
-   best stop; arcs cost the kilometres driven, at ``km_cost`` events per km;
+   best stop; arcs cost the kilometres driven, at ``km_cost`` per km (the objective's km weight);
 4. reads each truck's route back as the visits of the coming hour.
 
 :func:`solve` is a pure function of the frozen :class:`RebalanceProblem`; every OR-Tools
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from bicimad.plan.targets import expected_events, station_targets
+from bicimad.plan.targets import expected_cost, station_targets
 from bicimad.sim.interface import FleetView, Plan, Visit
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,10 @@ class ORToolsSettings:
     fractions: tuple[float, ...] = (1.0, 0.5)   #: stop sizes as fractions of the gap to target (full gap first)
     max_stations: int = 60                      #: keep the stations whose best stop is worth most (solver time)
     min_value: float = 0.02                     #: drop stops worth fewer expected events than this
-    km_cost: float = 0.01                       #: expected events a truck-kilometre is worth (ties: short routes)
+    km_cost: float = 0.01                       #: cost of a truck-kilometre (the objective's truck_km weight)
+    problem_hour_weight: float = 1.0            #: cost of a problem station-hour (the declared objective's weight)
+    lost_weight: float = 0.2                    #: cost of a lost pickup
+    diverted_weight: float = 0.2                #: cost of a diverted return
     time_limit_s: float = 1.0                   #: solver time per hour
     first_solution: str = "parallel_cheapest_insertion"  #: a key of FIRST_SOLUTION
     metaheuristic: str = "greedy_descent"       #: a key of METAHEURISTIC
@@ -72,6 +76,18 @@ class ORToolsSettings:
 
 #: The defaults, for callers that only need one value (e.g. a command's ``--time-limit``).
 DEFAULT_SETTINGS = ORToolsSettings()
+
+
+def objective_weights(reward) -> dict[str, float]:
+    """The settings that make the planner value stops on a scenario's declared objective
+    (:class:`bicimad.sim.scenario.RewardSpec`)."""
+    return {"problem_hour_weight": reward.problem_hour, "lost_weight": reward.lost_trip,
+            "diverted_weight": reward.diverted_return, "km_cost": reward.truck_km}
+
+
+#: The earlier value function, kept for the record as planner ``ortools-events``: expected lost
+#: pickups plus diverted returns only (problem hours not valued), 0.01 per km.
+EVENTS_ONLY = {"problem_hour_weight": 0.0, "lost_weight": 1.0, "diverted_weight": 1.0, "km_cost": 0.01}
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,9 @@ def build_problem(view: FleetView, settings: ORToolsSettings | None = None, **ch
     if not isinstance(settings, ORToolsSettings):
         raise TypeError(f"settings must be ORToolsSettings, got {type(settings).__name__}")
     hours = max(1, min(settings.horizon_hours, view.pickup_rate.shape[0]))
-    events = expected_events(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours])
+    events = expected_cost(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours],
+                           lost_weight=settings.lost_weight, diverted_weight=settings.diverted_weight,
+                           problem_hour_weight=settings.problem_hour_weight)
     target = station_targets(events)
     bikes = view.bikes.astype(np.int64)
     gap = bikes - target                              # > 0: bikes to load, < 0: to unload

@@ -34,7 +34,27 @@ def expected_events(
     return_rate: np.ndarray,
     tail: float = 1e-9,
 ) -> np.ndarray:
-    """Expected lost pickups plus diverted returns, per station and starting inventory.
+    """Expected lost pickups plus diverted returns, per station and starting inventory
+    (:func:`expected_cost` with both weights 1 and no weight on problem hours)."""
+    return expected_cost(capacity, pickup_rate, return_rate, tail=tail)
+
+
+def expected_cost(
+    capacity: np.ndarray,
+    pickup_rate: np.ndarray,
+    return_rate: np.ndarray,
+    *,
+    lost_weight: float = 1.0,
+    diverted_weight: float = 1.0,
+    problem_hour_weight: float = 0.0,
+    tail: float = 1e-9,
+) -> np.ndarray:
+    """Expected weighted cost per station and starting inventory over the forecast hours:
+    ``lost_weight`` per lost pickup, ``diverted_weight`` per diverted return, and
+    ``problem_hour_weight`` per hour in which the station touches 0 bikes or ``C`` (a problem
+    station-hour, counted once per hour: the probability the chain reaches a boundary within
+    the hour from the hour's starting inventory, by uniformisation on the chain killed at the
+    boundaries).
 
     Args:
         capacity: (n,) docks per station.
@@ -71,7 +91,7 @@ def expected_events(
         safe_total = np.where(total > 0, total, 1.0)
         p_up = (mu / safe_total)[:, None]
         p_down = (lam / safe_total)[:, None]
-        rate = lam[:, None] * at_empty + mu[:, None] * at_full   # events per hour in each state
+        rate = lost_weight * lam[:, None] * at_empty + diverted_weight * mu[:, None] * at_full  # cost per hour
         k_max = int(stats.poisson.isf(tail, total.max(initial=0.0))) + 2 if total.max(initial=0.0) > 0 else 0
         ks = np.arange(k_max + 1)
         pmf = stats.poisson.pmf(ks[:, None], total[None, :])            # (k, n)
@@ -81,11 +101,21 @@ def expected_events(
         # chain k times to both vectors at once (P^k acts on functions of the end state).
         new_value = np.zeros_like(value)
         pair = np.stack([rate, value])                                  # (2, n, width)
+        interior = valid & ~at_empty & ~at_full
+        alive = interior.astype(float)                                  # P(no boundary yet | k jumps)
+        untouched = np.zeros_like(value)
         for k in ks:
             new_value += (survival[k] / safe_total)[:, None] * pair[0] + pmf[k][:, None] * pair[1]
             pair = _jump(pair, p_up, p_down, at_empty, at_full)
-        # A station with no demand in this hour keeps its value.
-        value = np.where((total > 0)[:, None], new_value, value)
+            if problem_hour_weight:
+                untouched += pmf[k][:, None] * alive
+                alive = _jump(alive[None], p_up, p_down, at_empty, at_full)[0] * interior
+        if problem_hour_weight:
+            untouched += stats.poisson.sf(ks[-1], total)[:, None] * alive  # the truncated tail
+            new_value += problem_hour_weight * (1.0 - untouched)
+        # A station with no demand in this hour keeps its state: it is a problem hour only at a boundary.
+        still = value + problem_hour_weight * (at_empty | at_full)
+        value = np.where((total > 0)[:, None], new_value, still)
     return np.where(valid, value, np.inf)
 
 

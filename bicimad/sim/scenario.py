@@ -71,11 +71,15 @@ class EpisodeSpec:
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """Reward weights: reward = -(sum of weight x count) per step (see env docstring)."""
+    """The declared objective (``[reward]``): one weight per counted event. Every planner is
+    judged on ``sum of weight x count`` per day (:mod:`bicimad.sim.objective`; lower is better),
+    the OR-Tools planner values its stops with it, and the envs' reward is its negative per step.
+    Defaults: a problem station-hour counts 1, a lost pickup or a diverted return 0.2 (five
+    riders turned away weigh as much as a station empty or full for an hour), a truck km 0.01."""
 
     problem_hour: float = 1.0     #: per station-hour that turns empty, full or both
     lost_trip: float = 0.2        #: per pickup lost at an empty station
-    diverted_return: float = 0.1  #: per return diverted from a full station
+    diverted_return: float = 0.2  #: per return diverted from a full station
     truck_km: float = 0.01        #: per truck kilometre
 
 

@@ -24,7 +24,7 @@ from bicimad.jobs.batch import Step, StepResult, config_to_dict, file_inputs, gi
 from bicimad.jobs.nightly.config import NightlyConfig
 from bicimad.jobs.nightly.decision import decide
 from bicimad.opendata.schemas import read_table, write_table
-from bicimad.plan import make_planner
+from bicimad.plan import planner_for
 from bicimad.report.html import build_report, load_run
 from bicimad.report.occupancy import mean_interval, summary_table
 from bicimad.report.routes import parse_shifts, route_sheet, write_route_csv, write_route_pages
@@ -272,7 +272,7 @@ def step_simulate(ctx: NightlyRun):
         for name in ctx.config.planners:
             per_seed = draws.setdefault(name, [])
             for index, seed in enumerate(ctx.seeds):
-                planner = RecordingPlanner(make_planner(name))
+                planner = RecordingPlanner(planner_for(name, scenario))
                 result = run_episode(network, demand, demand, scenario, planner, seed=seed)
                 per_seed.append(result.summary.iloc[0].to_dict())
                 if index == 0:  # the plan and the station-hour detail come from the first draw
