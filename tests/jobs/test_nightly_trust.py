@@ -99,3 +99,10 @@ def test_absurd_dates_exit_2_without_a_traceback(tmp_path, date):
                            date], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert done.returncode == 2 and "--date" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_real_data_never_plans_with_the_synthetic_city_policy(tmp_path, raw_city):
+    config = _config(tmp_path / "n.toml", raw_city, 'planners = ["noop", "ppo"]\ndispatch = "noop"\n')
+    done = _nightly(tmp_path / "data", config)          # source.kind = "local": real EMT files
+    assert done.returncode == 2 and "trained on the synthetic city" in done.stderr
+    assert not (tmp_path / "data").exists()

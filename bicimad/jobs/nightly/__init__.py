@@ -58,6 +58,7 @@ import time
 from pathlib import Path
 
 from bicimad import config as paths
+from bicimad.config import models_dir
 from bicimad.errors import (
     EXIT_DATAERR,
     EXIT_NOINPUT,
@@ -129,6 +130,12 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
             make_planner("ppo")
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(f"{source}: planners: ppo: {exc}", EXIT_USAGE) from None
+        card_path = models_dir() / "policies" / "default" / "model_card.json"
+        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
+        if config.source.kind != "synthetic" and card.get("source") == "synthetic":
+            raise CommandError(f"{source}: planners: ppo: the policy {card_path.parent} was trained on the synthetic "
+                               f"city (scenario {card.get('scenario')!r}), and source.kind = {config.source.kind!r} plans "
+                               "on real EMT data: train a policy on real data first", EXIT_USAGE)
 
 
 def _attach_log(run_dir: Path) -> logging.Handler:
