@@ -59,4 +59,5 @@ class StatusQuoPlanner:
         # a truck takes (> 0) what EMT removed and leaves (< 0) what EMT added, as far as the
         # simulated station's bikes and free docks allow (the simulated state is not the observed one)
         added = np.clip(self.moves[view.hour_index], -view.bikes, view.capacity - view.bikes)
+        added = np.where(np.diagonal(view.reachable), added, 0)   # no moves at a station out of service
         return [[Visit(j, int(-added[j]))] if added[j] else [] for j in range(n)]
