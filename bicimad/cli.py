@@ -246,7 +246,10 @@ def _register_compare(sub) -> None:
     )
     parser.add_argument("--scenario", default="synthetic-default", help="scenario name or TOML path")
     parser.add_argument("--period", required=True, help="START:END local dates, both included")
-    parser.add_argument("--planners", default="noop,greedy,ortools,ppo", help="comma-separated (default: all)")
+    parser.add_argument("--planners", default="noop,greedy,ortools,ppo",
+                        help="comma-separated: noop, greedy, ortools, ppo, status-quo (EMT's own moves), ortools-events "
+                        "(the earlier value function), <name>-perfect (seeing the truth), ortools-lost<w> (lost trips "
+                        "weighted w: a point of the weight sweep) (default: noop,greedy,ortools,ppo)")
     parser.add_argument("--seeds", type=_positive_int, default=3, help="demand draws per day (default 3)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="first seed (default 0)")
     parser.add_argument("--out", required=True, help="output folder")

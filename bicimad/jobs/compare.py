@@ -62,7 +62,7 @@ from bicimad.opendata.daily_usage import read_daily_usage
 from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import PLANNER_NAMES, make_planner
-from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, objective_weights
+from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, objective_weights
 from bicimad.report.occupancy import (
     hourly_profile,
     mean_interval,
@@ -485,6 +485,26 @@ def plot_comparison(summary, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_trade_off(per_seed, path: Path) -> Path:
+    """Each planner's problem station-hours against its lost trips per day, the marker's area its
+    truck km: the trade-off the objective's weights settle (lower left is better)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    rows = per_seed.assign(problem_hours=per_seed[["empty", "full", "empty_and_full"]].sum(axis=1))
+    means = rows.groupby("planner", sort=False)[["problem_hours", "lost_trips", "truck_km", "days"]].mean()
+    km = np.nan_to_num(means["truck_km"] / means["days"])
+    ax.scatter(means["lost_trips"] / means["days"], means["problem_hours"] / means["days"],
+               s=30 + 300 * km / max(km.max(), 1.0), alpha=0.7)
+    for name, row in means.iterrows():
+        ax.annotate(name, (row["lost_trips"] / row["days"], row["problem_hours"] / row["days"]), fontsize="small",
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("lost trips per day")
+    ax.set_ylabel("problem station-hours per day")
+    ax.set_title("Trade-off by planner (marker area: truck km per day)")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 class PerfectForecast:
     """A planner shown the day's truth instead of the forecast: an upper bound on what better
     forecasts could give it (``<planner>-perfect`` in ``--planners``)."""
@@ -499,12 +519,31 @@ class PerfectForecast:
         return self.planner.plan(view)
 
 
+def _ortools_with_lost_weight(name: str, objective, time_limit_s):
+    """``ortools-lost<w>``: OR-Tools on the objective with lost pickups and diverted returns
+    weighted ``w`` (a point of the weight sweep)."""
+    try:
+        weight = float(name.removeprefix("ortools-lost"))
+    except ValueError:
+        raise CommandError(f"--planners: {name!r}: expected ortools-lost<weight>, e.g. ortools-lost0.5") from None
+    if not 0 <= weight < float("inf"):
+        raise CommandError(f"--planners: {name!r}: the weight must be a finite number >= 0")
+    weights = objective_weights(objective) if objective is not None else {}
+    weights.update(lost_weight=weight, diverted_weight=weight)
+    if time_limit_s is not None:
+        weights["time_limit_s"] = time_limit_s
+    return ORToolsPlanner(name=name, **weights)
+
+
 def build_planners(names, policy: str | None, time_limit_s: float | None, objective=None) -> dict:
     """Planners by name (``<name>-perfect``: that planner seeing the truth); ``time_limit_s``
     None leaves OR-Tools' own default; ``objective`` (the scenario's weights) is what OR-Tools
     values its stops on."""
     planners = {}
     for name in names:
+        if name.startswith("ortools-lost"):
+            planners[name] = _ortools_with_lost_weight(name, objective, time_limit_s)
+            continue
         base = name.removesuffix("-perfect")
         if base not in PLANNER_NAMES or name == "status-quo-perfect":
             known = ", ".join(PLANNER_NAMES)
@@ -618,6 +657,7 @@ def _write_outputs(out: Path, frames: dict, tables, scenario, seeds, skipped, wa
         with atomic_open(out / f"{name}.csv") as fh:
             frame.to_csv(fh, index=False)
     plot_comparison(frames["occupancy"], out / "occupancy.png")
+    plot_trade_off(frames["per_seed"], out / "trade_off.png")
     plot_hourly_profile({name: hourly_profile(table) for name, table in tables.items()}, out / "hourly.png",
                         title=f"Problem share by hour ({scenario.name}, seed {seeds[0]})")
     with atomic_open(out / "NOTE.md") as fh:

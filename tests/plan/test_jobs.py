@@ -58,7 +58,7 @@ def test_compare_runs_planners_on_common_random_numbers(tmp_path):
     # Station-hours are the same for every planner and seed.
     hours = per_seed[["balanced", "empty", "full", "empty_and_full"]].sum(axis=1)
     assert hours.nunique() == 1 and hours.iloc[0] == 2 * 10 * 40
-    for name in ("occupancy.png", "hourly.png", "NOTE.md", "run.json", "scenario.toml"):
+    for name in ("occupancy.png", "hourly.png", "trade_off.png", "NOTE.md", "run.json", "scenario.toml"):
         assert (out / name).stat().st_size > 0
     # Re-running gives the same occupancy (only the decision times differ).
     assert main(args[:-3] + ["--out", str(tmp_path / "again"), "--no-progress"]) == 0
@@ -194,3 +194,17 @@ def test_a_perfect_forecast_planner_sees_the_truth(tmp_path, data_dir):
     perfect = per_day[per_day.planner == "ortools-perfect"].set_index("day")
     assert not seen[["lost_trips", "bikes_moved"]].equals(perfect[["lost_trips", "bikes_moved"]])
     assert (perfect["problem_share"] < per_day[per_day.planner == "noop"].set_index("day")["problem_share"]).all()
+
+
+def test_a_weight_sweep_moves_ortools_along_the_trade_off(tmp_path):
+    """Weighting lost trips more makes OR-Tools lose fewer of them (the trade-off plot's points)."""
+    scenario = small_scenario(tmp_path, hours=12)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--scenario", scenario, "--period", "2018-09-24:2018-09-24", "--planners",
+                 "ortools-lost0,ortools-lost5", "--seeds", "2", "--time-limit", "0.2", "--out", str(out),
+                 "--no-progress"]) == 0
+    summary = pd.read_csv(out / "occupancy.csv").set_index("planner")
+    assert summary.loc["ortools-lost5", "lost_trips"] < summary.loc["ortools-lost0", "lost_trips"]
+    assert (out / "trade_off.png").stat().st_size > 0
+    assert main(["compare", "--scenario", scenario, "--period", "2018-09-24:2018-09-24", "--planners", "ortools-lostx",
+                 "--out", str(tmp_path / "bad")]) == 2
