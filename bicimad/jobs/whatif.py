@@ -314,6 +314,11 @@ def _iter_local(fn, tasks: list[Task], workers: int):
             yield task, result
 
 
+def _call(fn, task: Task) -> dict:
+    """``fn(task)``: the one remote function, so any picklable callable can be a task function."""
+    return fn(task)
+
+
 def _iter_ray(fn, tasks: list[Task], address: str, workers: int):
     """(task, result) as tasks finish on a Ray cluster (``local``: start one with ``workers`` CPUs)."""
     import ray  # only for sweeps on Ray: a heavy import
@@ -327,8 +332,8 @@ def _iter_ray(fn, tasks: list[Task], address: str, workers: int):
     try:
         # a task whose worker dies (node lost, process killed) is run again elsewhere; a task
         # that raises is not (a deterministic error would only raise again)
-        remote = ray.remote(num_cpus=1, max_retries=RAY_MAX_RETRIES, retry_exceptions=False)(fn)
-        pending = {remote.remote(task): task for task in tasks}
+        remote = ray.remote(num_cpus=1, max_retries=RAY_MAX_RETRIES, retry_exceptions=False)(_call)
+        pending = {remote.remote(fn, task): task for task in tasks}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
@@ -349,7 +354,7 @@ def run_sweep(tasks: list[Task], fn: Callable[[Task], dict], out: str | os.PathL
     """Run ``fn`` on every task not already stored in ``out/tasks`` and return all results, in
     task order, each with the task's fields and ``task_id`` first.
 
-    ``fn`` must be a picklable top-level function of the task alone (and seeded by
+    ``fn`` must be a picklable function of the task alone (and seeded by
     ``task.seed``), so where it runs cannot change what it returns.
     """
     out = Path(out)
