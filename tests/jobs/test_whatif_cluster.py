@@ -67,8 +67,8 @@ def _node_command(head: bool, gcs_port: int, temp_dir: str) -> list[str]:
 
 
 def _alive_nodes(address: str, env: dict) -> int:
-    probe = ("import ray; ray.init(address=%r, log_to_driver=False); "
-             "print(sum(n['Alive'] for n in ray.nodes()))" % address)
+    probe = (f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+             "print(sum(n['Alive'] for n in ray.nodes()))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
 
@@ -135,14 +135,14 @@ def test_cli_sweep_on_two_node_cluster_equals_local_run(cluster, tmp_path):
         [grid]
         trucks = [0, 3]
     """), encoding="utf-8")
-    outs = {}
-    for mode, extra in (("local", ["--workers", "1"]), ("ray", ["--ray", address])):
-        outs[mode] = tmp_path / mode
-        done = subprocess.run([sys.executable, "-m", "bicimad", "whatif", "--config", str(config), "--out",
-                               str(outs[mode]), "--no-progress", "--target-problem-share", "0.2", *extra],
-                              capture_output=True, text=True, env=env, timeout=300, cwd=REPO_ROOT)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "8 tasks (6 simulated" in done.stdout and "greedy" in done.stdout
+    outs = {"local": tmp_path / "local", "ray": tmp_path / "ray"}
+    # the local run in this process; the cluster run through the command line
+    whatif.whatif_command(str(config), out=outs["local"], workers=1, progress=False, target_problem_share=0.2)
+    done = subprocess.run([sys.executable, "-m", "bicimad", "whatif", "--config", str(config), "--out",
+                           str(outs["ray"]), "--no-progress", "--target-problem-share", "0.2", "--ray", address],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "8 tasks (6 simulated" in done.stdout and "greedy" in done.stdout
     local, on_ray = (pd.read_csv(outs[m] / "results.csv") for m in ("local", "ray"))
     assert len(local) == 8 and local["task_id"].is_unique
     pd.testing.assert_frame_equal(_strip(on_ray), _strip(local))
