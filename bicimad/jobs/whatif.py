@@ -1,13 +1,19 @@
-"""``bicimad whatif --config pipelines/whatif-fleet.toml``: sweep fleet scenarios.
+"""``bicimad whatif --config pipelines/whatif-fleet.toml``: sweep fleet scenarios, and answer
+"how many trucks do we need?" (``--target-problem-share 0.15``, ``--target-lost-trips N``).
 
 The sweep is the product of the grid's parameters (trucks, truck capacity, visits per hour,
 action radius, demand multiplier) × planners × seeds. Each task simulates ``days`` scenario
-days, on the scenario's synthetic network or on a nightly run folder's network, start state
-and forecast (``run``), and returns one tidy row. Tasks run in a local process pool by default,
-or on a Ray cluster with ``--ray ADDRESS`` (``auto``: the cluster this machine belongs to;
-``local``: a fresh local one; the cluster's workers need this package installed and, with
-``run``, the run folder at the same path). Either way the results are identical for identical
-seeds:
+days (from ``start``: e.g. Thursday to Sunday mixes weekdays and a weekend), on the scenario's
+synthetic network or on a nightly run folder's network, start state and forecast (``run``),
+and returns one tidy row with the occupancy counts, lost trips, diverted returns, bikes moved,
+truck km and the declared objective (:func:`bicimad.sim.objective.objective` with the
+scenario's reward weights). A planner that moves no bikes (no-op) is simulated once per demand
+multiplier and seed and its result reused for every fleet size (:func:`simulations`).
+Tasks run in a local process pool by default, or on a Ray cluster with ``--ray ADDRESS``
+(``auto``: the cluster this machine belongs to; ``local``: a fresh local one; the cluster's
+workers need this package installed and, with ``run``, the run folder at the same path); a
+task whose worker dies is run again (``RAY_MAX_RETRIES``), one that raises is not. Either way
+the results are identical for identical seeds:
 
 - a task's seed depends only on the config's ``seed`` and the task's seed index
   (``numpy.random.SeedSequence(seed, spawn_key=(index,))``), never on the worker or the
@@ -17,10 +23,14 @@ seeds:
   atomically by the driver) and skipped when the sweep is run again, so an interrupted sweep
   resumes where it stopped.
 
-Outputs: ``results.parquet`` and ``results.csv`` (one row per task), ``intervals.csv`` (mean
-problem share and its 95 % interval over seeds per planner and scenario point), a plot of the
-problem share against trucks per planner for each combination of the other parameters,
-``report.html`` (the plots and the intervals), and the config as ``whatif.toml``.
+Outputs: ``results.parquet`` and ``results.csv`` (one row per task; ``simulated_as`` names the
+simulation that answered it), ``intervals.csv`` (per planner and scenario point, the mean and
+95 % interval over seeds of the problem share and of each metric per day), ``paired.csv`` (the
+difference to the ``baseline`` point seed by seed, then its mean and interval),
+``trucks_needed.csv`` with a target (per planner, the smallest fleet of the grid by bikes it can
+move per hour, trucks × capacity × visits, whose upper 95 % bound meets the target, and the one
+where the mean crosses it; or "not reached in the grid"), plots against trucks, ``report.html``
+(naming the city, days, scenario, planners and baseline) and the config as ``whatif.toml``.
 """
 
 from __future__ import annotations
