@@ -120,3 +120,20 @@ def test_whatif_answers_the_target_and_names_what_it_simulated(tmp_path, small_s
                   "small: 40 stations", "noop, greedy", "Fleet needed", "Paired differences"):
         assert words in page, words
     assert page.count("data:image/png;base64,") == 3  # problem share, fleet metrics, paired differences
+
+
+def test_bad_target_or_baseline_is_a_usage_error_naming_the_key(tmp_path, small_scenario):
+    from bicimad.errors import EXIT_USAGE, CommandError
+
+    config = tmp_path / "sweep.toml"
+    config.write_text(f'scenario = "{small_scenario}"\nplanners = ["noop", "greedy"]\n[grid]\ntrucks = [0, 4]\n',
+                      encoding="utf-8")
+    with pytest.raises(CommandError, match="target_problem_share: a share in 0-1, got 15") as err:
+        whatif.whatif_command(str(config), out=tmp_path / "o", target_problem_share=15.0)
+    assert err.value.code == EXIT_USAGE
+    for baseline, key in (('planner = "ortools"', "baseline.planner"), ('planner = "greedy"\ntrucks = 6', "baseline.trucks")):
+        config.write_text(config.read_text() + f"[baseline]\n{baseline}\n", encoding="utf-8")
+        with pytest.raises(CommandError, match=key):
+            whatif.whatif_command(str(config), out=tmp_path / "o")
+        config.write_text(config.read_text().split("[baseline]")[0], encoding="utf-8")
+    assert not (tmp_path / "o").exists()  # nothing written before the config is checked
