@@ -526,9 +526,9 @@ class WhatIfResult(JobResult):
     needed: pd.DataFrame | None = None
 
     def summary(self) -> str:
-        days = sum(r["days"] for r in self.rows)
+        days = sum({r["simulated_as"]: r["days"] for r in self.rows}.values())
         lines = [f"{len(self.rows)} tasks ({self.simulated} simulated; no-op reused across fleet sizes), "
-                 f"{days} scenario-days in {self.seconds:.1f} s"]
+                 f"{days} scenario-days simulated in {self.seconds:.1f} s"]
         if self.needed is not None:
             lines += ["fleet needed (smallest trucks x capacity x visits/h of the grid):", *needed_lines(self.needed)]
         lines += [f"{kind.replace('_', ' ')}: {self.written[kind].resolve()}"
