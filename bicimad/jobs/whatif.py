@@ -174,8 +174,9 @@ class WhatIfConfig:
     """local worker processes (0: one per core)"""
     grid: SweepGrid = SweepGrid()
     """the scenario parameters to sweep"""
-    baseline: BaselinePoint = BaselinePoint()
-    """the point paired differences are taken against (default: no-op)"""
+    baseline: BaselinePoint | None = None
+    """the point paired differences are taken against (default: no-op, where it is a planner of
+    the sweep; else no paired differences)"""
     target_problem_share: float | None = None
     """answer: the smallest fleet whose problem share (0-1) meets this target"""
     target_lost_trips: float | None = None
@@ -590,9 +591,11 @@ def whatif_command(config_path: str, *, out=None, ray: str | None = None, worker
     return whatif(config, out=out, ray=ray, workers=workers, data_dir=data_dir, progress=progress)
 
 
-def check_baseline(config: WhatIfConfig, scenario) -> BaselinePoint:
-    """The config's baseline with the scenario's values filled in; a ValueError naming the key if
-    it is not a point of the sweep."""
+def check_baseline(config: WhatIfConfig, scenario) -> BaselinePoint | None:
+    """The config's baseline with the scenario's values filled in (none given: no-op where the
+    sweep has it, else None); a ValueError naming the key if it is not a point of the sweep."""
+    if config.baseline is None:
+        return BaselinePoint() if BaselinePoint().planner in config.planners else None
     baseline = config.baseline.resolved(scenario)
     if baseline.planner not in config.planners:
         raise ValueError(f"baseline.planner: {baseline.planner!r} is not one of the planners {list(config.planners)}")
@@ -619,9 +622,17 @@ def sweep_context(config: WhatIfConfig, scenario) -> dict[str, str]:
             "scenario": f"{scenario.name}: {scenario.description}".rstrip(": "),
             "planners": ", ".join(config.planners),
             "seeds": f"{config.seeds} seed indices from root seed {config.seed} (common random numbers)",
-            "baseline": ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(check_baseline(config, scenario)).items()),
+            "baseline": _describe(check_baseline(config, scenario)),
             "objective": "bicimad.sim.objective with the scenario's [reward] weights: "
                          + ", ".join(f"{k}={v:g}" for k, v in dataclasses.asdict(scenario.reward).items())}
+
+
+def _describe(baseline: BaselinePoint | None) -> str:
+    if baseline is None:
+        return "none (no no-op in the sweep and no [baseline] given)"
+    if baseline.planner in FLEET_FREE_PLANNERS:
+        return f"{baseline.planner} (moves no bikes: any fleet)"
+    return ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(baseline).items())
 
 
 def whatif(config: WhatIfConfig, *, out=None, ray: str | None = None, workers: int | None = None,

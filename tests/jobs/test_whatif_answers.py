@@ -3,6 +3,7 @@ no-op simulated once per demand multiplier and seed, the objective and the repor
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import numpy as np
@@ -137,3 +138,14 @@ def test_bad_target_or_baseline_is_a_usage_error_naming_the_key(tmp_path, small_
             whatif.whatif_command(str(config), out=tmp_path / "o")
         config.write_text(config.read_text().split("[baseline]")[0], encoding="utf-8")
     assert not (tmp_path / "o").exists()  # nothing written before the config is checked
+
+
+def test_sweep_without_noop_has_no_paired_differences_unless_a_baseline_is_named(tmp_path, small_scenario):
+    config = WhatIfConfig(scenario=str(small_scenario), planners=("greedy",), seeds=2, grid=SweepGrid(trucks=(2, 4)))
+    result = whatif.whatif(config, out=tmp_path / "none", workers=1, progress=False)
+    assert "paired" not in result.written and not (tmp_path / "none" / "paired.csv").exists()
+    assert "Paired differences" not in result.written["report"].read_text(encoding="utf-8")
+    named = dataclasses.replace(config, baseline=BaselinePoint(planner="greedy", trucks=2))
+    paired = pd.read_csv(whatif.whatif(named, out=tmp_path / "named", workers=1, progress=False).written["paired"])
+    assert paired.set_index("trucks").loc[2, "d_problem_share"] == 0.0
+    assert paired.set_index("trucks").loc[4, "d_truck_km"] > 0  # twice the trucks drive more
