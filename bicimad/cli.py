@@ -320,8 +320,10 @@ def _register_whatif(sub) -> None:
         "whatif", help="sweep fleet scenarios x planners x seeds (local cores or a Ray cluster)",
         description="Sweep scenario parameters (trucks, capacity, visits per hour, radius, demand "
         "multiplier) x planners x seeds, in parallel on local cores or on a Ray cluster, and write "
-        "a tidy results table, intervals over seeds and plots. Finished tasks are kept and "
-        "skipped on a re-run. Grid values left out of the config are the base scenario's.",
+        "a tidy results table, intervals over seeds, paired differences against a baseline point, "
+        "the fleet needed for a target, and plots. Finished tasks are kept and skipped on a re-run; "
+        "no-op is simulated once per demand multiplier and seed. Grid values left out of the "
+        "config are the base scenario's.",
     )
     parser.add_argument("--config", default="pipelines/whatif-fleet.toml",
                         help="sweep definition (TOML; default pipelines/whatif-fleet.toml)")
@@ -330,9 +332,15 @@ def _register_whatif(sub) -> None:
                         help="run on a Ray cluster: an address, 'auto', or 'local' for a fresh local one")
     parser.add_argument("--workers", type=_non_negative_int, default=None,
                         help="local worker processes (default: the config's; 0 = one per core)")
+    parser.add_argument("--target-problem-share", type=float, default=None, metavar="SHARE",
+                        help="answer: per planner, the smallest fleet of the grid whose problem share "
+                        "(0-1, e.g. 0.15) meets this target, by its upper 95 %% bound and by its mean")
+    parser.add_argument("--target-lost-trips", type=float, default=None, metavar="N",
+                        help="answer: the smallest fleet whose lost trips per simulated day meet N")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=lambda a: _job("whatif").whatif_command(
-        a.config, out=a.out, ray=a.ray, workers=a.workers, data_dir=a.data_dir, progress=not a.no_progress).print())
+        a.config, out=a.out, ray=a.ray, workers=a.workers, data_dir=a.data_dir, progress=not a.no_progress,
+        target_problem_share=a.target_problem_share, target_lost_trips=a.target_lost_trips).print())
 
 
 def _register_report(sub) -> None:

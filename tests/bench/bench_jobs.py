@@ -107,3 +107,51 @@ def test_whatif_throughput_pool_vs_ray():
                         ("ray", "Ray local cluster, 2 CPUs")):
         print(f"| {label} | {rates[mode]:.1f} | {rates[mode] / rates['serial']:.2f} |")
     print(f"Ray cluster start-up (not in the rate): {ray_start:.1f} s")
+
+
+def test_whatif_throughput_ray_1_vs_2_workers():
+    """The fleet sweep's tasks (no-op reused across fleets) on a Ray local cluster with 1 and with
+    2 CPUs (``ray.init(num_cpus=N)``), each worker simulating one task at a time, against one
+    process; all three must return identical results."""
+    import tempfile
+
+    import ray
+
+    from bicimad.jobs.whatif import (
+        TIMING_COLUMNS,
+        SweepGrid,
+        WhatIfConfig,
+        make_tasks,
+        run_sweep,
+        simulate_task,
+        simulations,
+        throughput,
+    )
+
+    config = WhatIfConfig(planners=("noop", "greedy"), seeds=2, seed=7, days=2,
+                          grid=SweepGrid(trucks=(0, 4, 8, 12, 16, 20)))
+    tasks = list(dict.fromkeys(simulations(make_tasks(config)).values()))
+    rows, rates, starts = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("serial", "ray1", "ray2"):
+            if mode != "serial":
+                t0 = time.perf_counter()
+                ray.init(num_cpus=int(mode[-1]), include_dashboard=False, log_to_driver=False)
+                starts[mode] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            try:
+                rows[mode] = run_sweep(tasks, simulate_task, f"{tmp}/{mode}", workers=1,
+                                       ray_address="auto" if mode != "serial" else None, progress=False)
+            finally:
+                if mode != "serial":
+                    ray.shutdown()
+            rates[mode] = throughput(rows[mode], time.perf_counter() - t0)
+    strip = [[{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows[m]] for m in rows]
+    assert strip[0] == strip[1] == strip[2]
+    print(f"\n| what-if, {len(tasks)} simulated tasks x {config.days} days, 210 stations | scenario-days/min | x one process |")
+    print("|---|---|---|")
+    for mode, label in (("serial", "one process (baseline)"), ("ray1", "Ray local cluster, 1 worker (num_cpus=1)"),
+                        ("ray2", "Ray local cluster, 2 workers (num_cpus=2)")):
+        print(f"| {label} | {rates[mode]:.1f} | {rates[mode] / rates['serial']:.2f} |")
+    print(f"Ray 2 workers / 1 worker: {rates['ray2'] / rates['ray1']:.2f}; cluster start-up (not in the rate): "
+          + ", ".join(f"{m} {s:.1f} s" for m, s in starts.items()))
