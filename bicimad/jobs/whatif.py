@@ -16,7 +16,7 @@ task whose worker dies is run again (``RAY_MAX_RETRIES``), one that raises is no
 the results are identical for identical seeds:
 
 - a task's seed depends only on the config's ``seed`` and the task's seed index
-  (``numpy.random.SeedSequence(seed, spawn_key=(index,))``), never on the worker or the
+  (:func:`bicimad.sim.seeds.derive_seed`), never on the worker or the
   order of completion; every planner and fleet size with the same index therefore sees the
   same demand draws (common random numbers), so differences between them are not noise;
 - each finished task is stored as ``tasks/<task_id>.json`` in the output folder (written
@@ -57,13 +57,14 @@ from bicimad.io import atomic_open, atomic_path
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import ConfigError, load_config, write_config
 from bicimad.jobs.nightly import load_run_inputs
-from bicimad.plan import PLANNER_NAMES, make_planner
+from bicimad.plan import PLANNER_NAMES, planner_for
 from bicimad.report.occupancy import mean_interval, problem_share
 from bicimad.report.whatif_report import build_whatif_report, sweep_figures
 from bicimad.sim import load_scenario, run_episode
 from bicimad.sim.network import synthetic_network
 from bicimad.sim.objective import objective
 from bicimad.sim.riders import synthetic_demand
+from bicimad.sim.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ METRICS = {"problem_share": False, "lost_trips": True, "diverted_returns": True,
 class SweepGrid:
     """The values each scenario parameter takes (the sweep is their product). A parameter left
     out takes the base scenario's value, so the scenario stays the one home of the fleet."""
+
     trucks: tuple[int, ...] | None = None
     """number of trucks (default: the scenario's)"""
     truck_capacity: tuple[int, ...] | None = None
@@ -131,6 +133,7 @@ class BaselinePoint:
     """The scenario point every other is compared with, seed by seed (paired differences). A
     fleet parameter left out takes the base scenario's value; the baseline is matched at each
     demand multiplier of the grid."""
+
     planner: str = "noop"
     """the baseline's planner (one of the sweep's planners)"""
     trucks: int | None = None
@@ -152,6 +155,7 @@ class BaselinePoint:
 @dataclasses.dataclass(frozen=True)
 class WhatIfConfig:
     """A what-if sweep, loaded from TOML (see pipelines/whatif-fleet.toml)."""
+
     name: str = "whatif"
     """name of the sweep (the default output folder is runs/whatif/<name>)"""
     scenario: str = "synthetic-default"
@@ -201,6 +205,7 @@ class WhatIfConfig:
 @dataclasses.dataclass(frozen=True)
 class Task:
     """One simulation of the sweep: a scenario point, a planner and a seed."""
+
     scenario: str
     start: str | None
     run: str | None
@@ -223,7 +228,7 @@ class Task:
 def task_seed(root: int, index: int) -> int:
     """The seed of seed index ``index``: independent streams from one root, the same on every
     machine and in every order."""
-    return int(np.random.SeedSequence(root, spawn_key=(index,)).generate_state(1, dtype=np.uint32)[0])
+    return derive_seed(root, index)
 
 
 def make_tasks(config: WhatIfConfig) -> list[Task]:
@@ -520,6 +525,7 @@ def throughput(rows: Iterable[dict], wall_s: float) -> float:
 @dataclasses.dataclass(frozen=True)
 class WhatIfResult(JobResult):
     """A finished sweep: one row per task, the files written, and the fleet needed per target."""
+
     rows: list[dict]
     written: dict[str, Path]
     seconds: float
@@ -682,11 +688,11 @@ def simulate_task(task: Task) -> dict:
         "fleet.bases": [],  # bases are chosen for the task's fleet size
         "riders.demand_multiplier": task.demand_scale,
     })
-    day_seeds = np.random.SeedSequence(task.seed).generate_state(task.days, dtype=np.uint32)
+    day_seeds = [derive_seed(task.seed, day) for day in range(task.days)]
     rows = []
     for (network, demand), day_seed in zip(_day_inputs(task, scenario), day_seeds):
         # the planner sees the demand it is judged on: a what-if asks what the fleet could do
-        result = run_episode(network, demand, None, scenario, make_planner(task.planner), seed=int(day_seed))
+        result = run_episode(network, demand, None, scenario, planner_for(task.planner, scenario), seed=int(day_seed))
         rows.append(result.summary.iloc[0])
     days = pd.DataFrame(rows)
     counts = {k: int(days[k].sum()) for k in ("balanced", "empty", "full", "empty_and_full")}
