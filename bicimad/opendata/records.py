@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bicimad.opendata.rejects import Rejects
+from bicimad.opendata.rejects import IngestError, Rejects
 
 CHUNK_LINES = 200_000
 
@@ -39,6 +39,18 @@ class Chunk:
     frame: pd.DataFrame
 
 
+#: Largest integer a part column holds (ids and counts are int32 in the processed tables).
+INT32_MAX = 2**31 - 1
+#: The plausible window of snapshot and trip times: BiciMAD opened in June 2014, and nothing is
+#: recorded in the future (one day of slack for clocks and time zones). Outside it, a record is
+#: rejected (a snapshot dated 9999 would defeat every freshness check).
+EARLIEST_TIME = pd.Timestamp("2014-01-01")
+
+
+def latest_time() -> pd.Timestamp:
+    """The end of the plausible window: now (Madrid wall clock) plus one day."""
+    return pd.Timestamp.now(tz="Europe/Madrid").tz_localize(None).floor("s") + pd.Timedelta(days=1)
+
 
 # --------------------------------------------------------------------------------------------
 # Validation helpers (vectorised over a chunk; each failure names line and field)
@@ -55,6 +67,11 @@ def to_int(values, name: str, lines, source: str, rejects: Rejects, bad: np.ndar
     for i in np.flatnonzero(invalid & ~bad):
         rejects.add(source, lines[i], name, "not an integer", raw.iloc[i])
     bad |= invalid
+    huge = (num.abs() > INT32_MAX).fillna(False).to_numpy() & ~invalid
+    for i in np.flatnonzero(huge & ~bad):
+        rejects.add(source, lines[i], name, f"integer outside -{INT32_MAX}..{INT32_MAX}", raw.iloc[i])
+    bad |= huge
+    invalid |= huge
     if required:
         for i in np.flatnonzero(missing & ~bad):
             rejects.add(source, lines[i], name, "missing field")
@@ -72,8 +89,16 @@ def number_or_nan(value) -> float:
 
 
 def map_unique(values: pd.Series, fn) -> pd.Series:
-    """``values.map(fn)`` computed once per distinct value (columns repeat a few hundred values)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    """``values.map(fn)`` computed once per distinct value (columns repeat a few hundred values).
+
+    Unhashable values (a list or object where a scalar belongs) are passed as their ``repr``,
+    which no field accepts, so their records are rejected with the value shown.
+    """
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:
+        values = values.map(lambda v: repr(v) if isinstance(v, (list, dict, set)) else v)
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped = pd.Series([fn(u) for u in uniques], dtype=object)
     out = mapped.reindex(codes).to_numpy() if len(uniques) else np.full(len(values), None, dtype=object)
     out = pd.Series(out, index=values.index, dtype=object)
@@ -114,14 +139,15 @@ def wall_clock(value) -> pd.Timestamp:
     """A stamp as naive Madrid wall-clock time; one carrying an offset is converted first."""
     try:
         ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
+        return ts.tz_convert("Europe/Madrid").tz_localize(None) if ts.tzinfo is not None else ts
+    except (ValueError, TypeError, OverflowError):
         return pd.NaT
-    return ts.tz_convert("Europe/Madrid").tz_localize(None) if ts.tzinfo is not None else ts
 
 
 def parse_naive_stamps(values: pd.Series) -> pd.Series:
     """Naive ISO stamps (EMT ``_id``) to datetime64, parsing each distinct stamp once."""
-    codes, uniques = pd.factorize(values.astype(object))
+    values = values.astype(object).map(lambda v: repr(v) if isinstance(v, (list, dict, set)) else v)
+    codes, uniques = pd.factorize(values)
     parsed = pd.DatetimeIndex([wall_clock(v) for v in uniques], dtype="datetime64[us]")
     out = parsed.take(np.where(codes >= 0, codes, 0)) if len(uniques) else pd.DatetimeIndex([pd.NaT] * len(values))
     out = pd.Series(out, index=values.index).astype("datetime64[us]")
@@ -137,18 +163,43 @@ def coord(values) -> pd.Series:
     return map_unique(raw, number_or_nan).astype(float)
 
 
+def check_window(ts: pd.Series, name: str, what: str, lines, source: str, rejects: Rejects, bad: np.ndarray) -> None:
+    """Reject naive wall-clock times outside the plausible window (:data:`EARLIEST_TIME`)."""
+    latest = latest_time()
+    outside = ((ts < EARLIEST_TIME) | (ts > latest)).fillna(False).to_numpy()
+    check(outside, name, f"{what} outside the plausible window {EARLIEST_TIME:%Y-%m-%d}..{latest:%Y-%m-%d %H:%M}",
+          ts, lines, source, rejects, bad)
+
+
+def check_position(lat: pd.Series, lon: pd.Series, names: tuple[str, str], lines, source: str, rejects: Rejects,
+                   bad: np.ndarray) -> None:
+    """Reject coordinates that are not on Earth (latitude outside -90..90, longitude outside -180..180)."""
+    check((lat.abs() > 90).fillna(False).to_numpy(), names[0], "latitude outside -90..90", lat, lines, source, rejects, bad)
+    check((lon.abs() > 180).fillna(False).to_numpy(), names[1], "longitude outside -180..180", lon, lines, source,
+          rejects, bad)
+
 
 # --------------------------------------------------------------------------------------------
 # Workbooks
 # --------------------------------------------------------------------------------------------
 
-def open_workbook(path):
+def open_workbook(path, source: str | None = None):
     """Open an xlsx read-only (streaming). openpyxl warns about unknown extensions lazily
-    while rows are read; that note says nothing about the data, so it is silenced."""
+    while rows are read; that note says nothing about the data, so it is silenced.
+
+    A damaged or fake workbook is an :class:`IngestError` naming ``source`` (or the path).
+    """
     import warnings
+    import zipfile
 
     import openpyxl
 
     warnings.filterwarnings("ignore", message="Unknown extension is not supported", category=UserWarning)
-    return openpyxl.load_workbook(path, read_only=True, data_only=True)
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError, SyntaxError, OSError) as exc:
+        raise IngestError(f"{source or path}: damaged or not an xlsx workbook ({type(exc).__name__}: "
+                          f"{str(exc)[:200]})") from None
 

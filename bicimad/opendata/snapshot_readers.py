@@ -15,6 +15,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from bicimad.opendata.archive import DEFAULT_LIMITS, Limits, read_document
 from bicimad.opendata.jsonlines import (
     BLOCK_BYTES,
     arrow_block,
@@ -29,6 +30,9 @@ from bicimad.opendata.records import (
     SNAPSHOT_PART_COLUMNS,
     STATION_FIELDS,
     Chunk,
+    check,
+    check_position,
+    check_window,
     coord,
     map_unique,
     normalise_number,
@@ -58,6 +62,8 @@ def station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *, 
 
     ``df`` has EMT field columns (any subset), ``_line`` (for messages) and ``_stamp`` (naive
     local snapshot time; all None for an undated station list, which yields only stations).
+    Impossible values reject their record: counts below zero or above capacity, times outside
+    the plausible window (:data:`bicimad.opendata.records.EARLIEST_TIME`), coordinates off Earth.
     """
     if df.empty:
         return
@@ -75,24 +81,15 @@ def station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *, 
     for i in np.flatnonzero(frame["station_id"].isna().to_numpy() & pd.isna(frame["number"]).to_numpy() & ~bad):
         rejects.add(source, lines[i], "id", "missing field (neither id nor number)")
         bad[i] = True
-    stamps = df["_stamp"]
-    dated = stamps.notna().any()
-    ints = lambda key, required=False: to_int(col(key), key, lines, source, rejects, bad, required=required)  # noqa: E731
+    lat, lon = coord(col("latitude")), coord(col("longitude"))
+    check_position(lat, lon, ("latitude", "longitude"), lines, source, rejects, bad)
+    dated = df["_stamp"].notna().any()
     if dated:
-        ts = stamps if pd.api.types.is_datetime64_dtype(stamps.dtype) else parse_naive_stamps(stamps)
-        for i in np.flatnonzero(ts.isna().to_numpy() & ~bad):
-            rejects.add(source, lines[i], "_id", "unparsable snapshot time", stamps.iloc[i])
-        bad |= ts.isna().to_numpy()
-        frame["ts_local"] = ts.to_numpy()
-        frame["bikes"] = ints("dock_bikes", required=True)
-        frame["free_docks"] = ints("free_bases")
-        frame["capacity"] = ints("total_bases")
-        activate, no_avail = ints("activate"), ints("no_available")
-        available = ((activate.fillna(1) == 1) & (no_avail.fillna(0) == 0)).astype(object)
-        frame["available"] = available.where(activate.notna() | no_avail.notna(), None).to_numpy()
-        validate_station_values(frame, lines, source, rejects, bad)
+        _snapshot_values(frame, col, df["_stamp"], lines, source, rejects, bad)
     else:
-        frame["capacity"] = ints("total_bases")
+        frame["capacity"] = to_int(col("total_bases"), "total_bases", lines, source, rejects, bad, required=False)
+        check((frame["capacity"] < 0).fillna(False).to_numpy(), "total_bases", "negative capacity", frame["capacity"],
+              lines, source, rejects, bad)
     frame["source"] = source
     keep = ~bad
     if dated:
@@ -101,20 +98,42 @@ def station_frame_to_chunks(df: pd.DataFrame, source: str, rejects: Rejects, *, 
         latest = frame[keep].sort_values("ts_local", kind="stable").drop_duplicates(["station_id", "number"], keep="last")
         keep = np.zeros(len(frame), bool)
         keep[latest.index] = True
-    text = (lambda v: fix_text(v) if isinstance(v, str) else v) if fix_text else None
-    names, addresses = col("name")[keep], col("address")[keep]
+    texts = {key: col(key)[keep].map(_text(fix_text)).to_numpy(object) for key in ("name", "address")}
     info = pd.DataFrame({
-        "station_id": frame["station_id"][keep],
-        "number": frame["number"][keep],
-        "name": (names.map(text) if text else names).to_numpy(object),
-        "address": (addresses.map(text) if text else addresses).to_numpy(object),
-        "lat": coord(col("latitude")[keep]).to_numpy(),
-        "lon": coord(col("longitude")[keep]).to_numpy(),
-        "capacity": frame["capacity"][keep],
-        "as_of": localize_wall_clock(frame["ts_local"][keep]) if dated else pd.NaT,
-        "source": source,
+        "station_id": frame["station_id"][keep], "number": frame["number"][keep], **texts,
+        "lat": lat[keep].to_numpy(), "lon": lon[keep].to_numpy(), "capacity": frame["capacity"][keep],
+        "as_of": localize_wall_clock(frame["ts_local"][keep]) if dated else pd.NaT, "source": source,
     })
     yield Chunk("stations", info.reset_index(drop=True))
+
+
+def _text(fix_text=None):
+    """Names and addresses as text (a number where a name belongs becomes its digits)."""
+    def text(value):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        value = value if isinstance(value, str) else str(value)
+        return fix_text(value) if fix_text else value
+    return text
+
+
+def _snapshot_values(frame: pd.DataFrame, col, stamps: pd.Series, lines, source: str, rejects: Rejects,
+                     bad: np.ndarray) -> None:
+    """Snapshot time, counts and availability into ``frame``, rejecting impossible values."""
+    ints = lambda key, required=False: to_int(col(key), key, lines, source, rejects, bad, required=required)  # noqa: E731
+    ts = stamps if pd.api.types.is_datetime64_dtype(stamps.dtype) else parse_naive_stamps(stamps)
+    for i in np.flatnonzero(ts.isna().to_numpy() & ~bad):
+        rejects.add(source, lines[i], "_id", "unparsable snapshot time", stamps.iloc[i])
+    bad |= ts.isna().to_numpy()
+    check_window(ts, "_id", "snapshot time", lines, source, rejects, bad)
+    frame["ts_local"] = ts.to_numpy()
+    frame["bikes"] = ints("dock_bikes", required=True)
+    frame["free_docks"] = ints("free_bases")
+    frame["capacity"] = ints("total_bases")
+    activate, no_avail = ints("activate"), ints("no_available")
+    available = ((activate.fillna(1) == 1) & (no_avail.fillna(0) == 0)).astype(object)
+    frame["available"] = available.where(activate.notna() | no_avail.notna(), None).to_numpy()
+    validate_station_values(frame, lines, source, rejects, bad)
 
 
 def _snapshot_schema():
@@ -127,14 +146,24 @@ def _snapshot_schema():
     return pa.schema([("_id", text), ("stations", pa.list_(station))])
 
 
-def read_snapshot_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_bytes: int = BLOCK_BYTES) -> Iterator[Chunk]:
+def long_line_rejecter(source: str, rejects: Rejects, limits: Limits):
+    """The ``on_long_line`` of :func:`~bicimad.opendata.jsonlines.iter_blocks`: one reject per line."""
+    def reject(line: int, n: int) -> None:
+        rejects.add(source, line, None, f"line longer than {limits.max_line_bytes:,} bytes (--max-line-bytes); "
+                    "skipped without reading it whole", f"{n:,} bytes")
+    return reject
+
+
+def read_snapshot_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_bytes: int = BLOCK_BYTES, *,
+                        limits: Limits = DEFAULT_LIMITS) -> Iterator[Chunk]:
     """EMT snapshot JSON lines: ``{"_id": "<naive local ISO>", "stations": [13 fields...]}``.
 
     Blocks of whole lines go through pyarrow (EMT's own types: coordinates as strings, counts
     as integers); a block that does not fit is parsed line by line, naming bad lines and fields.
     """
     schema = _snapshot_schema()
-    for first_line, n_lines, block in iter_blocks(stream, block_bytes):
+    blocks = iter_blocks(stream, block_bytes, limits.max_line_bytes, long_line_rejecter(source, rejects, limits))
+    for first_line, n_lines, block in blocks:
         head = first_keys(block)
         if head - {"_id", "stations"}:
             rejects.warn(source, f"unknown snapshot field(s) ignored: {', '.join(sorted(head - {'_id', 'stations'}))}")
@@ -172,15 +201,26 @@ def _snapshots_line_by_line(block: bytes, first_line: int, source: str, rejects:
     yield from station_records_to_chunks(records, source, rejects)
 
 
-def read_python_str_snapshot(stream: IO[bytes], source: str, rejects: Rejects) -> Iterator[Chunk]:
-    """A snapshot saved as Python ``str()`` of a list of JSON lines (literal newlines inside)."""
-    text = stream.read().decode("utf-8", errors="strict")
+def read_python_str_snapshot(stream: IO[bytes], source: str, rejects: Rejects, *,
+                             limits: Limits = DEFAULT_LIMITS) -> Iterator[Chunk]:
+    """A snapshot saved as Python ``str()`` of a list of JSON lines (literal newlines inside).
+
+    UTF-8, else Latin-1 (with a warning); only literals are evaluated (:func:`ast.literal_eval`).
+    """
+    raw = read_document(stream, source, limits)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        rejects.warn(source, "file not UTF-8, decoded as Latin-1")
     try:
         lines = ast.literal_eval(text.replace("\n", "\\n"))
-    except (ValueError, SyntaxError) as exc:
-        raise IngestError(f"{source}: not a Python list of JSON strings ({exc})") from exc
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise IngestError(f"{source}: not a Python list of JSON strings ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(lines, (list, tuple)) or not all(isinstance(line, str) for line in lines):
+        raise IngestError(f"{source}: not a Python list of JSON strings (got {type(lines).__name__})")
     payload = "\n".join(line.replace("\n", "") for line in lines) + "\n"
-    yield from read_snapshot_jsonl(io.BytesIO(payload.encode("utf-8")), source, rejects)
+    yield from read_snapshot_jsonl(io.BytesIO(payload.encode("utf-8")), source, rejects, limits=limits)
 
 
 
@@ -188,15 +228,17 @@ def read_python_str_snapshot(stream: IO[bytes], source: str, rejects: Rejects) -
 def read_snapshot_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
     """EstacionesVacias-style workbook: ``Sheet1`` (fecha, id, total_bases, dock_bikes), newest
     first, naive local time; optional ``Estaciones`` sheet with the station list."""
-    wb = open_workbook(path)
+    wb = open_workbook(path, source)
     try:
         rows = wb.worksheets[0].iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(rows)]
+        header = [str(h).strip() if h is not None else "" for h in next(rows, None) or ()]
         col = {name: header.index(name) for name in ("fecha", "id", "total_bases", "dock_bikes") if name in header}
         if len(col) < 4:
             raise IngestError(f"{source}: sheet {wb.sheetnames[0]!r} lacks column(s) "
                               f"{sorted({'fecha', 'id', 'total_bases', 'dock_bikes'} - set(col))}")
-        numbered = ((i, r) for i, r in enumerate(rows, 2) if any(v is not None for v in r))
+        width = max(col.values()) + 1
+        numbered = ((i, tuple(r) + (None,) * (width - len(r))) for i, r in enumerate(rows, 2)
+                    if any(v is not None for v in r))
         for batch in batched(numbered, CHUNK_LINES):
             df = pd.DataFrame({
                 "_line": [i for i, _ in batch], "_stamp": [r[col["fecha"]] for _, r in batch],
@@ -205,7 +247,7 @@ def read_snapshot_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
             yield from station_frame_to_chunks(df, source, rejects)
         if "Estaciones" in wb.sheetnames:
             srows = wb["Estaciones"].iter_rows(values_only=True)
-            sheader = [str(h).strip() for h in next(srows)]
+            sheader = [str(h).strip() for h in next(srows, None) or ()]
             recs = [(i, None, dict(zip(sheader, r))) for i, r in enumerate(srows, 2) if any(v is not None for v in r)]
             yield from station_records_to_chunks(recs, f"{source}#Estaciones", rejects)
     finally:
@@ -226,7 +268,7 @@ def read_snapshot_parquet(path, source: str, rejects: Rejects) -> Iterator[Chunk
     start = 1
     for df in _parquet_batches(path):
         if "_id" in df.columns:
-            stamps = pd.to_datetime(df.pop("_id"))
+            stamps = pd.to_datetime(df.pop("_id"), errors="coerce")
         elif {"fecha", "hora"} <= set(df.columns):
             stamps = df.pop("fecha").astype(str) + "T" + df.pop("hora").astype(str)
         else:

@@ -11,10 +11,15 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from bicimad.opendata.archive import DEFAULT_LIMITS, Limits
 from bicimad.opendata.jsonlines import BLOCK_BYTES, arrow_block, block_line_numbers, first_keys, iter_blocks, json_records
-from bicimad.opendata.records import TRIP_FIELDS, Chunk, check, open_workbook, to_int
+from bicimad.opendata.records import TRIP_FIELDS, Chunk, check, check_window, open_workbook, to_int
 from bicimad.opendata.rejects import IngestError, Rejects
+from bicimad.opendata.snapshot_readers import long_line_rejecter
 from bicimad.opendata.times import localize_wall_clock, parse_instants
+
+#: Longest travel time kept (a year): beyond it the value is an error, not a trip.
+MAX_TRAVEL_S = 365 * 86_400
 
 
 def _trip_schema(mongo_style: bool):
@@ -26,7 +31,8 @@ def _trip_schema(mongo_style: bool):
                       ("idplug_station", pa.int64()), ("travel_time", pa.float64()), ("user_type", pa.int64())])
 
 
-def read_trips_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_bytes: int = BLOCK_BYTES) -> Iterator[Chunk]:
+def read_trips_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_bytes: int = BLOCK_BYTES, *,
+                     limits: Limits = DEFAULT_LIMITS) -> Iterator[Chunk]:
     """EMT trip JSON lines, mongoexport (``$oid``, ``$date`` +0200) or compact (``Z``) style.
 
     Each block of whole lines is parsed by pyarrow against the six fields used (the ``track``
@@ -36,7 +42,8 @@ def read_trips_jsonl(stream: IO[bytes], source: str, rejects: Rejects, block_byt
     """
     unknown: set[str] = set()
     schemas: dict[bool, object] = {}
-    for first_line, n_lines, block in iter_blocks(stream, block_bytes):
+    blocks = iter_blocks(stream, block_bytes, limits.max_line_bytes, long_line_rejecter(source, rejects, limits))
+    for first_line, n_lines, block in blocks:
         head = first_keys(block)
         unknown |= head - TRIP_FIELDS
         mongo = b'"$date"' in block[: block.find(b"\n")]  # the first record tells the style
@@ -79,6 +86,7 @@ def trip_chunk(lines, keys, times, origins, dests, durations, users, source, rej
         return
     bad = np.zeros(len(lines), bool)
     times = pd.Series(times, dtype=object).reset_index(drop=True)
+    times = times.map(lambda v: repr(v) if isinstance(v, (list, dict)) else v)  # rejected below, value shown
     if naive_local:
         unplug = localize_wall_clock(pd.to_datetime(times, errors="coerce"))
     else:
@@ -103,6 +111,10 @@ def trip_chunk(lines, keys, times, origins, dests, durations, users, source, rej
         rejects.add(source, lines[i], "travel_time", "not a number", raw_dur.iloc[i])
     bad |= (dur.isna() & raw_dur.notna()).to_numpy()
     check((dur < 0).fillna(False).to_numpy(), "travel_time", "negative travel time", dur, lines, source, rejects, bad)
+    check((dur > MAX_TRAVEL_S).fillna(False).to_numpy(), "travel_time", f"travel time over {MAX_TRAVEL_S:,} s (a year)",
+          dur, lines, source, rejects, bad)
+    check_window(unplug.dt.tz_localize(None), "unplug_hourTime", "unplug time", lines, source, rejects, bad)
+    dur = dur.where(~bad)
     check((frm <= 0).fillna(False).to_numpy(), "idunplug_station", "station id must be positive", frm, lines, source, rejects, bad)
     check((to <= 0).fillna(False).to_numpy(), "idplug_station", "station id must be positive", to, lines, source, rejects, bad)
     # EMT documents types 1-3; later files add others (e.g. 6), which are kept.
@@ -127,7 +139,7 @@ def read_od_xlsx(path, source: str, rejects: Rejects) -> Iterator[Chunk]:
     if not m:
         raise IngestError(f"{source}: cannot tell the month (expected 'UsosMMYYYY' in the name)")
     month, year = int(m.group(1)), int(m.group(2))
-    wb = open_workbook(path)
+    wb = open_workbook(path, source)
     try:
         for sheet in wb.sheetnames:
             if not re.fullmatch(r"\d{1,2}-\d{1,2}", sheet):
