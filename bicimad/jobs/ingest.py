@@ -25,6 +25,7 @@ import errno
 import json
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -97,20 +98,25 @@ def processed_dataset(data_dir: str | Path | None = None) -> str | None:
 def data_lock(root: Path, *, wait_s: float = 0.0, hold: bool = True, poll_s: float = 0.5) -> Iterator[None]:
     """Hold the data folder's lock (:func:`bicimad.config.data_lock_path`), waiting up to ``wait_s``.
 
-    ``hold=False`` is for a caller that already holds it (the nightly run).
+    ``hold=False`` is for a caller that already holds it (the nightly run); a lock that this
+    same process holds (its pid in the lock file) counts as held by the caller too.
     """
+    from bicimad.jobs.batch import LockHeld, RunLock
+
     if not hold:
         yield
         return
-    from bicimad.jobs.batch import LockHeld, RunLock
-
-    lock = RunLock(config.data_lock_path(root))
+    path = config.data_lock_path(root)
+    lock = RunLock(path)
     deadline = time.monotonic() + max(wait_s, 0.0)
     while True:
         try:
             lock.acquire()
             break
         except LockHeld as exc:
+            if _held_by_this_process(path):
+                yield
+                return
             if time.monotonic() >= deadline:
                 waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
                 raise CommandError(f"the data folder is in use{waited}: {exc}; try again when that run ends "
@@ -122,6 +128,14 @@ def data_lock(root: Path, *, wait_s: float = 0.0, hold: bool = True, poll_s: flo
         lock.release()
 
 
+def _held_by_this_process(path: Path) -> bool:
+    try:
+        holder = path.read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return holder[:2] == ["pid", str(os.getpid())]
+
+
 @contextlib.contextmanager
 def _file_system_errors(root: Path) -> Iterator[None]:
     """An OSError writing the data folder (read-only, full disk) becomes a clear CommandError."""
@@ -129,7 +143,7 @@ def _file_system_errors(root: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         where = exc.filename or root
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
             raise CommandError(f"cannot write to {where}: {exc.strerror}; the data folder {root} must be writable "
                                "(--data-dir or $BICIMAD_DATA_DIR)", EXIT_USAGE) from None
         code = EXIT_TEMPFAIL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_SOFTWARE
