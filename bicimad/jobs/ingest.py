@@ -203,8 +203,8 @@ def _ingest_locked(sources: IngestSources, root: Path, *, strict: bool, max_reje
             raise CommandError(f"raw file {f} is in the manifest but missing; restore it or re-ingest its source")
     results, refused = _read_files(files, raw, manifest, processed, progress, limits)
     dataset, mixed = _classify(results, generated)
-    refused += [(r.source, f"synthetic-city data ({r.marked} station name(s) end with ' [synthetic]') among real EMT "
-                 "data; ingest it into a data folder of its own") for r in mixed]
+    refused += [(r.source, f"synthetic-city data ({_source_group(r.source)} holds station names ending with "
+                 "' [synthetic]') among real EMT data; ingest it into a data folder of its own") for r in mixed]
     results = [r for r in results if r not in mixed]
     refused += [(r.source, f"{sum(r.rejected.values())} record(s) rejected ({r.reject_share:.1%})") for r in results
                 if r.reject_share > max_reject_share or (strict and r.rejected)]
@@ -311,15 +311,25 @@ def _read_files(files: list[Path], raw: Path, manifest: dict, processed: Path, s
     return results, refused
 
 
+def _source_group(rel: str) -> str:
+    """The files one source brought: ``local/<folder or file given to --from>``, ``portal/<file>``, ..."""
+    return "/".join(rel.split("/")[:2])
+
+
 def _classify(results: list, generated: bool) -> tuple[str, list]:
-    """The dataset of ``results`` and the synthetic-marked files that must not join real ones."""
+    """The dataset of ``results`` and the synthetic files that must not join real ones.
+
+    A source (a folder given to --from) holding a file whose station names carry the synthetic
+    city's mark is synthetic as a whole (its trip files carry no names). Synthetic and real
+    sources together: the real ones stay, the synthetic ones are refused.
+    """
     if generated:
         return SYNTHETIC, []
-    marked = [r for r in results if r.marked]
-    real_named = [r for r in results if r.names > r.marked]
-    if marked and real_named:
-        return REAL, marked
-    return (SYNTHETIC if marked else REAL), []
+    marked = {_source_group(r.source) for r in results if r.marked}
+    synthetic = [r for r in results if _source_group(r.source) in marked]
+    if synthetic and len(synthetic) < len(results):
+        return REAL, synthetic
+    return (SYNTHETIC if synthetic else REAL), []
 
 
 def _check_switch(before: dict | None, dataset: str, processed: Path) -> None:

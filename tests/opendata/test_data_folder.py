@@ -101,10 +101,12 @@ def test_job_called_under_a_held_lock(tmp_path, two_sources):
 # --------------------------------------------------------------------------------------------
 
 def _synthetic_city_export(folder, n=3):
-    """Raw files as the synthetic city writes them: station names end with ' [synthetic]'."""
+    """Raw files as the synthetic city writes them: station names end with ' [synthetic]'; its
+    trip files carry no names."""
     stations = [station_record(s, 5, name=f"Calle Mayor {s} [synthetic]") for s in range(1, n + 1)]
     lines = [snapshot_line(f"2019-07-0{d}T0{h}:20:00", stations) for d in (1, 2) for h in range(3)]
-    return write_lines(folder / "201907_stations_madrid.json", lines).parent
+    write_lines(folder / "trips" / "201907_movements.json", [trip_line("s1", "2019-07-01T06:00:00Z", 1, 2)])
+    return write_lines(folder / "stations" / "201907_stations_madrid.json", lines).parent.parent
 
 
 def test_synthetic_files_given_with_from_are_labelled_synthetic(tmp_path, raw_src):
@@ -126,7 +128,8 @@ def test_synthetic_files_never_join_real_data(tmp_path, two_sources, raw_src, ca
     assert processed_dataset(root) == "real"
     for t in TABLES:
         pd.testing.assert_frame_equal(_tables(root)[t], good[t])
-    assert list((root / "raw" / "rejected").glob("201907_stations_madrid.json"))
+    assert sorted(p.name for p in (root / "raw" / "rejected").glob("2019*.json")) == [
+        "201907_movements.json", "201907_stations_madrid.json"]  # its trips too, though they carry no names
     assert _ingest(root, "--from", two_sources[1]) == 0  # the quarantined file blocks nothing
     assert _tables(root)["snapshots"]["source"].str.contains("/a/").all()
 
