@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bicimad import config
 from bicimad.errors import EXIT_BAD_INPUT, EXIT_DATAERR, EXIT_SOFTWARE, EXIT_TEMPFAIL, EXIT_USAGE, CommandError
+from bicimad.jobs import JobResult
 from bicimad.opendata import rawstore
 from bicimad.opendata.archive import DEFAULT_LIMITS, Limits
 from bicimad.opendata.summary import REAL, SYNTHETIC, dataset_info
@@ -68,7 +69,7 @@ class IngestSources:
 
 
 @dataclass(frozen=True)
-class IngestResult:
+class IngestResult(JobResult):
     """What one ingest wrote."""
 
     dataset: str  #: ``real`` or ``synthetic``
@@ -82,6 +83,12 @@ class IngestResult:
     @property
     def resumed(self) -> int:
         return sum(bool(f["resumed"]) for f in self.files)
+
+    def summary(self) -> str:
+        processed = next(iter(self.tables.values())).parent if self.tables else "processed/"
+        return (f"ingested {len(self.files)} file(s) ({self.resumed} already read) of {self.dataset} data into "
+                f"{processed}: " + ", ".join(f"{n:,} {name}" for name, n in self.counts.items())
+                + f"; {self.rejected:,} record(s) rejected")
 
 
 def processed_dataset(data_dir: str | Path | None = None) -> str | None:
@@ -535,11 +542,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                     limits=limits)
     for line in (*result.notes, *result.reject_lines):
         print(line, file=sys.stderr)
-    processed = config.processed_dir(config.data_dir(args.data_dir))
-    print(f"ingested {len(result.files)} file(s) ({result.resumed} already read) of {result.dataset} data into "
-          f"{processed}: " + ", ".join(f"{n:,} {name}" for name, n in result.counts.items())
-          + f"; {result.rejected:,} record(s) rejected")
-    return 0
+    return result.print()
 
 
 def run_summary(args: argparse.Namespace) -> int:
