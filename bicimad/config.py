@@ -173,3 +173,8 @@ def write_config(config, path: str | os.PathLike) -> Path:
     with atomic_open(path, "wb") as fh:
         tomli_w.dump(config_to_dict(config), fh)
     return path
+
+
+def data_lock_path(root: str | os.PathLike | None = None) -> Path:
+    """The one lock of a data folder: held by the nightly run and by every ingest that writes it."""
+    return runs_dir(root) / "nightly.lock"

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bicimad.config import TZ
+from bicimad.opendata.archive import DEFAULT_LIMITS, Limits, read_document
 from bicimad.opendata.readers import Chunk, load_json_document
 from bicimad.opendata.rejects import IngestError, Rejects
 from bicimad.opendata.times import hour_floor, localize_wall_clock, parse_instants
@@ -119,9 +120,9 @@ def simulator_day(source: str) -> str:
 def _position(obj) -> tuple[float, float] | None:
     try:
         lat, lon = float(obj["latitude"]), float(obj["longitude"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    return (lat, lon) if np.isfinite(lat) and np.isfinite(lon) else None
+    return (lat, lon) if abs(lat) <= 90 and abs(lon) <= 180 else None  # also refuses NaN and infinities
 
 
 def parse_simulator_users(text: str, source: str, day: str, rejects: Rejects | None = None, *,
@@ -151,7 +152,9 @@ def parse_simulator_users(text: str, source: str, day: str, rejects: Rejects | N
             bad(k, "initialUsers", "not an object", user)
             continue
         origin = _position(user.get("position"))
-        place = ((user.get("userType") or {}).get("parameters") or {}).get("destinationPlace")
+        user_type = user.get("userType")
+        params = user_type.get("parameters") if isinstance(user_type, dict) else None
+        place = params.get("destinationPlace") if isinstance(params, dict) else None
         dest = _position(place)
         speed, instant = user.get("cyclingVelocity"), user.get("timeInstant")
         if origin is None:
@@ -160,8 +163,8 @@ def parse_simulator_users(text: str, source: str, day: str, rejects: Rejects | N
             bad(k, "userType.parameters.destinationPlace", "expected latitude and longitude numbers", place)
         elif isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed >= 0 or speed == float("inf"):
             bad(k, "cyclingVelocity", "expected a non-negative number", speed)
-        elif isinstance(instant, bool) or not isinstance(instant, (int, float)) or not 0 <= instant < float("inf"):
-            bad(k, "timeInstant", "expected seconds after midnight", instant)
+        elif isinstance(instant, bool) or not isinstance(instant, (int, float)) or not 0 <= instant < 7 * 86_400:
+            bad(k, "timeInstant", "expected seconds after midnight (under a week)", instant)
         else:
             rows.append((float(instant), *origin, *dest, float(speed), k))
     frame = pd.DataFrame(rows, columns=["seconds", "from_lat", "from_lon", "to_lat", "to_lon", "speed_mps", "record"])
@@ -171,10 +174,10 @@ def parse_simulator_users(text: str, source: str, day: str, rejects: Rejects | N
     return frame[list(POSITION_PART_COLUMNS)]
 
 
-def read_simulator_users(stream, source: str, rejects: Rejects) -> Iterator[Chunk]:
+def read_simulator_users(stream, source: str, rejects: Rejects, *, limits: Limits = DEFAULT_LIMITS) -> Iterator[Chunk]:
     """Ingest reader of a Bike3S ``users_configuration.json``: one ``trip_positions`` chunk
     (stations are matched when the tables are built, from every station list ingested)."""
-    text = stream.read().decode("utf-8", errors="replace")
+    text = read_document(stream, source, limits).decode("utf-8-sig", errors="replace")
     yield Chunk("trip_positions", parse_simulator_users(text, source, simulator_day(source), rejects))
 
 

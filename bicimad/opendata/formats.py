@@ -10,15 +10,21 @@ trips and is ingested (``trips-sim-users``). Zip archives are read member by mem
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pyarrow as pa
+
+from bicimad.opendata import archive
 from bicimad.opendata import auxiliary as aux
 from bicimad.opendata import readers as r
+from bicimad.opendata.archive import DEFAULT_LIMITS, Limits
+from bicimad.opendata.jsonlines import BOM
 from bicimad.opendata.rejects import IngestError, Rejects
 
 SNAPSHOTS, TRIPS, STATIONS = "snapshots", "trips", "stations"
@@ -38,6 +44,8 @@ READERS: dict[str, tuple[str, Callable[..., Iterator[r.Chunk]]]] = {
     "stations-table-csv": (STATIONS, r.read_all_stations_csv),
 }
 AUXILIARY = "auxiliary"
+#: Formats whose reader takes a path (the others take a binary stream and :class:`Limits`).
+PATH_FORMATS = ("snapshot-xlsx", "trips-od-xlsx", "snapshot-parquet")
 
 _TRIP_NAME = re.compile(r"(usage_bicimad|movements|usos)", re.I)
 _SNAPSHOT_NAME = re.compile(r"(stations_madrid|bicimad_estacions|situaciones)", re.I)
@@ -63,39 +71,23 @@ def _json_kind(obj) -> str | None:
 
 
 def detect(name: str, head: bytes, size: int, read_all: Callable[[], bytes]) -> str:
-    """Format of a file from its name, its first bytes and (for small pretty-printed JSON) all of it."""
+    """Format of a file from its name, its first bytes and (for small pretty-printed JSON) all of it.
+
+    A UTF-8 byte-order mark is ignored (the readers drop it too).
+    """
     lower = name.lower()
     if head.startswith(b"PK\x03\x04"):
         return "xlsx" if lower.endswith((".xlsx", ".xlsm")) else "zip"
     if head.startswith(b"PAR1"):
         return "parquet"
-    text = head.decode("latin-1").lstrip("\ufeff \t\r\n")
+    head = head.removeprefix(BOM)
+    text = head.decode("latin-1").lstrip(" \t\r\n")
     if text.startswith(("['{", '["{')):
         return "snapshot-pystr"
     if text.startswith("<?xml") or text.startswith("<gexf"):
         return AUXILIARY
     if text.startswith(("{", "[")):
-        # JSON lines: the first complete line tells; several lines in case the first is bad.
-        lines = head.split(b"\n")[:-1] if len(head) < size else head.split(b"\n")
-        for line in lines[:5]:
-            try:
-                kind = _json_kind(json.loads(line.decode("latin-1")))
-            except (json.JSONDecodeError, IndexError):
-                continue
-            if kind:
-                return kind
-        if size <= 64 << 20:  # a pretty-printed document (station list, configuration)
-            try:
-                kind = _json_kind(json.loads(read_all().decode("utf-8", errors="replace")))
-                if kind:
-                    return kind
-            except json.JSONDecodeError:
-                pass
-        if _TRIP_NAME.search(lower):
-            return "trips-jsonl"
-        if _SNAPSHOT_NAME.search(lower):
-            return "snapshot-jsonl"
-        raise IngestError(f"{name}: JSON, but neither trips, snapshots nor a station list")
+        return _json_format(name, head, size, read_all)
     first = text.split("\n", 1)[0]
     if first.startswith("Id_Estacion;"):
         return "stations-bases-csv"
@@ -106,8 +98,33 @@ def detect(name: str, head: bytes, size: int, read_all: Callable[[], bytes]) -> 
     raise IngestError(f"{name}: unrecognised format (first bytes {head[:40]!r})")
 
 
+def _json_format(name: str, head: bytes, size: int, read_all: Callable[[], bytes]) -> str:
+    # JSON lines: the first complete line tells; several lines in case the first is bad.
+    lower = name.lower()
+    lines = head.split(b"\n")[:-1] if len(head) < size else head.split(b"\n")
+    for line in lines[:5]:
+        try:
+            kind = _json_kind(json.loads(line.decode("latin-1")))
+        except (json.JSONDecodeError, IndexError, RecursionError):
+            continue
+        if kind:
+            return kind
+    if size <= 64 << 20:  # a pretty-printed document (station list, configuration)
+        try:
+            kind = _json_kind(json.loads(read_all().removeprefix(BOM).decode("utf-8", errors="replace")))
+            if kind:
+                return kind
+        except (json.JSONDecodeError, IndexError, RecursionError):
+            pass
+    if _TRIP_NAME.search(lower):
+        return "trips-jsonl"
+    if _SNAPSHOT_NAME.search(lower):
+        return "snapshot-jsonl"
+    raise IngestError(f"{name}: JSON, but neither trips, snapshots nor a station list")
+
+
 def _xlsx_kind(path_or_stream, name: str) -> str:
-    wb = r.open_workbook(path_or_stream)
+    wb = r.open_workbook(path_or_stream, name)
     try:
         sheets = wb.sheetnames
         first = [str(v).strip() if v is not None else "" for v in next(wb.worksheets[0].iter_rows(max_row=1, values_only=True), ())]
@@ -129,66 +146,93 @@ def _parquet_kind(path_or_stream, name: str) -> str:
     raise IngestError(f"{name}: parquet without snapshot columns (dock_bikes and _id or fecha+hora); has {sorted(cols)}")
 
 
-def file_format(path: Path) -> str:
-    """The format name of a file on disk ('zip' for archives)."""
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    size = path.stat().st_size
-    kind = detect(path.name, head, size, path.read_bytes)
+def _table_kind(kind: str, path, name: str, limits: Limits) -> str:
+    """The content format of an xlsx or parquet file (a workbook is checked as the zip it is)."""
     if kind == "xlsx":
-        return _xlsx_kind(path, path.name)
-    if kind == "parquet":
-        return _parquet_kind(path, path.name)
-    return kind
+        archive.check_workbook(path, name, limits)
+        return _xlsx_kind(path, name)
+    return _parquet_kind(path, name)
 
 
-def read_file(path: Path, source: str, rejects: Rejects, *,
-              progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, r.Chunk]]:
+def file_format(path: Path, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The format name of a file on disk ('zip' for archives)."""
+    with guarded(str(path)):
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+        size = path.stat().st_size
+        kind = detect(path.name, head, size, lambda: _read_whole(path, limits))
+        return _table_kind(kind, path, path.name, limits) if kind in ("xlsx", "parquet") else kind
+
+
+def _read_whole(path: Path, limits: Limits) -> bytes:
+    with open(path, "rb") as fh:
+        return archive.read_document(fh, str(path), limits)
+
+
+#: What a damaged or hostile file makes the libraries raise while it is read: each becomes an
+#: :class:`IngestError` naming the file, never a traceback.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, IndexError, TypeError, ValueError, AttributeError,
+           OverflowError, RecursionError, MemoryError, UnicodeError, SyntaxError, pa.ArrowException)
+
+
+@contextlib.contextmanager
+def guarded(label: str) -> Iterator[None]:
+    """Turn the exceptions of :data:`_DAMAGE` into an :class:`IngestError` naming ``label``."""
+    try:
+        yield
+    except IngestError:
+        raise
+    except _DAMAGE as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise IngestError(f"{label}: damaged or unreadable file ({type(exc).__name__}{': ' + detail if detail else ''})") from None
+
+
+def read_file(path: Path, source: str, rejects: Rejects, *, progress: Callable[[int], None] | None = None,
+              limits: Limits = DEFAULT_LIMITS) -> Iterator[tuple[str, r.Chunk]]:
     """Read any supported raw file (zip archives member by member): yield (format, chunk).
 
-    ``progress(bytes_read)`` is called after each chunk with the position in the file.
+    ``progress(bytes_read)`` is called after each chunk with the position in the file. Any
+    damage is an :class:`IngestError` naming the file (and member).
     """
     progress = progress or (lambda _n: None)
-    kind = file_format(path)
-    if kind == "zip":
-        yield from _read_zip(path, source, rejects, progress)
-    elif kind in ("snapshot-xlsx", "trips-od-xlsx", "snapshot-parquet"):
-        for chunk in READERS[kind][1](path, source, rejects):
-            yield kind, chunk
-    elif kind != AUXILIARY:
-        with open(path, "rb") as fh:
-            for chunk in READERS[kind][1](fh, source, rejects):
-                progress(fh.tell())
+    kind = file_format(path, limits)
+    with guarded(source):
+        if kind == "zip":
+            yield from _read_zip(path, source, rejects, progress, limits)
+        elif kind in PATH_FORMATS:
+            for chunk in READERS[kind][1](path, source, rejects):
                 yield kind, chunk
+        elif kind != AUXILIARY:
+            with open(path, "rb") as fh:
+                for chunk in READERS[kind][1](fh, source, rejects, limits=limits):
+                    progress(fh.tell())
+                    yield kind, chunk
     progress(path.stat().st_size)
 
 
-def _read_zip(path: Path, source: str, rejects: Rejects, progress: Callable[[int], None]) -> Iterator[tuple[str, r.Chunk]]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise IngestError(f"{source}: damaged zip archive ({exc})") from exc
-    with archive:
-        for info in archive.infolist():
+def _read_zip(path: Path, source: str, rejects: Rejects, progress: Callable[[int], None],
+              limits: Limits) -> Iterator[tuple[str, r.Chunk]]:
+    with archive.open_zip(path, source, limits) as zf:
+        for info in zf.infolist():
             if info.is_dir() or info.filename.startswith("__MACOSX/"):
                 continue
             label = f"{source}!{info.filename}"
-            with archive.open(info) as fh:
+            with zf.open(info) as fh:
                 head = fh.read(1 << 16)
-            kind = detect(info.filename, head, info.file_size, lambda info=info: archive.read(info))
-            if kind in ("xlsx", "parquet", "zip"):
-                data = io.BytesIO(archive.read(info))  # small tables; nested archives are read in memory
-                if kind == "zip":
-                    raise IngestError(f"{label}: nested archives are not supported")
-                kind = _xlsx_kind(data, info.filename) if kind == "xlsx" else _parquet_kind(data, info.filename)
-                if kind == AUXILIARY:
-                    continue
-                for chunk in READERS[kind][1](data, label, rejects):
-                    yield kind, chunk
+            if archive.is_nested_archive(info.filename, head):
+                raise IngestError(f"{label}: archives inside archives are not read (unpack it and ingest its files)")
+            kind = detect(info.filename, head, info.file_size,
+                          lambda info=info, label=label: archive.read_document(zf.open(info), label, limits))
+            if kind in ("xlsx", "parquet"):
+                with archive.member_file(zf, info) as member:
+                    kind = _table_kind(kind, member, info.filename, limits)
+                    if kind != AUXILIARY:
+                        for chunk in READERS[kind][1](member, label, rejects):
+                            yield kind, chunk
                 continue
             if kind == AUXILIARY:
                 continue
-            with archive.open(info) as fh:  # streams: a 1 GB member is never held in memory
-                for chunk in READERS[kind][1](fh, label, rejects):
-                    progress(archive.fp.tell())
+            with zf.open(info) as fh:  # streams: a 1 GB member is never held in memory
+                for chunk in READERS[kind][1](fh, label, rejects, limits=limits):
+                    progress(zf.fp.tell())
                     yield kind, chunk

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 import numpy as np
 
-from bicimad.opendata.rejects import Rejects
+from bicimad.opendata.rejects import IngestError, Rejects
 
 
 def iter_lines(stream: IO[bytes], source: str, rejects: Rejects, first_line: int = 1) -> Iterator[tuple[int, str]]:
@@ -52,6 +52,9 @@ def json_records(stream: IO[bytes], source: str, rejects: Rejects, first_line: i
 def _parse_json_line(lineno: int, text: str, source: str, rejects: Rejects, last: bool) -> Iterator[tuple[int, dict]]:
     try:
         obj = json.loads(text)
+    except RecursionError:
+        rejects.add(source, lineno, None, "JSON nested too deeply", text[:80])
+        return
     except json.JSONDecodeError as exc:
         truncated = last and not text.endswith("\n")
         reason = "truncated last line (no closing newline, invalid JSON)" if truncated else f"invalid JSON: {exc.msg} at column {exc.colno}"
@@ -66,28 +69,52 @@ def _parse_json_line(lineno: int, text: str, source: str, rejects: Rejects, last
 BLOCK_BYTES = 16 << 20
 
 
-def iter_blocks(stream: IO[bytes], block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, int, bytes]]:
+BOM = b"\xef\xbb\xbf"
+
+
+def iter_blocks(stream: IO[bytes], block_bytes: int = BLOCK_BYTES, max_line_bytes: int | None = None,
+                on_long_line: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, int, bytes]]:
     """Yield (number of the block's first line, lines in it, block of whole lines).
 
-    Memory is bounded by ``block_bytes`` plus one line; the last block may lack its newline.
+    Memory is bounded by ``block_bytes`` plus one line, and a line is never held beyond
+    ``max_line_bytes``: the rest of a longer line is read and dropped, then
+    ``on_long_line(line number, bytes seen)`` is called (without it, :class:`IngestError`).
+    A UTF-8 byte-order mark at the start is dropped. The last block may lack its newline.
     """
-    carry = b""
-    line = 1
+    carry, line, skipping, first = b"", 1, 0, True
+
+    def too_long(n: int) -> None:
+        if on_long_line is None:
+            raise IngestError(f"line {line}: longer than {max_line_bytes:,} bytes")
+        on_long_line(line, n)
+
     while True:
         data = stream.read(block_bytes)
+        if first and data.startswith(BOM):
+            data = data[len(BOM):]
+        first = False
         if not data:
-            if carry:
+            if skipping:
+                too_long(skipping)
+            elif carry:
                 yield line, carry.count(b"\n") + 1, carry
             return
+        if skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                skipping += len(data)
+                continue
+            too_long(skipping + nl)
+            line, skipping, data = line + 1, 0, data[nl + 1:]
         data = carry + data if carry else data
         cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
-        block, carry = data[: cut + 1], data[cut + 1 :]
-        n = block.count(b"\n")
-        yield line, n, block
-        line += n
+        block, carry = (data[: cut + 1], data[cut + 1:]) if cut >= 0 else (b"", data)
+        if block:
+            n = block.count(b"\n")
+            yield line, n, block
+            line += n
+        if max_line_bytes and len(carry) > max_line_bytes:
+            skipping, carry = len(carry), b""
 
 
 def block_line_numbers(block: bytes, first_line: int, n_lines: int, rows: int) -> np.ndarray | None:
@@ -120,7 +147,7 @@ def first_keys(block: bytes) -> set[str]:
     """Top-level keys of a block's first record (to report unknown fields cheaply)."""
     try:
         obj = json.loads(block.split(b"\n", 1)[0].decode("latin-1"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return set()
     return set(obj) if isinstance(obj, dict) else set()
 

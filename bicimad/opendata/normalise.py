@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from bicimad.config import TZ
 from bicimad.io import atomic_path, sha256_file, write_json
 from bicimad.opendata import auxiliary, formats, schemas
+from bicimad.opendata.archive import DEFAULT_LIMITS, Limits
 from bicimad.opendata.readers import SNAPSHOT_PART_COLUMNS, STATION_PART_COLUMNS, TRIP_PART_COLUMNS
 from bicimad.opendata.rejects import IngestError, Rejects
 from bicimad.opendata.times import hour_floor, localize_wall_clock
@@ -65,6 +66,10 @@ PART_COLUMNS = {"snapshots": SNAPSHOT_PART_COLUMNS, "trips": TRIP_PART_COLUMNS, 
                 "trip_positions": auxiliary.POSITION_PART_COLUMNS}
 TABLES = ("stations", "snapshots", "trips", "station_hours")
 
+#: The end of every station name of the synthetic city: files whose names carry it hold
+#: synthetic data, whatever folder they come from.
+SYNTHETIC_MARK = " [synthetic]"
+
 #: Snapshot hours further apart than this start a new coverage period: the gap between two
 #: periods (e.g. Sep 2018 and Jul 2019) is not a run of missing hours.
 PERIOD_GAP = pd.Timedelta(days=7)
@@ -79,6 +84,8 @@ class FileResult:
     rejected: dict[str, int]
     warnings: dict[str, int]
     skipped: bool = False  # already in the manifest (resumed)
+    names: int = 0  # station names read
+    marked: int = 0  # of them, names carrying the synthetic city's mark
 
     @property
     def reject_share(self) -> float:
@@ -88,14 +95,6 @@ class FileResult:
         return bad / (bad + kept) if bad + kept else 0.0
 
 
-@dataclass
-class BuildResult:
-    files: list[FileResult]
-    rejects: Rejects
-    counts: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
 class PartWriter:
     """Streams chunks of each kind into ``<stem>.<kind>.parquet`` under temporary names."""
 
@@ -103,6 +102,7 @@ class PartWriter:
         self.parts_dir, self.stem = parts_dir, stem
         self._writers: dict[str, tuple[pq.ParquetWriter, object]] = {}
         self.rows: dict[str, int] = {}
+        self.names = self.marked = 0
 
     def write(self, kind: str, frame: pd.DataFrame) -> None:
         if frame.empty:
@@ -114,6 +114,10 @@ class PartWriter:
             self._writers[kind] = (pq.ParquetWriter(tmp, PART_SCHEMAS[kind], compression="zstd"), ctx)
         self._writers[kind][0].write_table(table)
         self.rows[kind] = self.rows.get(kind, 0) + len(frame)
+        if kind == "stations":
+            names = frame["name"].dropna().astype(str)
+            self.names += len(names)
+            self.marked += int(names.str.endswith(SYNTHETIC_MARK).sum())
 
     def close(self, ok: bool) -> None:
         """Rename complete parts into place (``ok``) or discard them."""
@@ -131,8 +135,18 @@ def _manifest_path(processed: Path) -> Path:
 
 
 def load_manifest(processed: Path) -> dict:
+    """The parts manifest; parts are a cache, so an unreadable manifest is rebuilt (with a warning)."""
     path = _manifest_path(processed)
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and all(isinstance(e, dict) and "rows" in e for e in manifest.values()):
+            return manifest
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    log.warning("%s is unreadable; the parts it listed are read again from raw/", path)
+    return {}
 
 
 def remove_stale_parts(processed: Path) -> None:
@@ -141,31 +155,72 @@ def remove_stale_parts(processed: Path) -> None:
         tmp.unlink()
 
 
+def _part_paths(parts_dir: Path, stem: str) -> list[Path]:
+    return sorted(parts_dir.glob(f"{stem}.*"))
+
+
+def _parts_intact(parts_dir: Path, stem: str, entry: dict) -> str | None:
+    """Why the parts of a manifest entry cannot be used (missing, truncated, wrong rows), or None."""
+    for kind, n in entry["rows"].items():
+        path = parts_dir / f"{stem}.{kind}.parquet"
+        if not path.exists():
+            return f"{path.name} is missing"
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            return f"{path.name} is unreadable ({str(exc)[:120]})"
+        if rows != n:
+            return f"{path.name} holds {rows} rows, the manifest says {n}"
+    if entry["rejected"] and not (parts_dir / f"{stem}.rejects.csv").exists():
+        return f"{stem}.rejects.csv is missing"
+    return None
+
+
+def forget_parts(processed: Path, manifest: dict, sha: str) -> None:
+    """Drop a file's parts and its manifest entry, so that it is read again from raw/."""
+    for path in _part_paths(processed / "parts", sha[:16]):
+        path.unlink()
+    if manifest.pop(sha, None) is not None:
+        write_json(_manifest_path(processed), manifest)
+
+
 def read_to_parts(path: Path, source: str, processed: Path, manifest: dict, *, expected_sha256: str | None = None,
-                  progress: Callable[[int], None] | None = None) -> FileResult:
+                  progress: Callable[[int], None] | None = None, limits: Limits = DEFAULT_LIMITS) -> FileResult:
     """Read one raw file into parts and record it in the manifest (skipped if already there).
 
     ``expected_sha256`` is the checksum the raw manifest recorded: a raw file that changed
-    since is refused, because raw data is immutable.
+    since is refused, because raw data is immutable. Parts are a cache of ``raw/``: a file
+    whose parts are missing, truncated or hold other row counts than recorded is read again.
     """
     sha = sha256_file(path)
     if expected_sha256 and sha != expected_sha256:
         raise IngestError(f"raw file {path} changed since it was recorded (sha256 {expected_sha256[:12]} -> "
                           f"{sha[:12]}); raw data is immutable: restore it or remove its entry from raw/manifest.json")
-    if sha in manifest and manifest[sha]["format"] == formats.AUXILIARY and formats.file_format(path) != formats.AUXILIARY:
+    if sha in manifest and manifest[sha]["format"] == formats.AUXILIARY and formats.file_format(path, limits) != formats.AUXILIARY:
         del manifest[sha]  # skipped by an older version that had no reader for it: read it now
+    parts_dir = processed / "parts"
     if sha in manifest:
         entry = manifest[sha]
-        return FileResult(source, sha, entry["format"], entry["rows"], entry["rejected"], entry["warnings"], skipped=True)
+        broken = _parts_intact(parts_dir, entry.get("stem", sha[:16]), entry)
+        if broken is None:
+            return FileResult(source, sha, entry["format"], entry["rows"], entry["rejected"], entry["warnings"],
+                              skipped=True, names=entry.get("names", 0), marked=entry.get("marked", 0))
+        log.warning("%s: cached part %s; reading %s again", source, broken, path)
+        forget_parts(processed, manifest, sha)
+    return _read_new(path, source, sha, processed, manifest, progress, limits)
+
+
+def _read_new(path: Path, source: str, sha: str, processed: Path, manifest: dict,
+              progress: Callable[[int], None] | None, limits: Limits) -> FileResult:
     parts_dir = processed / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     stem = sha[:16]
     rejects = Rejects()
     writer = PartWriter(parts_dir, stem)
-    fmt = formats.file_format(path)
+    fmt = formats.file_format(path, limits)
     ok = False
     try:
-        for _fmt, chunk in formats.read_file(path, source, rejects, progress=progress):
+        for _fmt, chunk in formats.read_file(path, source, rejects, progress=progress, limits=limits):
             writer.write(chunk.kind, chunk.frame)
         ok = True
     finally:
@@ -174,13 +229,29 @@ def read_to_parts(path: Path, source: str, processed: Path, manifest: dict, *, e
     rejected = {reason: n for (_f, reason), n in rejects.counts.items()}
     warnings = {f"{f}: {msg}": n for (f, msg), n in rejects.warnings.items()}
     manifest[sha] = {"source": source, "format": fmt, "rows": writer.rows, "rejected": rejected,
-                     "warnings": warnings, "stem": stem}
+                     "warnings": warnings, "stem": stem, "names": writer.names, "marked": writer.marked}
     write_json(_manifest_path(processed), manifest)
-    return FileResult(source, sha, fmt, writer.rows, rejected, warnings)
+    return FileResult(source, sha, fmt, writer.rows, rejected, warnings, names=writer.names, marked=writer.marked)
 
 
-def _read_parts(processed: Path, stems: Iterable[str], kind: str) -> pd.DataFrame:
-    tables = [pq.read_table(p) for s in stems if (p := processed / "parts" / f"{s}.{kind}.parquet").exists()]
+class PartError(IngestError):
+    """A cached part that cannot be read; ``sha256`` names the raw file to read again."""
+
+    def __init__(self, message: str, sha256: str):
+        super().__init__(message)
+        self.sha256 = sha256
+
+
+def _read_parts(processed: Path, shas: Iterable[str], kind: str) -> pd.DataFrame:
+    tables = []
+    for sha in shas:
+        path = processed / "parts" / f"{sha[:16]}.{kind}.parquet"
+        if not path.exists():
+            continue
+        try:
+            tables.append(pq.read_table(path))
+        except (pa.ArrowException, OSError) as exc:
+            raise PartError(f"{path}: damaged part ({str(exc)[:200]})", sha) from None
     if not tables:
         return PART_SCHEMAS[kind].empty_table().to_pandas()
     return pa.concat_tables(tables).to_pandas()
@@ -378,11 +449,11 @@ def _hour_counts(grid: pd.DataFrame, stations: pd.Series, hours: pd.Series, cove
 
 def build_tables(processed: Path, results: list[FileResult], rejects: Rejects) -> dict[str, pd.DataFrame]:
     """All four processed tables from the parts of ``results``' files."""
-    stems = list(dict.fromkeys(r.sha256[:16] for r in results))  # identical files count once
-    station_parts = _read_parts(processed, stems, "stations")
-    snapshot_parts = _read_parts(processed, stems, "snapshots")
-    trip_parts = _read_parts(processed, stems, "trips")
-    positions = _read_parts(processed, stems, "trip_positions")
+    shas = list(dict.fromkeys(r.sha256 for r in results))  # identical files count once
+    station_parts = _read_parts(processed, shas, "stations")
+    snapshot_parts = _read_parts(processed, shas, "snapshots")
+    trip_parts = _read_parts(processed, shas, "trips")
+    positions = _read_parts(processed, shas, "trip_positions")
     if len(positions):  # a simulator's trips: stations by position, from the station lists ingested
         located = auxiliary.trips_from_positions(positions, station_parts, rejects)
         if len(located):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,19 @@ from bicimad.io import atomic_open
 log = logging.getLogger(__name__)
 
 REJECT_COLUMNS = ("file", "line", "field", "reason", "value")
+
+
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_safe(cell):
+    """A cell as a spreadsheet shows it, never runs it: text starting with ``= + - @`` (or a tab
+    or carriage return) gets a leading apostrophe; plain numbers such as ``-4`` stay as they are."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_START) and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
 
 
 class IngestError(ValueError):
@@ -63,7 +77,7 @@ class Rejects:
         with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(REJECT_COLUMNS)
-            writer.writerows(self.rows)
+            writer.writerows([csv_safe(cell) for cell in row] for row in self.rows)
         return path
 
     @classmethod

@@ -43,6 +43,31 @@ def summarise(processed: Path) -> list[dict]:
     return rows
 
 
+REAL, SYNTHETIC = "real", "synthetic"
+DATASETS = (REAL, SYNTHETIC)
+
+
+def dataset_info(processed: Path) -> dict | None:
+    """What ``processed/dataset.json`` records: ``dataset`` (real EMT or synthetic) and ``raw``
+    (``generated``: the synthetic city under raw/synthetic/; ``received``: every other raw file).
+
+    Older builds without it fall back to ``ingest.json``'s dataset (``emt`` meant real). None
+    when nothing was built, or the record is unreadable.
+    """
+    for name in ("dataset.json", "ingest.json"):
+        path = processed / name
+        if not path.exists():
+            continue
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            continue
+        dataset = {"emt": REAL}.get(info.get("dataset"), info.get("dataset")) if isinstance(info, dict) else None
+        if dataset in DATASETS:
+            return {"dataset": dataset, "raw": info.get("raw", "generated" if dataset == SYNTHETIC else "received")}
+    return None
+
+
 def build_info(processed: Path) -> dict:
     """What the last successful ingest recorded (dataset, time, counts, rejects), if anything."""
     path = processed / "ingest.json"

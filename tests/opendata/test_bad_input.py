@@ -147,6 +147,8 @@ def test_rejects_file_and_threshold_exit_codes(data_dir, raw_src):
     good = (processed / "trips.parquet").read_bytes()
 
     assert _ingest(data_dir, raw_src, "--strict") == 3
+    # The refused file is quarantined (skipped by later ingests) until dropped from the quarantine.
+    assert main(["--data-dir", str(data_dir), "data", "rejected", "--all"]) == 0
     assert _ingest(data_dir, raw_src, "--max-reject-share", "0.001") == 3
     assert (processed / "trips.parquet").read_bytes() == good  # failing runs leave the tables alone
     assert sha256_file(raw) == before  # the source is never modified

@@ -66,7 +66,8 @@ def test_synthetic_city_ingests_alone(data_dir, raw_src, capsys, monkeypatch):
     monkeypatch.setattr(synthetic, "write_city", partial(synthetic.write_city, n_stations=30, days=3, trips_per_day=3000))
     write_lines(raw_src / "201907_stations_madrid.json", hourly_snapshots("2019-07-01 00:00", 5, n_stations=2))
     assert main(["ingest", "--from", str(raw_src), "--no-progress"]) == 0
-    assert main(["ingest", "--synthetic", "--seed", "1", "--no-progress"]) == 0
+    assert main(["ingest", "--synthetic", "--seed", "1", "--no-progress"]) == 2  # the folder holds real data
+    assert main(["ingest", "--synthetic", "--seed", "1", "--replace-dataset", "--no-progress"]) == 0
     processed = data_dir / "processed"
     snaps = schemas.read_table("snapshots", processed / "snapshots.parquet")
     assert snaps["source"].str.startswith("synthetic/").all()  # the real files are not mixed in

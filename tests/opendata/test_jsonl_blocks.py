@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bicimad.opendata import readers
+from bicimad.opendata import snapshot_readers, trip_readers
 from bicimad.opendata.jsonlines import iter_blocks
 from bicimad.opendata.readers import read_snapshot_jsonl, read_trips_jsonl
 from bicimad.opendata.rejects import Rejects
@@ -50,7 +50,7 @@ def test_iter_blocks_keeps_whole_lines_and_counts():
 def test_fast_and_line_by_line_paths_agree(monkeypatch):
     data = b"".join(_trip_lines(400))
     fast = _trips(data, Rejects(), block_bytes=8192)
-    monkeypatch.setattr(readers, "arrow_block", lambda block, schema: None)  # force the fallback
+    monkeypatch.setattr(trip_readers, "arrow_block", lambda block, schema: None)  # force the fallback
     slow_rejects = Rejects()
     slow = _trips(data, slow_rejects, block_bytes=8192)
     pd.testing.assert_frame_equal(fast, slow)
@@ -72,7 +72,7 @@ def test_bad_line_is_named_in_any_block(block_bytes):
 def test_snapshot_fast_path_matches_line_by_line(monkeypatch):
     data = "".join(hourly_snapshots("2019-07-01 00:00", 30, n_stations=5)).encode()
     fast = [c.frame for c in read_snapshot_jsonl(io.BytesIO(data), "s.json", Rejects(), block_bytes=4096)]
-    monkeypatch.setattr(readers, "arrow_block", lambda block, schema: None)
+    monkeypatch.setattr(snapshot_readers, "arrow_block", lambda block, schema: None)
     slow = [c.frame for c in read_snapshot_jsonl(io.BytesIO(data), "s.json", Rejects(), block_bytes=4096)]
     kinds = lambda frames, cols: pd.concat([f for f in frames if set(cols) <= set(f.columns)], ignore_index=True)  # noqa: E731
     snap_cols = ["ts_local", "bikes"]
