@@ -106,3 +106,22 @@ def test_real_data_never_plans_with_the_synthetic_city_policy(tmp_path, raw_city
     done = _nightly(tmp_path / "data", config)          # source.kind = "local": real EMT files
     assert done.returncode == 2 and "trained on the synthetic city" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_real_data_folder_is_never_replanned_on_the_synthetic_city(tmp_path, shared_data):
+    """The default config plans the synthetic city: on a folder holding real EMT data it refuses
+    (exit 2) and names both, leaving the real tables as they were."""
+    data = tmp_path / "data"
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "EstacionesVacias.xlsx").write_bytes(
+        (shared_data / "raw" / "stations" / "javomorales_BiciMadAnalysis" / "EstacionesVacias.xlsx").read_bytes())
+    assert subprocess.run([sys.executable, "-m", "bicimad", "--data-dir", str(data), "ingest", "--from", str(source),
+                           "--no-progress"], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT).returncode == 0
+    before = (data / "processed" / "snapshots.parquet").read_bytes()
+    done = subprocess.run([sys.executable, "-m", "bicimad", "--data-dir", str(data), "nightly", "--date", "2018-09-20",
+                           "--no-progress"], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert done.returncode == 2, done.stderr
+    assert "real" in done.stderr and "synthetic" in done.stderr and "Traceback" not in done.stderr
+    assert (data / "processed" / "snapshots.parquet").read_bytes() == before
+    assert json.loads((data / "processed" / "dataset.json").read_text())["dataset"] == "real"

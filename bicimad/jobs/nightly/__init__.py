@@ -96,6 +96,7 @@ class NightlyResult(JobResult):
     seconds: float
     decision: str = ""
     warnings: tuple[str, ...] = ()
+    dataset: str = ""
 
     @property
     def target(self) -> dt.date:
@@ -103,7 +104,8 @@ class NightlyResult(JobResult):
 
     def summary(self) -> str:
         verdict = "already complete" if not self.steps_run else f"{len(self.steps_run)} step(s) run"
-        lines = [f"nightly {self.date} -> plan for {self.target}: {verdict} in {self.seconds:.1f} s"]
+        lines = [f"nightly {self.date} -> plan for {self.target} on {self.dataset or 'unknown data'}: {verdict} "
+                 f"in {self.seconds:.1f} s"]
         lines += [f"STALE INPUT: {w}" for w in self.warnings]
         if self.decision:
             lines.append(self.decision)
@@ -211,6 +213,8 @@ def _run_locked(ctx: NightlyRun, force: bool) -> NightlyResult:
     except NoInputError as exc:
         log.error("missing input: %s", exc)
         raise CommandError(str(exc), EXIT_NOINPUT) from None
+    except CommandError:
+        raise
     except StaleInputError as exc:
         log.error("%s", exc)
         raise CommandError(f"{exc}; set freshness.on_stale = \"mark\" to plan anyway", EXIT_STALE) from None
@@ -225,7 +229,8 @@ def _run_locked(ctx: NightlyRun, force: bool) -> NightlyResult:
     facts = _ledger_facts(run_dir)
     return NightlyResult(date=date, run_dir=run_dir, steps_run=done, seconds=time.perf_counter() - t0,
                          decision=facts.get("simulate", {}).get("decision", ""),
-                         warnings=tuple(facts.get("ingest", {}).get("warnings", ())))
+                         warnings=tuple(facts.get("ingest", {}).get("warnings", ())),
+                         dataset=facts.get("ingest", {}).get("dataset", ""))
 
 
 def _ledger_facts(run_dir: Path) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import json
@@ -16,7 +15,7 @@ from bicimad.config import TZ
 from bicimad.demand.forecast import forecast_day
 from bicimad.demand.models import DemandModel
 from bicimad.demand.od import build_od
-from bicimad.errors import EXIT_BAD_INPUT, CommandError
+from bicimad.errors import EXIT_BAD_INPUT, EXIT_USAGE, CommandError
 from bicimad.io import atomic_path, write_json
 from bicimad.jobs import demand as demand_job
 from bicimad.jobs import ingest
@@ -79,38 +78,28 @@ class NightlyRun:
 # Steps: each writes its outputs atomically and returns them for the ledger
 # ---------------------------------------------------------------------------------------------
 
-def _ingest(ctx: NightlyRun, argv: list[str]) -> None:
-    """The ingest job on the run's data folder, through its own argument parser (not the command line's)."""
-    parser = argparse.ArgumentParser(prog="ingest")
-    ingest.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    args.data_dir = str(ctx.data_root)
-    args.func(args)
-
-
 def step_ingest(ctx: NightlyRun):
-    """Raw data into the processed tables (the ingest job's own resumable, duplicate-free path)."""
+    """Raw data into the processed tables (the ingest job's own resumable, duplicate-free path,
+    under the lock this run already holds). A data folder never switches between real and
+    synthetic data here: the ingest job refuses, and so does the run (exit 2)."""
     source = ctx.config.source
     missing = [p for p in source.paths if not Path(p).exists()] if source.kind == "local" else []
     if missing:
         raise NoInputError(f"source.paths: {missing[0]} does not exist")
     # the portal publishes whole months: every month the demand history reaches into
     first = ctx.target - dt.timedelta(days=ctx.config.demand.history_days)
-    months = f"{first:%Y-%m}:{ctx.date:%Y-%m}"
-    argv = ["ingest", "--no-progress"]
-    if source.kind == "synthetic":
-        argv += ["--synthetic", "--seed", str(source.seed)]
-    elif source.kind == "local":
-        argv += ["--from", *source.paths]
-    else:
-        argv += ["--portal", months]
-    if source.live:
-        argv += ["--live", source.live] + (["--gbfs-url", source.gbfs_url] if source.gbfs_url else [])
+    sources = ingest.IngestSources(
+        paths=tuple(Path(p) for p in source.paths) if source.kind == "local" else (),
+        synthetic=source.kind == "synthetic", seed=source.seed,
+        portal=f"{first:%Y-%m}:{ctx.date:%Y-%m}" if source.kind == "portal" else None,
+        live=source.live, gbfs_url=source.gbfs_url)
     try:
-        _ingest(ctx, argv)
+        ingest.ingest(sources, data_dir=ctx.data_root, progress=False, hold_lock=False)
     except CommandError as exc:
         if exc.code == EXIT_BAD_INPUT:
             raise BadInputError(f"ingest: {exc}") from None
+        if exc.code == EXIT_USAGE:
+            raise  # e.g. a switch between real and synthetic data: fix the config, do not retry
         raise NoInputError(f"ingest: {exc}") from None
     processed = ctx.processed
     snapshots = read_table("snapshots", processed / "snapshots.parquet")
@@ -119,7 +108,8 @@ def step_ingest(ctx: NightlyRun):
         raise NoInputError(f"{processed / 'snapshots.parquet'}: no snapshot on {ctx.date} (latest: {last})")
     facts = freshness(ctx, snapshots, read_table("station_hours", processed / "station_hours.parquet"))
     tables = [processed / f"{name}.parquet" for name in ("stations", "snapshots", "station_hours")]
-    return StepResult(outputs=[], facts={"inputs": [str(p) for p in tables if p.exists()], **facts})
+    return StepResult(outputs=[], facts={"inputs": [str(p) for p in tables if p.exists()], "dataset": dataset_label(ctx),
+                                         **facts})
 
 
 def freshness(ctx: NightlyRun, snapshots: pd.DataFrame, station_hours: pd.DataFrame) -> dict:
@@ -316,6 +306,7 @@ def step_plan(ctx: NightlyRun):
     plans = pd.read_csv(ctx.run_dir / "plans.csv")
     dispatch = json.loads((ctx.run_dir / "decision.json").read_text(encoding="utf-8"))["planner"]
     plan = plans[plans["planner"] == dispatch].drop(columns="planner")
+    plan = plan.assign(dataset=dataset_label(ctx))   # every sheet says what it was planned on
     with atomic_path(ctx.run_dir / "plan.csv") as tmp:
         plan.to_csv(tmp, index=False)
     fleet = json.loads((ctx.run_dir / "bases.json").read_text(encoding="utf-8"))
@@ -329,8 +320,9 @@ def step_plan(ctx: NightlyRun):
 
 
 def dataset_label(ctx: NightlyRun) -> str:
-    """What the run planned on, in words: the synthetic city or real EMT data."""
-    return "synthetic city" if ctx.config.source.kind == "synthetic" else "real EMT data"
+    """What the run planned on, in words, from the processed tables' own record."""
+    dataset = ingest.processed_dataset(ctx.data_root)
+    return {"synthetic": "synthetic city", "real": "real EMT data"}.get(dataset, f"dataset {dataset!r}")
 
 
 def _provenance(ctx: NightlyRun) -> dict:
