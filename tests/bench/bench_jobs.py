@@ -4,7 +4,7 @@ cluster, measured in the same run.
 
     .venv/bin/python -m pytest -m bench tests/bench/bench_jobs.py -s   # prints the tables
 
-Nightly: ``bicimad nightly --date 2018-09-26`` (plans the 27th) from an empty data folder,
+Nightly: ``bicimad nightly --date 2018-09-26`` (plans the 27th; and 2019-10-26 on the Oct 2019 parquet) from an empty data folder,
 ingesting the real Sep 2018 snapshots (EstacionesVacias.xlsx: 719 snapshots x 172 stations)
 and the 2018-09-27 origin-destination trips, with the seed fleet (6 trucks x 22 bikes) and the
 no-op, greedy and OR-Tools planners x 3 seeds. The baseline in the same run is ``bicimad ingest``
@@ -35,6 +35,7 @@ TARGET_NIGHTLY_S = 180.0
 
 SEP_2018 = ("stations/javomorales_BiciMadAnalysis/EstacionesVacias.xlsx",
             "trips/derived/javomorales_BiciMadAnalysis/Usos092018_Estaciones.xlsx")
+OCT_2019 = ("stations/gonfuso_AnalyticsBiciMad/situaciones_2019-07_2019-10.parquet",)
 
 
 def _cli(data_dir, *args, timeout=900):
@@ -45,13 +46,17 @@ def _cli(data_dir, *args, timeout=900):
     return time.perf_counter() - t0
 
 
-def test_nightly_wall_time_on_real_sep_2018(shared_data, tmp_path):
-    files = [shared_data / "raw" / f for f in SEP_2018]
+@pytest.mark.parametrize("month, files, scenario, date", [
+    ("Sep 2018", SEP_2018, "seed-fleet-2018", "2018-09-26"),
+    ("Oct 2019", OCT_2019, "seed-fleet-2019", "2019-10-26"),
+])
+def test_nightly_wall_time_on_real_data(shared_data, tmp_path, month, files, scenario, date):
+    files = [shared_data / "raw" / f for f in files]
     config = tmp_path / "nightly.toml"
     config.write_text(textwrap.dedent(f"""
-        scenario = "seed-fleet-2018"
+        scenario = "{scenario}"
         planners = ["noop", "greedy", "ortools"]
-        dispatch = "ortools"
+        dispatch = "best"
         seeds = 3
         [source]
         kind = "local"
@@ -60,16 +65,17 @@ def test_nightly_wall_time_on_real_sep_2018(shared_data, tmp_path):
         threads = 1
     """), encoding="utf-8")
     ingest_s = _cli(tmp_path / "baseline", "ingest", "--no-progress", "--from", *map(str, files))
-    nightly_s = _cli(tmp_path / "data", "nightly", "--date", "2018-09-26", "--config", str(config))
-    run_dir = tmp_path / "data" / "runs" / "nightly" / "2018-09-26"
+    nightly_s = _cli(tmp_path / "data", "nightly", "--date", date, "--config", str(config), "--no-progress")
+    run_dir = tmp_path / "data" / "runs" / "nightly" / date
     steps = json.loads((run_dir / "ledger.json").read_text())["steps"]
-    print("\n| nightly on real Sep 2018 (plans 2018-09-27) | seconds | x ingest alone |")
+    print(f"\n| nightly on real {month} (the night of {date}) | seconds | x ingest alone |")
     print("|---|---|---|")
     print(f"| ingest alone (baseline) | {ingest_s:.1f} | 1.00 |")
     for name in ("ingest", "demand_model", "forecast", "simulate", "plan", "report", "manifest"):
         print(f"| step {name} | {steps[name]['seconds']:.1f} | |")
     print(f"| **nightly, whole command** | **{nightly_s:.1f}** | {nightly_s / ingest_s:.2f} |")
     print(open(run_dir / "occupancy.csv").read())
+    print(json.loads((run_dir / "decision.json").read_text())["sentence"])
     assert nightly_s < TARGET_NIGHTLY_S
 
 
