@@ -17,12 +17,15 @@ Generation
    and an evening flow ``Mᵀ`` with the same daily volume, so every station's expected daily
    pickups equal its expected daily returns. Each day has a multiplier (weather, events).
 3. **Trips**: Poisson counts per (hour, origin, destination); unplug instant uniform within
-   the hour; duration from distance and a lognormal speed (round trips: lognormal ~20 min).
-4. **Docks**: all pickups, returns, snapshot instants and operator truck moves are replayed in
-   time order. A pickup at an empty station is lost (no trip is recorded); a return to a full
-   station is diverted to the nearest station with a free dock (the trip records that station
-   and the longer ride). Trucks, every hour, move bikes from the fullest to the emptiest
-   stations. So snapshot bikes change exactly by returns − pickups + truck moves.
+   the hour; duration from distance at the simulator's riding speed and detour (its default
+   scenario's riders) with lognormal noise (round trips: its round-trip minutes, lognormal).
+4. **Docks**: the simulator's own core (:func:`bicimad.sim.core.replay_docks`) replays every
+   pickup, return and operator truck visit minute by minute on the docks, and reads them at each
+   snapshot's minute. A pickup at an empty station is lost (no trip is recorded); a return to a
+   full station is diverted to the nearest station with a free dock (the trip records that
+   station and the longer ride). The operator's trucks, every hour, move bikes from the fullest
+   to the emptiest stations. Events get instants within their minute, after the minute's
+   snapshot, so snapshot bikes change exactly by returns − pickups + truck moves.
 5. **Snapshots**: about one an hour, ``_id`` in naive local time, minutes drifting by ~2 s an
    hour with an occasional restart, and a small chance of a missing snapshot, like EMT's.
 
@@ -51,7 +54,6 @@ and stamped in naive local time, so they repeat or skip a stamp hour there, as a
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import re
 from dataclasses import dataclass, field, fields
@@ -61,13 +63,17 @@ from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 
 from bicimad.config import TZ
+from bicimad.geo import MADRID_CENTRE, haversine_km, pairwise_km
 from bicimad.io import atomic_open
 from bicimad.opendata.live import emt_station_record
+from bicimad.sim.core import replay_docks
+from bicimad.sim.network import Network
+from bicimad.sim.riders import TripReplay
+from bicimad.sim.scenario import EpisodeSpec, FleetSpec, RiderSpec, Scenario
 
-#: Sol (km 0), the centre of the generated network.
-CENTRE = (40.4169, -3.7035)
 #: Business districts (lat, lon, radius m, weight): Sol/Gran Vía, AZCA/Castellana, Atocha.
 BUSINESS = ((40.4190, -3.7030, 1300.0, 1.0), (40.4480, -3.6920, 1000.0, 1.0), (40.4070, -3.6910, 600.0, 0.6))
 #: Capacities EMT uses, and their shares (median 24, range 12–30).
@@ -94,9 +100,11 @@ STREETS = (
 SECONDS_PER_HOUR = 3600.0
 #: Snapshot period: EMT's clock drifts by about 2 s an hour.
 SNAPSHOT_PERIOD_S = 3602.0
-#: Riders' speed for diversions (m/s) and the street-network detour factor.
-RIDE_SPEED = 3.5
-DETOUR = 1.3
+#: The riders of the simulator's default scenario (speed, detour, round-trip minutes): trip
+#: durations and the rides of diverted riders follow them.
+RIDERS = RiderSpec()
+#: The operator's trucks take bikes from stations at least this full to stations at most this full.
+TRUCK_FROM_FILL, TRUCK_TO_FILL = 0.85, 0.15
 
 
 @dataclass(frozen=True)
@@ -250,16 +258,13 @@ def day_type_of(day: date) -> int:
 # ---------------------------------------------------------------------------------------------
 
 def _distances(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Equirectangular distances in metres (exact enough over a few km)."""
-    y = np.radians(lat) * 6_371_000.0
-    x = np.radians(lon) * 6_371_000.0 * np.cos(np.radians(CENTRE[0]))
-    return np.hypot(y[:, None] - y[None, :], x[:, None] - x[None, :])
+    """Great-circle distances between stations in metres, shape (n, n) (the simulator's, in km x 1000)."""
+    return pairwise_km(lat, lon) * 1000.0
 
 
 def _offset_m(lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float) -> np.ndarray:
-    dy = np.radians(lat - lat0) * 6_371_000.0
-    dx = np.radians(lon - lon0) * 6_371_000.0 * np.cos(np.radians(CENTRE[0]))
-    return np.hypot(dx, dy)
+    """Great-circle distances in metres from (lat0, lon0)."""
+    return haversine_km(lat, lon, lat0, lon0) * 1000.0
 
 
 def _layout(p: CityParams, rng: np.random.Generator):
@@ -272,9 +277,9 @@ def _layout(p: CityParams, rng: np.random.Generator):
             lon.append(lon[-1] + rng.normal(0, 0.0001))
             second.append(True)
             continue
-        cand_lat = CENTRE[0] + 0.004 + rng.uniform(-half_lat, half_lat)
-        cand_lon = CENTRE[1] + 0.004 + rng.uniform(-half_lon, half_lon)
-        r = _offset_m(np.array([cand_lat]), np.array([cand_lon]), *CENTRE)[0]
+        cand_lat = MADRID_CENTRE[0] + 0.004 + rng.uniform(-half_lat, half_lat)
+        cand_lon = MADRID_CENTRE[1] + 0.004 + rng.uniform(-half_lon, half_lon)
+        r = _offset_m(cand_lat, cand_lon, *MADRID_CENTRE)
         if rng.random() > 0.3 + 0.7 * np.exp(-((r / 2000.0) ** 2)):
             continue  # denser in the centre
         if lat and _offset_m(np.array(lat), np.array(lon), cand_lat, cand_lon).min() < 180.0:
@@ -347,9 +352,9 @@ def _demand(p: CityParams, rng, lat, lon, capacity, business, day_types) -> np.n
 
 def _duration_params(dist: np.ndarray):
     """Lognormal (median s, sigma) of trip durations per (origin, destination)."""
-    median = np.maximum(DETOUR * dist / RIDE_SPEED + 60.0, 120.0)
+    median = np.maximum(RIDERS.detour * dist / (RIDERS.speed_kmh / 3.6) + 60.0, 120.0)
     sigma = np.full_like(dist, 0.35)
-    np.fill_diagonal(median, 1200.0)  # round trips: leisure rides of ~20 min
+    np.fill_diagonal(median, 60.0 * RIDERS.round_trip_min)  # round trips: leisure rides
     np.fill_diagonal(sigma, 0.6)
     return median, sigma
 
@@ -429,82 +434,141 @@ def _snapshot_times(p: CityParams, rng, t0: float, t_end: float) -> np.ndarray:
     return times[rng.random(len(times)) >= p.missing_snapshot_prob]
 
 
-def _replay(p: CityParams, capacity, initial, neighbours, dist, unplug, duration, origin, dest, snap_t, truck_t):
-    """Replay pickups, returns, truck moves and snapshots in time order on the docks."""
-    n_trips = len(unplug)
-    plug = unplug + duration
-    # kinds: 0 snapshot, 1 truck, 2 return, 3 pickup; at equal instants snapshots see the state first.
-    times = np.concatenate([snap_t, truck_t, plug, unplug])
-    kinds = np.concatenate([np.zeros(len(snap_t), np.int8), np.ones(len(truck_t), np.int8),
-                            np.full(n_trips, 2, np.int8), np.full(n_trips, 3, np.int8)])
-    refs = np.concatenate([np.arange(len(snap_t)), np.arange(len(truck_t)), np.arange(n_trips), np.arange(n_trips)])
-    order = np.lexsort((kinds, times))
-    bikes = initial.astype(int).tolist()
-    cap = capacity.tolist()
-    origin_l, dest_l, plug_l = origin.tolist(), dest.tolist(), plug.tolist()
-    ridden = [False] * n_trips
-    final_dest = list(dest_l)
-    final_plug = list(plug_l)
-    diverted = [False] * n_trips
-    snaps = np.zeros((len(snap_t), len(cap)), dtype=np.int32)
-    lost_ts, lost_station = [], []
-    moves = []
-    pending: list[tuple[float, int, int, int]] = []  # diverted returns: (arrival, trip, first station, rank)
-
-    def arrive(t, k, anchor, rank):
-        """The rider of trip k reaches the rank-th nearest station to ``anchor`` (rank 0: anchor itself)."""
-        station = neighbours[anchor][rank]
-        if bikes[station] < cap[station]:
-            bikes[station] += 1
-            final_dest[k], final_plug[k] = station, t
-            return
-        # Full: ride on to the next nearest station to where the rider first arrived.
-        diverted[k] = True
-        nxt = neighbours[anchor][(rank + 1) % len(cap)]
-        heapq.heappush(pending, (t + DETOUR * dist[station, nxt] / RIDE_SPEED, k, anchor, (rank + 1) % len(cap)))
-
-    for e in order.tolist():
-        t, kind, k = times[e], kinds[e], refs[e]
-        while pending and pending[0][0] <= t:
-            at, trip, station, rank = heapq.heappop(pending)
-            arrive(at, trip, station, rank)
-        if kind == 3:
-            s = origin_l[k]
-            if bikes[s] > 0:
-                bikes[s] -= 1
-                ridden[k] = True
-            else:
-                lost_ts.append(t)
-                lost_station.append(s)
-        elif kind == 2:
-            if ridden[k]:
-                arrive(t, k, dest_l[k], 0)
-        elif kind == 0:
-            snaps[k] = bikes
-        else:
-            moves.extend(_truck_round(p, t, bikes, cap))
-    while pending:
-        arrive(*heapq.heappop(pending))
-    ridden = np.array(ridden, dtype=bool)
-    return (ridden, np.array(final_dest), np.array(final_plug), np.array(diverted), snaps,
-            np.array(lost_ts), np.array(lost_station, dtype=int), moves)
+def _event_floors(t0: float, snap_t: np.ndarray, n_minutes: int) -> np.ndarray:
+    """Earliest instant (epoch s) of an event in each replayed minute: the minute's start, or the
+    last snapshot in it, as a snapshot reads the docks at its minute's start, before its events."""
+    floor = t0 + 60.0 * np.arange(n_minutes)
+    np.maximum.at(floor, ((snap_t - t0) // 60).astype(np.int64), snap_t)
+    return floor
 
 
-def _truck_round(p: CityParams, t: float, bikes: list[int], cap: list[int]) -> list[tuple]:
-    """Each truck takes bikes from the fullest station (>= 85 % full) to the emptiest (<= 15 %)."""
-    fill = sorted(range(len(cap)), key=lambda s: (bikes[s] / cap[s], s))
-    moves = []
-    for truck in range(p.trucks):
-        src, dst = fill[-1 - truck], fill[truck]
-        if bikes[src] < 0.85 * cap[src] or bikes[dst] > 0.15 * cap[dst]:
-            break
-        n = min(p.truck_capacity, bikes[src] - cap[src] // 2, cap[dst] // 2 - bikes[dst])
-        if n <= 0:
-            continue
-        bikes[src] -= n
-        bikes[dst] += n
-        moves.append((t, src, dst, n))
-    return moves
+def _instants(floor: np.ndarray, t0: float, minute: np.ndarray, frac) -> np.ndarray:
+    """Instants of events at ``frac`` (0..1) of their minute, after the minute's snapshot if any."""
+    end = t0 + 60.0 * (minute + 1)
+    return floor[minute] + frac * (end - floor[minute])
+
+
+def _operator(p: CityParams, capacity: np.ndarray, n_minutes: int, read_minutes: np.ndarray):
+    """The operator's trucks, as the ``trucks`` of :func:`bicimad.sim.core.replay_docks`.
+
+    From minute 30 of every hour (a minute later while a snapshot would read the docks between a
+    load and its unload, so snapshots never see bikes on a truck), truck ``k`` loads bikes at the
+    k-th fullest station (at least 85 % full) down to half full, and leaves them at the k-th
+    emptiest (at most 15 % full) in the next minute, up to half full.
+    """
+    reads = set(read_minutes.tolist())
+    rounds = set()
+    for minute in range(30, n_minutes, 60):
+        while minute + 1 in reads:
+            minute += 1
+        if minute + 1 < n_minutes:
+            rounds.add(minute)
+    unloads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    stations = np.arange(len(capacity))
+
+    def trucks(minute: int, bikes: np.ndarray):
+        if minute in unloads:
+            return unloads.pop(minute)
+        if minute not in rounds:
+            return None
+        by_fill = np.lexsort((stations, bikes / capacity))  # emptiest first, ties by station
+        load, leave = np.full((2, p.trucks), -1), np.zeros((2, p.trucks), np.int64)
+        for k in range(p.trucks):
+            src, dst = by_fill[-1 - k], by_fill[k]
+            if bikes[src] < TRUCK_FROM_FILL * capacity[src] or bikes[dst] > TRUCK_TO_FILL * capacity[dst]:
+                break
+            n = min(p.truck_capacity, bikes[src] - capacity[src] // 2, capacity[dst] // 2 - bikes[dst])
+            if n > 0:
+                load[:, k], leave[:, k] = (src, dst), (n, -n)
+        if (load[0] < 0).all():
+            return None
+        unloads[minute + 1] = (load[1], leave[1])
+        return load[0], leave[0]
+
+    return trucks
+
+
+def _served(minute: np.ndarray, origin: np.ndarray, n: int, log: dict) -> np.ndarray:
+    """Which riders found a bike: the core serves a station-minute's riders in their order
+    (stable by minute and station) and logs how many of the last ones found none."""
+    order = np.lexsort((origin, minute))
+    key = minute[order].astype(np.int64) * n + origin[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+    size = np.diff(np.r_[starts, len(key)])
+    group_lost = np.zeros(len(starts), np.int64)
+    group_lost[np.searchsorted(key[starts], log["lost_minute"] * n + log["lost_station"])] = log["lost_count"]
+    rank = np.arange(len(key)) - np.repeat(starts, size)
+    served = np.empty(len(key), bool)
+    served[order] = rank < np.repeat(size - group_lost, size)
+    return served
+
+
+def _follow_diversions(served: np.ndarray, arrival: np.ndarray, dest: np.ndarray, n: int, log: dict):
+    """Each served rider's final station and minute, and whether a full dock diverted it.
+
+    The core's riders docking at one station in one minute are alike; the ones logged as riding
+    on are taken from the last of them, riders already diverted first.
+    """
+    station, minute, diverted = dest.copy(), arrival.copy(), np.zeros(len(dest), bool)
+    riders = np.flatnonzero(served)
+    key = arrival[riders] * n + dest[riders]
+    order = np.argsort(key, kind="stable")
+    sorted_key, by_key = key[order], riders[order]
+    rerouted: dict[int, list[int]] = {}  # arrival key -> riders heading there after a diversion
+    at = log["divert_minute"] * n + log["divert_from"]
+    bounds = np.flatnonzero(np.r_[True, at[1:] != at[:-1], True]) if len(at) else [0]
+    for i, j in zip(bounds[:-1], bounds[1:]):
+        lo, hi = np.searchsorted(sorted_key, [at[i], at[i] + 1])
+        docking = by_key[lo:hi].tolist() + rerouted.pop(int(at[i]), [])
+        if len(docking) < j - i:
+            raise RuntimeError(f"replay: {j - i} riders diverted from {len(docking)} docking")  # a bookkeeping bug
+        for rider, row in zip(docking[len(docking) - (j - i):], range(i, j)):
+            station[rider], minute[rider], diverted[rider] = log["divert_to"][row], log["divert_arrival"][row], True
+            rerouted.setdefault(int(log["divert_arrival"][row] * n + log["divert_to"][row]), []).append(rider)
+    return station, minute, diverted
+
+
+def _truck_moves(log: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The operator's moves (load minute, from, to, bikes): each load is left whole a minute later."""
+    loads = np.flatnonzero(log["visit_bikes"] > 0)
+    unload_at = {(m, k): i for i, (m, k) in enumerate(zip(log["visit_minute"].tolist(), log["visit_truck"].tolist()))}
+    unloads = np.array([unload_at.get((log["visit_minute"][i] + 1, log["visit_truck"][i]), -1) for i in loads], dtype=np.int64)
+    if len(loads) and (np.any(unloads < 0) or np.any(log["visit_bikes"][unloads] != -log["visit_bikes"][loads])):
+        raise RuntimeError("replay: a truck kept bikes after its unload minute")  # half-full stations have room
+    return log["visit_minute"][loads], log["visit_station"][loads], log["visit_station"][unloads], log["visit_bikes"][loads]
+
+
+def _replay(truth: CityTruth, origin, dest, unplug, duration, snap_t, t0: float, t_end: float) -> dict:
+    """Replay the drawn trips, the snapshot readings and the operator's trucks on the simulator's
+    docks (:func:`bicimad.sim.core.replay_docks`, minute by minute), and give every event its instant."""
+    p, n = truth.params, truth.n
+    n_minutes = int(round((t_end - t0) / 60.0))
+    pick_minute, pick_frac = np.divmod((unplug - t0) / 60.0, 1.0)
+    plug_minute, plug_frac = np.divmod((unplug + duration - t0) / 60.0, 1.0)
+    pick_minute = pick_minute.astype(np.int64)
+    travel = np.maximum(plug_minute.astype(np.int64) - pick_minute, 1)
+    network = Network.build(truth.station_id, truth.lat, truth.lon, truth.capacity, truth.initial_bikes)
+    scenario = Scenario(name="synthetic-city-operator", riders=RIDERS, episode=EpisodeSpec(hours=n_minutes // 60),
+                        fleet=FleetSpec(trucks=p.trucks, truck_capacity=p.truck_capacity,
+                                        radius_km=float(network.distance_km.max())))
+    riders = TripReplay(pd.Timestamp(t0, unit="s", tz=TZ), pick_minute, origin, dest, travel, False, n_minutes // 60)
+    reads = ((snap_t - t0) // 60).astype(np.int64)
+    log = replay_docks(network, scenario, riders, read_minutes=reads,
+                       trucks=_operator(p, truth.capacity, n_minutes, reads) if p.trucks > 0 else None)
+    served = _served(pick_minute, origin, n, log)
+    station, minute, diverted = _follow_diversions(served, pick_minute + travel, dest, n, log)
+    floor = _event_floors(t0, snap_t, max(n_minutes, int(minute.max(initial=0)) + 1))
+    unplug_ts, plug_ts = _instants(floor, t0, pick_minute, pick_frac), _instants(floor, t0, minute, plug_frac)
+    move_minute, move_from, move_to, move_bikes = _truck_moves(log)
+    return {
+        "snapshot_bikes": log["bikes"].astype(np.int32),
+        "trips": {"unplug_ts": unplug_ts[served], "plug_ts": plug_ts[served], "from_idx": origin[served],
+                  "to_idx": station[served], "diverted": diverted[served]},
+        "served": served,
+        "lost_pickups": {"ts": unplug_ts[~served], "station_idx": origin[~served]},
+        "truck_moves": {"ts": _instants(floor, t0, move_minute, 0.0), "from_idx": move_from,
+                        "to_idx": move_to, "bikes": move_bikes},
+    }
 
 
 def _generate_truth(seed: int | np.random.Generator, params: dict):
@@ -561,23 +625,15 @@ def generate_city(seed: int | np.random.Generator = 0, **params) -> SyntheticCit
     t0 = datetime(first.year, first.month, first.day, tzinfo=ZoneInfo(TZ)).timestamp()
     t_end = datetime.combine(dates[-1] + timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo(TZ)).timestamp()
     snap_t = _snapshot_times(p, clock_rng, t0, t_end)
-    truck_t = np.arange(t0 + 0.5 * SECONDS_PER_HOUR, t_end, SECONDS_PER_HOUR) if p.trucks > 0 else np.array([])
-    neighbours = np.argsort(dist, axis=1, kind="stable").tolist()
-    ridden, final_dest, final_plug, diverted, snaps, lost_ts, lost_station, moves = _replay(
-        p, truth.capacity, truth.initial_bikes, neighbours, dist, unplug, duration, origin, dest, snap_t, truck_t)
-
-    moves_arr = np.array(moves, dtype=float).reshape(-1, 4)
+    realised = _replay(truth, origin, dest, unplug, duration, snap_t, t0, t_end)
+    served = realised["served"]
     return SyntheticCity(
         **{f.name: getattr(truth, f.name) for f in fields(CityTruth)},
-        snapshot_ts=snap_t, snapshot_bikes=snaps,
-        trips={
-            "unplug_ts": unplug[ridden], "plug_ts": final_plug[ridden], "from_idx": origin[ridden],
-            "to_idx": final_dest[ridden], "diverted": diverted[ridden], "day": day[ridden], "hour": hour[ridden],
-        },
-        lost_pickups={"ts": lost_ts, "station_idx": lost_station},
+        snapshot_ts=snap_t, snapshot_bikes=realised["snapshot_bikes"],
+        trips={**realised["trips"], "day": day[served], "hour": hour[served]},
+        lost_pickups=realised["lost_pickups"],
         record_seed=int(file_rng.integers(2**63)),
-        truck_moves={"ts": moves_arr[:, 0], "from_idx": moves_arr[:, 1].astype(int),
-                     "to_idx": moves_arr[:, 2].astype(int), "bikes": moves_arr[:, 3].astype(int)},
+        truck_moves=realised["truck_moves"],
     )
 
 
@@ -650,7 +706,8 @@ def _write_trips(city: SyntheticCity, folder: Path) -> list[Path]:
     keep = np.flatnonzero(trips["day"] < days)
     n = len(keep)
     from_idx, to_idx = trips["from_idx"][keep], trips["to_idx"][keep]
-    travel = np.round(trips["plug_ts"][keep] - trips["unplug_ts"][keep]).astype(np.int64)
+    # Whole seconds, at least one (EMT's): a ride of under a minute ends in the next replayed minute.
+    travel = np.maximum(np.round(trips["plug_ts"][keep] - trips["unplug_ts"][keep]), 1).astype(np.int64)
     hour_stamp = np.floor(trips["unplug_ts"][keep] / SECONDS_PER_HOUR) * SECONDS_PER_HOUR
     user_type = rng.choice([1, 2, 3], size=n, p=[0.915, 0.01, 0.075])
     age = rng.choice(np.arange(7), size=n, p=[0.35, 0.01, 0.02, 0.12, 0.25, 0.23, 0.02])

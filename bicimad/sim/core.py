@@ -521,3 +521,82 @@ class FleetSim:
             "truck_km": float(self.totals["truck_km"][env]),
             "decision_s_per_hour": decision_s_per_hour,
         }
+
+
+def replay_docks(network: Network, scenario: Scenario, riders, *, read_minutes=(), trucks=None) -> dict[str, np.ndarray]:
+    """Replay fixed riders on the docks (one env, one-minute slots) and log each dock event.
+
+    The entry point for generators of station data (the synthetic city) that need the core's
+    dock dynamics (returns, diversions to the nearest free dock, lost pickups, truck visits)
+    event by event rather than as occupancy counts. The scenario's fleet and riders apply, with
+    ``visits_per_hour`` set to 60 so that every truck visit and reading falls on its own minute.
+
+    ``riders``: a :class:`~bicimad.sim.riders.TripReplay` with its own minutes (``whole_hours``
+    False); the riders of one station-minute are served in the order they are listed.
+    ``read_minutes``: ascending minutes at whose start (before that minute's events) the docked
+    bikes are read. ``trucks``: called at every minute's start as ``trucks(minute, bikes)`` (the
+    docked bikes, read-only); returns None (all idle) or ``(station, take)``, one entry per
+    truck: the station to visit this minute (-1: idle), bikes to load (> 0) or leave (< 0).
+
+    Returns arrays: ``bikes`` (readings, n) docked at each read minute; ``lost_minute``,
+    ``lost_station``, ``lost_count``: the last ``lost_count`` riders of that station-minute found
+    no bike; ``divert_minute``, ``divert_from``, ``divert_to``, ``divert_arrival``: one row per
+    diversion in order, a rider who found ``divert_from`` full rides on to ``divert_to`` (arriving
+    at or after the episode's last minute: after its end); ``visit_minute``, ``visit_truck``,
+    ``visit_station``, ``visit_bikes``: the visits that moved bikes (loaded > 0, left < 0).
+    """
+    if riders.whole_hours:
+        raise ValueError("replay_docks: the riders need their own minutes (whole_hours=False)")
+    scenario = scenario.override({"fleet.visits_per_hour": 60, "episode.hours": riders.n_hours})
+    diversions: list[list[np.ndarray]] = []
+
+    class LoggedSim(FleetSim):  # the core sends riders at a full dock through _divert, then _ride
+        def _divert(self, full, excess, t):
+            diversions.append([np.full(int(excess.sum()), t), np.repeat(full, excess)])
+            super()._divert(full, excess, t)
+
+        def _ride(self, arrival, flat):
+            diversions[-1] += [flat.copy(), arrival.copy()]
+            super()._ride(arrival, flat)
+
+    sim = LoggedSim(network, scenario, riders)
+    sim.reset([np.random.default_rng(0)])  # nothing is drawn: the riders keep their minutes
+    reads = np.asarray(read_minutes, dtype=np.int64)
+    if len(reads) and (np.any(np.diff(reads) < 0) or reads[0] < 0 or reads[-1] >= sim.T):
+        raise ValueError(f"replay_docks: read_minutes must ascend within 0..{sim.T - 1}")
+    bikes = np.zeros((len(reads), sim.n), np.int64)
+    docked = sim.bikes.view()
+    docked.flags.writeable = False
+    idle = (np.full((1, sim.k), -1, np.int64), np.zeros((1, sim.k), np.int64))
+    lost_before = np.zeros(sim.n, np.int64)
+    lost, visits = [], []
+    r = 0
+    for minute in range(sim.T):
+        while r < len(reads) and reads[r] == minute:
+            bikes[r] = sim.bikes
+            r += 1
+        order = trucks(minute, docked) if trucks is not None else None
+        station, take = idle if order is None else (np.reshape(order[0], (1, -1)), np.reshape(order[1], (1, -1)))
+        load = sim.truck_load[0].copy()
+        if sim.slot == 0:
+            lost_before[:] = 0  # the hour's counts restart
+        out = sim.step(station, take=take)
+        if out["lost_trips"][0]:
+            now = sim.lost_h.copy()
+            at = np.flatnonzero(now != lost_before)
+            lost.append((np.full(len(at), minute), at, (now - lost_before)[at]))
+            lost_before = now
+        moved = sim.truck_load[0] - load
+        if moved.any():
+            j = np.flatnonzero(moved)
+            visits.append((np.full(len(j), minute), j, sim.truck_pos[0, j], moved[j]))
+
+    def columns(rows, names, width):
+        parts = list(zip(*rows)) if rows else [[]] * width
+        return {name: np.concatenate(part).astype(np.int64) if len(part) else np.zeros(0, np.int64)
+                for name, part in zip(names, parts)}
+
+    return {"bikes": bikes,
+            **columns(lost, ("lost_minute", "lost_station", "lost_count"), 3),
+            **columns(diversions, ("divert_minute", "divert_from", "divert_to", "divert_arrival"), 4),
+            **columns(visits, ("visit_minute", "visit_truck", "visit_station", "visit_bikes"), 4)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from dataclasses import fields
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -11,6 +13,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from bicimad.config import REPO_ROOT
 from bicimad.opendata import schemas
 from bicimad.opendata.synthetic import CityTruth, city_truth, generate_city, write_city
 
@@ -281,3 +284,14 @@ def test_bad_parameters_are_named():
         generate_city(0, fill=1.5)
     with pytest.raises(TypeError, match="colour"):
         generate_city(0, colour="red")
+
+
+@pytest.mark.parametrize("first", ["bicimad.opendata.synthetic", "bicimad.sim.core", "bicimad.sim.network"])
+def test_city_and_simulator_import_in_any_order(first):
+    """The city runs its docks on the simulator's core, and the simulator imports opendata's
+    schemas and builds its synthetic network from the city: no import cycle, whichever comes first."""
+    code = (f"import {first}; from bicimad.opendata.synthetic import generate_city; "
+            "from bicimad.sim.network import synthetic_network; synthetic_network(12, 0); "
+            "generate_city(0, n_stations=12, days=1, trips_per_day=200.0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
