@@ -105,6 +105,27 @@ def test_station_and_trip_keys_match_real_emt_files(tmp_path, shared_data):
     assert list(ours) == list(real_trip)
 
 
+def test_station_names_and_addresses_say_synthetic_and_names_are_unique(week, tmp_path):
+    assert all(name.endswith(" [synthetic]") for name in week.name)
+    assert all(address.endswith(" [synthetic]") for address in week.address)
+    assert len(set(week.name)) == week.n == 172
+    # The two stations of a sub-station pair share their address and differ by A / B.
+    pairs = [k for k, number in enumerate(week.number) if number.endswith("b")]
+    assert pairs
+    for k in pairs:
+        assert week.address[k] == week.address[k - 1]
+        assert (week.name[k - 1], week.name[k]) == (week.name[k].replace(" B [synthetic]", " A [synthetic]"), week.name[k])
+    # Other stations stand at distinct addresses.
+    singles = [a for k, a in enumerate(week.address) if not week.number[k][-1].isalpha()]
+    assert len(set(singles)) == len(singles)
+    write_city(tmp_path, seed=1, **SMALL)
+    listed = json.loads((tmp_path / "synthetic/meta/stations.json").read_text(encoding="utf-8"))["stations"]
+    snapshot = _read_lines(tmp_path / "synthetic/stations/Bicimad_Estacions_201809.json")[-1]["stations"]
+    for stations in (listed, snapshot):
+        assert all(s["name"].endswith(" [synthetic]") and s["address"].endswith(" [synthetic]") for s in stations)
+        assert len({s["name"] for s in stations}) == len(stations) == 30
+
+
 def test_network_looks_like_bicimad(week):
     assert week.n == 172
     assert len(set(week.station_id.tolist())) == 172 and week.station_id.max() > 172  # ids with gaps

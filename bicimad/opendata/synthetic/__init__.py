@@ -10,7 +10,9 @@ Generation
 ----------
 1. **Stations**: positions drawn in a ~5 × 6 km area around Sol, denser in the centre, at least
    180 m apart (except a few ``Na``/``Nb`` sub-station pairs, as EMT has); capacities from a
-   discrete distribution with median 24 (12–30); ids 1..n with a few gaps, as EMT's.
+   discrete distribution with median 24 (12–30); ids 1..n with a few gaps, as EMT's; names
+   and addresses from Madrid streets with house numbers, unique, each ending in " [synthetic]"
+   (:data:`SYNTHETIC_MARK`).
 2. **Demand** (the generating truth): expected trips per hour from station *i* to *j*,
    ``trip_rates[day_type, hour, i, j]``, is the sum of a symmetric gravity flow (all-purpose
    trips, plus a share of round trips), a morning commuting flow ``M`` (residential → business)
@@ -63,6 +65,7 @@ from bicimad.opendata.synthetic.city import (
     SECONDS_PER_HOUR,
     SNAPSHOT_PERIOD_S,
     STREETS,
+    SYNTHETIC_MARK,
     TRUCK_FROM_FILL,
     TRUCK_TO_FILL,
     CityParams,
@@ -76,6 +79,6 @@ from bicimad.opendata.synthetic.truth import city_truth
 
 __all__ = [
     "BASE_PROFILE", "BUSINESS", "CAPACITIES", "CAPACITY_SHARES", "RIDERS", "SECONDS_PER_HOUR", "SNAPSHOT_PERIOD_S",
-    "STREETS", "TRIP_LINE", "TRUCK_FROM_FILL", "TRUCK_TO_FILL", "CityParams", "CityTruth", "SyntheticCity",
+    "STREETS", "SYNTHETIC_MARK", "TRIP_LINE", "TRUCK_FROM_FILL", "TRUCK_TO_FILL", "CityParams", "CityTruth", "SyntheticCity",
     "city_truth", "day_type_of", "generate_city", "write_city",
 ]

@@ -22,6 +22,9 @@ BASE_PROFILE = np.array([
     [.40, .25, .15, .09, .06, .08, .15, .35, .65, .70, .62, .60, .66, .85, 1.15, 1.15, .92, .92, 1.0, 1.0, .92, .78, .60, .52],
     [.85, .75, .60, .42, .30, .22, .16, .12, .18, .32, .55, .78, .92, 1.0, 1.0, .85, .95, 1.0, 1.05, 1.15, 1.15, 1.0, .85, .75],
 ])
+#: The end of every synthetic station's name and address, so no one takes the city for BiciMAD's
+#: own stations (ingest recognises synthetic data by it).
+SYNTHETIC_MARK = " [synthetic]"
 #: Madrid streets used for synthetic station names (non-ASCII on purpose: EMT's files have it).
 STREETS = (
     "Calle de Alcalá", "Gran Vía", "Calle Mayor", "Paseo del Prado", "Calle de Atocha", "Calle de Toledo",

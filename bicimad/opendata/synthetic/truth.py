@@ -17,6 +17,7 @@ from bicimad.opendata.synthetic.city import (
     RIDERS,
     SECONDS_PER_HOUR,
     STREETS,
+    SYNTHETIC_MARK,
     CityParams,
     CityTruth,
     day_type_of,
@@ -67,15 +68,30 @@ def _layout(p: CityParams, rng: np.random.Generator):
     gaps = p.n_stations // 60
     ids = np.sort(rng.choice(np.arange(1, p.n_stations + gaps + 1), size=p.n_stations, replace=False))
     capacity = rng.choice(CAPACITIES, size=p.n_stations, p=CAPACITY_SHARES)
-    streets = rng.choice(len(STREETS), size=p.n_stations)
-    house = rng.integers(1, 120, size=p.n_stations)
-    for k in np.flatnonzero(second):  # the two stations of a pair stand at the same address
-        streets[k], house[k] = streets[k - 1], house[k - 1]
-    names = [f"{STREETS[s].split(' ', 2)[-1] if STREETS[s].startswith('Calle de ') else STREETS[s]}"
-             + (f" {numbers[k][-1].upper()}" if numbers[k][-1].isalpha() else "")
-             for k, s in enumerate(streets)]
-    addresses = [f"{STREETS[s]} nº {h}" for s, h in zip(streets, house)]
+    names, addresses = _names(rng.choice(len(STREETS), size=p.n_stations), rng.integers(1, 120, size=p.n_stations),
+                              numbers, second)
     return ids.astype(np.int32), numbers, names, addresses, lat, lon, capacity.astype(np.int32)
+
+
+def _names(streets: np.ndarray, house: np.ndarray, numbers: list[str], second: list[bool]) -> tuple[list[str], list[str]]:
+    """Station names and addresses, each ending in :data:`SYNTHETIC_MARK`: a street and house number
+    (the next free number where another site has it), as ``"Mayor 37 [synthetic]"``; the two
+    stations of a sub-station pair stand at one address, named ``... 37 A`` and ``... 37 B``."""
+    sites: list[tuple[int, int]] = []  # (street, number) of each site, in order
+    names, addresses = [], []
+    for k, (street, number) in enumerate(zip(streets.tolist(), house.tolist())):
+        if second[k]:  # the pair's second station: its first one's site
+            street, number = sites[-1]
+        else:
+            while (street, number) in sites:
+                number += 1
+            sites.append((street, number))
+        full = STREETS[street]
+        short = full.removeprefix("Calle de ")
+        pair = f" {numbers[k][-1].upper()}" if numbers[k][-1].isalpha() else ""
+        names.append(f"{short} {number}{pair}{SYNTHETIC_MARK}")
+        addresses.append(f"{full} nº {number}{SYNTHETIC_MARK}")
+    return names, addresses
 
 
 def _business_score(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
