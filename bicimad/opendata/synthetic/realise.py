@@ -112,18 +112,19 @@ def _operator(p: CityParams, capacity: np.ndarray, n_minutes: int, read_minutes:
         if minute not in rounds:
             return None
         by_fill = np.lexsort((stations, bikes / capacity))  # emptiest first, ties by station
-        load, leave = np.full((2, p.trucks), -1), np.zeros((2, p.trucks), np.int64)
+        # Row 0: this minute's visits (load), row 1: the next minute's (unload).
+        station, take = np.full((2, p.trucks), -1), np.zeros((2, p.trucks), np.int64)
         for k in range(p.trucks):
             src, dst = by_fill[-1 - k], by_fill[k]
             if bikes[src] < TRUCK_FROM_FILL * capacity[src] or bikes[dst] > TRUCK_TO_FILL * capacity[dst]:
                 break
             n = min(p.truck_capacity, bikes[src] - capacity[src] // 2, capacity[dst] // 2 - bikes[dst])
             if n > 0:
-                load[:, k], leave[:, k] = (src, dst), (n, -n)
-        if (load[0] < 0).all():
+                station[:, k], take[:, k] = (src, dst), (n, -n)
+        if (station[0] < 0).all():
             return None
-        unloads[minute + 1] = (load[1], leave[1])
-        return load[0], leave[0]
+        unloads[minute + 1] = (station[1], take[1])
+        return station[0], take[0]
 
     return trucks
 
