@@ -305,7 +305,7 @@ def per_seed_rows(per_day: pd.DataFrame) -> pd.DataFrame:
         counts = {c: int(group[c].sum()) for c in COUNTS}
         start = {c: int(group[c].sum()) for c in START_COUNTS}
         rows.append({"planner": name, "seed": seed, "days": len(group), **counts, "problem_share": problem_share(counts),
-                     **{c: float(group[c].sum()) for c in TOTALS},
+                     **{c: float(group[c].sum(min_count=1)) for c in TOTALS},
                      "decision_s_per_hour": float(group["decision_s"].sum()) / max(int(group["hours"].sum()), 1),
                      "problem_share_at_hour_start": (start["start_empty"] + start["start_full"])
                      / max(start["start_station_hours"], 1), **start})

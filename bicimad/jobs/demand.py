@@ -228,6 +228,7 @@ def train(*, span: str | None = None, model: str = "lightgbm", version: str | No
         hours = read_processed(data_dir, "station_hours")["hour"].dt.tz_localize(None)
         first, end = hours.min().normalize(), hours.max().normalize() + np.timedelta64(1, "D")
     panel, _ = _panel(data_dir, first, end)
+    code = git_commit()  # before anything is written: a model saved inside the checkout would mark it dirty
     kwargs = _model_kwargs(rounds, seed, threads, weather).get(model, {})
     metrics = _holdout_metrics(panel, model, kwargs, holdout_days, progress)
     t0 = time.perf_counter()
@@ -241,7 +242,7 @@ def train(*, span: str | None = None, model: str = "lightgbm", version: str | No
         "version": version, "model": model, "span": [str(panel.days[0].date()), str(last_day)],
         "features": getattr(fitted, "features", []), "target": "gross" if fitted.gross_mode else "net_flow",
         "stations": int(panel.n_stations), "metrics": metrics, "train_s": round(train_s, 2),
-        "git": git_commit(), "station_hours_sha256": sha256_file(config.processed_dir(data_dir) / "station_hours.parquet"),
+        "git": code, "station_hours_sha256": sha256_file(config.processed_dir(data_dir) / "station_hours.parquet"),
         "params": {k: v for k, v in kwargs.items() if k != "weather"},
         "weather": str(weather) if weather else None,
     }

@@ -82,7 +82,8 @@ def test_nightly_writes_a_complete_run_folder(reference):
     assert (forecast["pickup_rate"] >= 0).all() and forecast["pickup_rate"].sum() > 100
 
     plan = pd.read_csv(run_dir / "plan.csv")
-    assert list(plan.columns) == ["truck", "hour", "order", "station_id", "number", "name", "bikes", "action"]
+    assert list(plan.columns) == ["truck", "hour", "order", "station_id", "number", "name", "bikes", "action", "dataset"]
+    assert set(plan["dataset"]) == {"synthetic city"}   # the plan says what it was planned on
     assert len(plan) > 0 and plan["hour"].str.startswith("2018-09-09").all()
     assert plan["order"].max() <= 2 and (plan["bikes"] != 0).all()
     assert ((plan["bikes"] > 0) == (plan["action"] == "load")).all()
