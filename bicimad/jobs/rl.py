@@ -58,6 +58,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     import gymnasium as gym
 
+    from bicimad.rl.checkpoints import CheckpointError
     from bicimad.rl.envs import RomNotFoundError
     from bicimad.rl.runs import ALGORITHMS, load_config, make_config
 
@@ -65,7 +66,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         try:
             algo, config = load_config(out)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, CheckpointError) as exc:
             raise CommandError(str(exc)) from exc
         if algo != args.algo or config.env_id != args.env:
             raise CommandError(f"{out} holds a {algo} run on {config.env_id}, not {args.algo} on {args.env}")
@@ -93,13 +94,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from bicimad.rl.checkpoints import CheckpointError
     from bicimad.rl.runs import evaluate
 
     if args.episodes < 1:
         raise CommandError("--episodes must be at least 1")
     try:
         returns = evaluate(args.run_dir, args.episodes, seed=args.seed, deterministic=args.deterministic)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, CheckpointError) as exc:
         raise CommandError(str(exc)) from exc
     print(f"return over {len(returns)} episodes: mean {returns.mean():.2f} std {returns.std():.2f} "
           f"(min {returns.min():.2f}, max {returns.max():.2f})")

@@ -14,7 +14,6 @@ import csv
 import dataclasses
 import io
 import os
-import pickle
 import random
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from bicimad.rl import checkpoints
 from bicimad.rl.agents import Agent, AgentFactory, action_nvec
 from bicimad.rl.agents import make_agent as default_make_agent
 from bicimad.rl.envs import episode_extras, episode_returns, make_vector_env
@@ -255,13 +255,20 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global RNGs' states as tensors and plain values (see checkpoints.py)."""
+    return {"python": random.getstate(), "numpy": checkpoints.numpy_global_state(), "torch": torch.get_rng_state()}
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    checkpoints.set_numpy_global_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+
+
+def _is_emulator(env: gym.Env) -> bool:
+    """ALE and stable-retro envs: their state lives in native emulator memory."""
+    return type(env.unwrapped).__module__.split(".")[0] in ("ale_py", "stable_retro", "retro")
 
 
 class Run:
@@ -328,7 +335,7 @@ class Run:
         if resume:
             if not path.exists():
                 raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {self.out_dir}")
-            state = torch.load(path, weights_only=False)
+            state = checkpoints.load(path)
             if state["algo"] != self.algo:
                 raise ValueError(f"{path} is a {state['algo']} run, not {self.algo}")
             self.agent.load_state_dict(state["agent"])
@@ -336,9 +343,9 @@ class Run:
             scheduler.load_state_dict(state["scheduler"])
             extra.update(state["extra"])
             self.iteration, self.global_step = state["iteration"], state["global_step"]
-            self._restore_envs(state["envs"])
+            self._restore_envs(state["envs"], path)
             _set_rng_state(state["rng"])
-            self.rng.bit_generator.state = state["rng"]["rollout"]
+            self.rng = checkpoints.generator_from_state(state["rng"]["rollout"])
         self._start_step = self.global_step
         self._start_time = time.perf_counter()  # steps/s counts training, not set-up
         self.logger = MetricsLogger(self.out_dir, resume_step=self.global_step if resume else None)
@@ -351,22 +358,30 @@ class Run:
             except ImportError:
                 self._bar = None
 
-    def _env_state(self) -> dict:
-        """The envs' exact state where they can be pickled (in-process envs), else a reseed point."""
-        state = {"next_obs": self.next_obs, "next_mask": self.next_mask, "pickled": None}
-        if isinstance(self.envs, gym.vector.SyncVectorEnv):
-            try:
-                state["pickled"] = pickle.dumps((self.envs.envs, self.envs.action_space))
-            except Exception:  # emulators (ALE, retro) hold native state pickle cannot copy
-                state["pickled"] = None
-        return state
+    def _env_objects(self) -> list | None:
+        """The objects whose plain state resumes the envs exactly (in-process, emulator-free
+        envs), else None: those envs restart their episodes on resume."""
+        if not isinstance(self.envs, gym.vector.SyncVectorEnv) or any(_is_emulator(env) for env in self.envs.envs):
+            return None
+        objects = [self.envs, self.envs.action_space]
+        for env in self.envs.envs:
+            objects += checkpoints.wrapper_stack(env)
+        return objects
 
-    def _restore_envs(self, state: dict) -> None:
-        if state["pickled"] is not None:
-            self.envs.envs, self.envs.action_space = pickle.loads(state["pickled"])
-            self.next_obs, self.next_mask = state["next_obs"], state["next_mask"]
+    def _env_state(self) -> dict:
+        objects = self._env_objects()
+        return {"next_obs": checkpoints.encode(self.next_obs),
+                "next_mask": checkpoints.encode(self.next_mask),
+                "exact": None if objects is None else checkpoints.capture_state(objects)}
+
+    def _restore_envs(self, state: dict, source: Path) -> None:
+        objects = self._env_objects()
+        if objects is not None and state["exact"] is not None:
+            checkpoints.apply_state(objects, state["exact"], source)
+            self.next_obs = checkpoints.decode(state["next_obs"])
+            self.next_mask = checkpoints.decode(state["next_mask"])
         else:
-            # Cannot restore emulator state: start fresh episodes, seeded by the step reached.
+            # Emulator state is not saved: start fresh episodes, seeded by the step reached.
             seeds = [self.config.seed + self.global_step + i for i in range(self.config.num_envs)]
             self.next_obs, infos = self.envs.reset(seed=seeds)
             self.next_mask = self._mask(infos)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bicimad.rl import a2c, ppo, reinforce
+from bicimad.rl import a2c, checkpoints, ppo, reinforce
 from bicimad.rl.agents import Agent, AgentFactory, MultiCategorical, action_nvec
 from bicimad.rl.agents import make_agent as default_make_agent
 from bicimad.rl.core import CHECKPOINT, CommonConfig, seed_everything
@@ -47,12 +47,14 @@ def load_checkpoint(out_dir: str | Path) -> dict:
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"no {CHECKPOINT} in {out_dir}: not a training run folder")
-    return torch.load(path, weights_only=False)
+    return checkpoints.load(path)
 
 
 def load_config(out_dir: str | Path) -> tuple[str, CommonConfig]:
     """``(algo, config)`` of the run saved in ``out_dir``."""
     state = load_checkpoint(out_dir)
+    if state["algo"] not in ALGORITHMS:
+        raise checkpoints.CheckpointError(f"{Path(out_dir) / CHECKPOINT}: unknown algorithm {state['algo']!r}")
     return state["algo"], ALGORITHMS[state["algo"]][0](**state["config"])
 
 
