@@ -42,6 +42,17 @@ class PPOConfig(CommonConfig):
     """KL the penalty aims for; beta doubles above 1.5x it, halves below 1/1.5 of it"""
 
 
+def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """The negated clipped surrogate objective, ``-mean(min(r A, clip(r, 1-eps, 1+eps) A))``.
+
+    The min makes it a pessimistic bound: moving the ratio outside ``[1-eps, 1+eps]`` in the
+    direction the advantage favours earns nothing (zero gradient), while moves that make the
+    objective worse are never clipped.
+    """
+    clipped = ratio.clamp(1 - clip_coef, 1 + clip_coef)
+    return -torch.min(advantages * ratio, advantages * clipped).mean()
+
+
 def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | None = None, envs=None,
           resume: bool = False, stop_after_steps: int | None = None, progress: bool = True) -> Path:
     """Train (or, with ``resume``, continue training) a PPO agent; artefacts go to ``out_dir``.
@@ -95,8 +106,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
                 if config.kl_penalty:
                     pg_loss = -(ratio * mb_adv).mean() + extra["kl_beta"] * ((ratio - 1) - logratio).mean()
                 else:
-                    pg_loss = torch.max(-mb_adv * ratio,
-                                        -mb_adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
+                    pg_loss = clipped_surrogate_loss(ratio, mb_adv, config.clip_coef)
 
                 if config.clip_vloss:
                     v_clipped = b_values[mb] + (newvalue - b_values[mb]).clamp(-config.clip_coef, config.clip_coef)
