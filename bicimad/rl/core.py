@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import os
 import random
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,42 @@ class CommonConfig:
     checkpoint_every: int = 20
     """write a checkpoint every this many iterations (and always at the end)"""
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field's type and range (see :data:`FIELD_RANGES`); ValueError names the field.
+
+        An int given for a float field becomes a float; a float for an int field, or a string
+        for a number, is refused.
+        """
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            kinds = typing.get_args(hints[field.name]) or (hints[field.name],)
+            if value is None and type(None) in kinds:
+                continue
+            if bool in kinds:
+                ok = isinstance(value, bool)
+            elif int in kinds:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif float in kinds:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                if ok:
+                    value = float(value)
+                    setattr(self, field.name, value)
+            else:
+                ok = isinstance(value, kinds)
+            if not ok:
+                names = " or ".join("None" if k is type(None) else
+                                    {"int": "an integer", "float": "a finite number", "bool": "true or false",
+                                     "str": "a string"}.get(k.__name__, k.__name__) for k in kinds)
+                raise ValueError(f"config field {field.name} must be {names}, got {value!r}")
+            low, high, what = FIELD_RANGES.get(field.name, (None, None, ""))
+            if (low is not None and value < low) or (high is not None and value > high) or \
+                    (what == "positive" and value <= 0):
+                raise ValueError(f"config field {field.name} must be {what}, got {value!r}")
+
     @property
     def batch_size(self) -> int:
         return self.num_envs * self.num_steps
@@ -76,6 +114,31 @@ class CommonConfig:
     @property
     def num_iterations(self) -> int:
         return max(1, self.total_steps // self.batch_size)
+
+
+#: field -> (minimum, maximum, description) checked by :meth:`CommonConfig.validate` (None: no bound).
+FIELD_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "seed": (0, None, "at least 0"),
+    "total_steps": (0, None, "at least 0"),
+    "num_envs": (1, None, "at least 1"),
+    "num_steps": (1, None, "at least 1"),
+    "learning_rate": (None, None, "positive"),
+    "gamma": (0, 1, "between 0 and 1"),
+    "gae_lambda": (0, 1, "between 0 and 1"),
+    "ent_coef": (0, None, "at least 0"),
+    "vf_coef": (0, None, "at least 0"),
+    "max_grad_norm": (None, None, "positive"),
+    "torch_threads": (1, None, "at least 1"),
+    "checkpoint_every": (1, None, "at least 1"),
+    # algorithm fields
+    "num_minibatches": (1, None, "at least 1"),
+    "update_epochs": (1, None, "at least 1"),
+    "clip_coef": (None, None, "positive"),
+    "target_kl": (None, None, "positive"),
+    "kl_beta": (None, None, "positive"),
+    "kl_target": (None, None, "positive"),
+    "rmsprop_alpha": (0, 1, "between 0 and 1"),
+}
 
 
 # --- advantages ---------------------------------------------------------------------------------
@@ -271,6 +334,27 @@ def _is_emulator(env: gym.Env) -> bool:
     return type(env.unwrapped).__module__.split(".")[0] in ("ale_py", "stable_retro", "retro")
 
 
+def check_autoreset_mode(envs: gym.vector.VectorEnv) -> None:
+    """Refuse a vector env that does not auto-reset in the same step.
+
+    The rollout reads a finished episode's last observation from ``infos["final_obs"]`` (to
+    bootstrap truncations) and treats the observation returned with it as the next episode's
+    first, which is gymnasium's ``AutoresetMode.SAME_STEP``. With ``NEXT_STEP`` (gymnasium's
+    default) the step after an episode's end is a reset step whose action is ignored, and
+    there is no ``final_obs``; with ``DISABLED`` nothing resets.
+    """
+    mode = envs.metadata.get("autoreset_mode")
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if mode == same_step or mode == same_step.value:
+        return
+    shown = "none declared (gymnasium then assumes NEXT_STEP)" if mode is None else \
+        (mode.name if isinstance(mode, gym.vector.AutoresetMode) else repr(mode))
+    raise ValueError(
+        f"{type(envs).__name__} auto-resets in mode {shown}; the policy-gradient rollout supports only "
+        f"AutoresetMode.SAME_STEP (metadata['autoreset_mode']), whose infos['final_obs'] it reads to "
+        f"bootstrap truncated episodes: build the vector env with autoreset_mode=AutoresetMode.SAME_STEP")
+
+
 class Run:
     """One training run's shared machinery; the algorithm owns the optimiser and the update.
 
@@ -288,6 +372,7 @@ class Run:
         torch.set_num_threads(config.torch_threads)
         seed_everything(config.seed)
         self.envs = envs if envs is not None else make_vector_env(config.env_id, config.num_envs, config.seed)
+        check_autoreset_mode(self.envs)
         if self.envs.num_envs != config.num_envs:
             raise ValueError(f"envs has {self.envs.num_envs} sub-envs but config.num_envs is {config.num_envs}")
         obs_space = self.envs.single_observation_space

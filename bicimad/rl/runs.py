@@ -55,7 +55,10 @@ def load_config(out_dir: str | Path) -> tuple[str, CommonConfig]:
     state = load_checkpoint(out_dir)
     if state["algo"] not in ALGORITHMS:
         raise checkpoints.CheckpointError(f"{Path(out_dir) / CHECKPOINT}: unknown algorithm {state['algo']!r}")
-    return state["algo"], ALGORITHMS[state["algo"]][0](**state["config"])
+    try:
+        return state["algo"], ALGORITHMS[state["algo"]][0](**state["config"])
+    except (TypeError, ValueError) as exc:
+        raise checkpoints.CheckpointError(f"{Path(out_dir) / CHECKPOINT}: bad config: {exc}") from exc
 
 
 def evaluate(out_dir: str | Path, episodes: int, *, seed: int = 10_000, deterministic: bool = False,

@@ -32,3 +32,31 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "NoSuchEnv" in capsys.readouterr().err
     assert main(["rl", "train", "--env", "retro/GradiusIII-Snes", "--out", str(tmp_path / "c")]) == 2
     assert "stable_retro.import" in capsys.readouterr().err
+
+
+def test_bad_values_exit_2_with_a_clear_message(tmp_path, capsys):
+    base = ["rl", "train", "--env", "probe/contextual", "--out", str(tmp_path / "run")]
+    cases = [(["--num-envs", "0"], "--num-envs must be at least 1"),
+             (["--set", "num_steps=0"], "num_steps must be at least 1"),
+             (["--set", "learning_rate=abc"], "learning_rate must be a finite number, got 'abc'"),
+             (["--total-steps", "-5"], "--total-steps must be at least 1"),
+             (["--stop-after", "-1"], "--stop-after must be at least 1"),
+             (["--seed", "-1"], "seed must be at least 0")]
+    for extra, message in cases:
+        assert main(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (extra, err)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert main(["rl", "eval", str(tmp_path), "--episodes", "0"]) == 2
+    assert "--episodes must be at least 1" in capsys.readouterr().err
+
+
+def test_jobs_are_functions_returning_results(tmp_path):
+    from bicimad.jobs.rl import evaluate, train
+
+    result = train("probe/contextual", algo="a2c", out=tmp_path, total_steps=4000, seed=2, stop_after=1000,
+                   progress=False)
+    assert not result.finished and 1000 <= result.global_step < 4000
+    result = train("probe/contextual", algo="a2c", out=tmp_path, resume=True, progress=False)
+    assert result.finished and result.global_step == result.config.num_iterations * result.config.batch_size
+    assert evaluate(tmp_path, episodes=20, deterministic=True).mean == 1.0

@@ -204,3 +204,30 @@ def test_learning_curve_has_a_panel_per_episode_extra(tmp_path):
     # One panel of 3 inches more at 100 dpi.
     assert with_share.shape[0] - plain.shape[0] == 300
     assert with_share.shape[1] == plain.shape[1]
+
+
+@pytest.mark.parametrize("mode", [gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.DISABLED])
+def test_run_refuses_a_vector_env_with_another_autoreset_mode(tmp_path, mode):
+    from bicimad.rl.envs import make_env
+
+    envs = gym.vector.SyncVectorEnv([lambda: make_env("CartPole-v1")], autoreset_mode=mode)
+    config = CommonConfig(num_envs=1, num_steps=8, total_steps=8)
+    with pytest.raises(ValueError, match=f"SyncVectorEnv auto-resets in mode {mode.name}.*SAME_STEP"):
+        Run("test", config, tmp_path, envs=envs, progress=False)
+    envs.close()
+
+
+def test_config_fields_are_type_and_range_checked():
+    from bicimad.rl.ppo import PPOConfig
+
+    for field, value, message in [("num_envs", 0, "num_envs must be at least 1"),
+                                  ("num_steps", 0, "num_steps must be at least 1"),
+                                  ("learning_rate", "abc", "learning_rate must be a finite number"),
+                                  ("gamma", float("nan"), "gamma must be a finite number"),
+                                  ("gamma", 1.5, "gamma must be between 0 and 1"),
+                                  ("num_envs", 2.5, "num_envs must be an integer"),
+                                  ("anneal_lr", 1, "anneal_lr must be true or false"),
+                                  ("target_kl", -0.1, "target_kl must be positive")]:
+        with pytest.raises(ValueError, match=message):
+            PPOConfig(**{field: value})
+    assert PPOConfig(learning_rate=1).learning_rate == 1.0 and PPOConfig(target_kl=None).target_kl is None
