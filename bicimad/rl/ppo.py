@@ -30,6 +30,8 @@ class PPOConfig(CommonConfig):
     """passes over each rollout"""
     clip_coef: float = 0.2
     """policy ratio clip range"""
+    anneal_clip: bool = False
+    """decay clip_coef linearly to zero over the run, as the learning rate (SB3's clip schedule)"""
     clip_vloss: bool = True
     """clip the value update to clip_coef around the rollout's values"""
     target_kl: float | None = None
@@ -82,6 +84,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
         b_advantages, b_returns = advantages.reshape(-1), returns.reshape(-1)
 
         # -- optimisation: epochs of shuffled minibatches ---------------------------------------------
+        clip = config.clip_coef * (1.0 - run.iteration / config.num_iterations if config.anneal_clip else 1.0)
         clipfracs, approx_kls = [], []
         first_ratio = None
         for _epoch in range(config.update_epochs):
@@ -97,7 +100,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - logratio).mean()
                     approx_kls.append(approx_kl.item())
-                    clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean().item())
+                    clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
 
                 mb_adv = b_advantages[mb]
                 if config.norm_adv and len(mb) > 1:
@@ -106,10 +109,10 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
                 if config.kl_penalty:
                     pg_loss = -(ratio * mb_adv).mean() + extra["kl_beta"] * ((ratio - 1) - logratio).mean()
                 else:
-                    pg_loss = clipped_surrogate_loss(ratio, mb_adv, config.clip_coef)
+                    pg_loss = clipped_surrogate_loss(ratio, mb_adv, clip)
 
                 if config.clip_vloss:
-                    v_clipped = b_values[mb] + (newvalue - b_values[mb]).clamp(-config.clip_coef, config.clip_coef)
+                    v_clipped = b_values[mb] + (newvalue - b_values[mb]).clamp(-clip, clip)
                     v_loss = 0.5 * torch.max((newvalue - b_returns[mb]) ** 2, (v_clipped - b_returns[mb]) ** 2).mean()
                 else:
                     v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
@@ -138,6 +141,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
             "train/explained_variance": explained_variance(b_values.numpy(), b_returns.numpy()),
             "train/first_ratio_max_dev": float((first_ratio - 1).abs().max()),
             "train/kl_beta": extra["kl_beta"],
+            "train/clip_range": clip,
         }, optimizer, scheduler, extra)
 
     return run.close(optimizer, scheduler, extra)

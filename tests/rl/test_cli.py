@@ -60,3 +60,27 @@ def test_jobs_are_functions_returning_results(tmp_path):
     result = train("probe/contextual", algo="a2c", out=tmp_path, resume=True, progress=False)
     assert result.finished and result.global_step == result.config.num_iterations * result.config.batch_size
     assert evaluate(tmp_path, episodes=20, deterministic=True).mean == 1.0
+
+
+def test_cli_defaults_are_the_env_presets(tmp_path):
+    import dataclasses
+
+    from bicimad.cli import build_parser
+    from bicimad.rl.checkpoints import load
+    from bicimad.rl.presets import PRESETS, preset
+    from bicimad.rl.runs import make_config
+
+    args = build_parser().parse_args(["rl", "train", "--env", "CartPole-v1", "--out", str(tmp_path)])
+    assert args.algo == "ppo" and args.total_steps is None and args.num_envs is None and args.set == []
+    # The CLI's run of CartPole holds the preset's values (one iteration is enough to write them).
+    assert main(["rl", "train", "--env", "CartPole-v1", "--out", str(tmp_path / "cp"), "--stop-after", "1"]) == 0
+    saved = load(tmp_path / "cp" / "checkpoint.pt")["config"]
+    assert PRESETS["ppo"]["CartPole-v1"]["total_steps"] == 100_000
+    for field, value in PRESETS["ppo"]["CartPole-v1"].items():
+        assert saved[field] == value, field
+    # Atari and retro ids get their family's preset; other envs the algorithm's own defaults.
+    for algo in PRESETS:
+        for env_id, family in (("ALE/Breakout-v5", "atari"), ("retro/Airstriker-Genesis", "retro")):
+            config = dataclasses.asdict(make_config(algo, env_id))
+            assert PRESETS[algo][family] and all(config[k] == v for k, v in PRESETS[algo][family].items())
+    assert preset("ppo", "Acrobot-v1") == {}
