@@ -70,6 +70,8 @@ class CommonConfig:
     """torch CPU threads (1 is fastest for small networks on a shared machine)"""
     checkpoint_every: int = 20
     """write a checkpoint every this many iterations (and always at the end)"""
+    tensorboard: bool = True
+    """also write TensorBoard event files to out_dir/tb (needs the tensorboard extra)"""
 
     def __post_init__(self):
         self.validate()
@@ -212,9 +214,20 @@ class RolloutBuffer:
 # --- metrics ------------------------------------------------------------------------------------
 
 class MetricsLogger:
-    """Metrics as a long CSV (``step,key,value``) with namespaced keys, plus TensorBoard if installed."""
+    """Metrics as a long CSV (``step,key,value``), plus TensorBoard event files in ``out_dir/tb``
+    when ``tensorboard`` is asked for and the ``tensorboard`` extra is installed
+    (``pip install bicimad[tensorboard]``; without it the CSV alone is written).
 
-    def __init__(self, out_dir: Path, resume_step: int | None = None):
+    Keys are namespaced as CleanRL's (SB3's ``train/`` is our ``losses/``):
+    ``charts/episodic_return``, ``charts/episodic_length``, ``charts/learning_rate``,
+    ``charts/SPS`` (and PPO's ``charts/clip_range``, ``charts/kl_beta``), ``losses/value_loss``,
+    ``losses/policy_loss``, ``losses/entropy``, ``losses/explained_variance`` (and PPO's
+    ``losses/approx_kl``, ``losses/clipfrac``, ``losses/first_ratio_max_dev``); envs may add
+    ``episode/<key>``. On resume both the CSV and the event files drop what an interrupted run
+    logged after its last checkpoint.
+    """
+
+    def __init__(self, out_dir: Path, resume_step: int | None = None, tensorboard: bool = True):
         self.path = out_dir / METRICS
         resuming = resume_step is not None and self.path.exists()
         if resuming:
@@ -223,11 +236,18 @@ class MetricsLogger:
         self._csv = csv.writer(self._file)
         if not resuming:
             self._csv.writerow(["step", "key", "value"])
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self._tb = SummaryWriter(str(out_dir / "tb"))
-        except ImportError:
-            self._tb = None
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # the optional extra is not installed
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                tb_dir = out_dir / "tb"
+                if not resuming:  # a new run starts afresh here too
+                    for old in tb_dir.glob("events.out.tfevents.*"):
+                        old.unlink()
+                self._tb = SummaryWriter(str(tb_dir), purge_step=resume_step + 1 if resuming else None)
 
     def _truncate_after(self, step: int) -> None:
         """Drop rows an interrupted run logged after its last checkpoint, so a resume has no duplicates."""
@@ -247,6 +267,8 @@ class MetricsLogger:
 
     def flush(self) -> None:
         self._file.flush()
+        if self._tb is not None:
+            self._tb.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -433,7 +455,8 @@ class Run:
             self.rng = checkpoints.generator_from_state(state["rng"]["rollout"])
         self._start_step = self.global_step
         self._start_time = time.perf_counter()  # steps/s counts training, not set-up
-        self.logger = MetricsLogger(self.out_dir, resume_step=self.global_step if resume else None)
+        self.logger = MetricsLogger(self.out_dir, resume_step=self.global_step if resume else None,
+                                    tensorboard=self.config.tensorboard)
         if self.progress:
             try:
                 from tqdm import tqdm

@@ -133,15 +133,15 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
 
         # -- logging and checkpoint -------------------------------------------------------------------
         run.end_iteration({
-            "train/value_loss": v_loss.item(),
-            "train/policy_loss": pg_loss.item(),
-            "train/entropy": entropy_loss.item(),
-            "train/approx_kl": mean_kl,
-            "train/clipfrac": float(np.mean(clipfracs)),
-            "train/explained_variance": explained_variance(b_values.numpy(), b_returns.numpy()),
-            "train/first_ratio_max_dev": float((first_ratio - 1).abs().max()),
-            "train/kl_beta": extra["kl_beta"],
-            "train/clip_range": clip,
+            "losses/value_loss": v_loss.item(),
+            "losses/policy_loss": pg_loss.item(),
+            "losses/entropy": entropy_loss.item(),
+            "losses/approx_kl": mean_kl,
+            "losses/clipfrac": float(np.mean(clipfracs)),
+            "losses/explained_variance": explained_variance(b_values.numpy(), b_returns.numpy()),
+            "losses/first_ratio_max_dev": float((first_ratio - 1).abs().max()),
+            "charts/kl_beta": extra["kl_beta"],
+            "charts/clip_range": clip,
         }, optimizer, scheduler, extra)
 
     return run.close(optimizer, scheduler, extra)

@@ -231,3 +231,36 @@ def test_config_fields_are_type_and_range_checked():
         with pytest.raises(ValueError, match=message):
             PPOConfig(**{field: value})
     assert PPOConfig(learning_rate=1).learning_rate == 1.0 and PPOConfig(target_kl=None).target_kl is None
+
+
+def _tensorboard_scalars(tb_dir) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_events_hold_the_csv_metrics_under_namespaced_keys(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from bicimad.rl.core import read_metrics
+    from bicimad.rl.runs import ALGORITHMS, make_config
+
+    config = make_config("ppo", "probe/chain", total_steps=2048, seed=3, num_envs=2, num_steps=64,
+                         checkpoint_every=4)
+    # An interrupted run: it logged up to step 2048, but its last checkpoint is from step 1024.
+    ALGORITHMS["ppo"][1](config, tmp_path / "half", stop_after_steps=1024, progress=False)
+    run = tmp_path / "run"
+    ALGORITHMS["ppo"][1](config, run, progress=False)
+    (run / "checkpoint.pt").write_bytes((tmp_path / "half" / "checkpoint.pt").read_bytes())
+    ALGORITHMS["ppo"][1](config, run, resume=True, progress=False)
+    scalars = _tensorboard_scalars(run / "tb")
+    for key in ("charts/episodic_return", "charts/episodic_length", "charts/learning_rate", "charts/SPS",
+                "charts/clip_range", "losses/value_loss", "losses/policy_loss", "losses/entropy",
+                "losses/approx_kl", "losses/clipfrac", "losses/explained_variance"):
+        steps, values = read_metrics(run, key)
+        assert len(steps) > 0 and steps.max() > 1024, key
+        logged = scalars[key]
+        assert [step for step, _ in logged] == steps.tolist(), key   # one event per CSV row, no duplicates
+        np.testing.assert_allclose([value for _, value in logged], values, rtol=1e-5, err_msg=key)
+    assert not [key for key in scalars if key.startswith("train/")]

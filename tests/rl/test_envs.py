@@ -104,6 +104,6 @@ def test_ppo_smoke_run_on_frames(tmp_path, env_id, steps):
     config = make_config("ppo", env_id, total_steps=steps, num_envs=2 if env_id.startswith("ALE") else 1,
                          num_steps=64, num_minibatches=2, update_epochs=1)
     ALGORITHMS["ppo"][1](config, tmp_path, progress=False)
-    _, kl = read_metrics(tmp_path, "train/approx_kl")
+    _, kl = read_metrics(tmp_path, "losses/approx_kl")
     assert len(kl) == config.num_iterations and np.isfinite(kl).all()
     assert (tmp_path / "checkpoint.pt").exists()
