@@ -10,7 +10,9 @@
   with raw (unclipped) scores;
 * ``retro/Airstriker-Genesis`` or ``retro/GradiusIII-Snes`` (stable-retro): the same frame
   preprocessing over a small discrete set of button combinations (see ``RETRO_ACTIONS``);
-  Gradius III needs the user's own ROM (``python -m stable_retro.import DIR``);
+  Gradius III needs the user's own ROM (``python -m stable_retro.import DIR``) and is trained on
+  the seed's shaped reward (score, power-ups, boss damage, deaths: :mod:`.retro_rewards`),
+  unclipped, with episode returns recorded on that reward;
 * ``probe/<name>``: tiny envs with a known optimum for testing the algorithms (:mod:`.probes`).
 
 Vector envs auto-reset in the same step (``AutoresetMode.SAME_STEP``): the final observation of a
@@ -35,6 +37,10 @@ RETRO_ACTIONS: dict[str, list[list[str]]] = {
     # the game's default controller set-up.
     "GradiusIII-Snes": [[]] + DIRECTIONS + [["A"], ["B"]],
 }
+
+
+#: Retro games trained on the RAM-variable reward of :mod:`.retro_rewards` instead of the score.
+RAM_REWARD_GAMES = ("GradiusIII-Snes",)
 
 
 class RomNotFoundError(RuntimeError):
@@ -205,11 +211,17 @@ def _retro(game: str) -> gym.Env:
             f"import a copy of the game you own with `python -m stable_retro.import /path/to/your/roms/` "
             f"(it scans the folder and installs every ROM whose checksum it knows), then retry."
         ) from exc
+    shaped = game in RAM_REWARD_GAMES
+    if shaped:  # every emulator frame's RAM change counts: below the frame skip
+        from bicimad.rl.retro_rewards import RamReward, load_game
+
+        env = RamReward(env, *load_game(game))
     env = RetroDiscrete(env, RETRO_ACTIONS[game])
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env = NoopReset(env, noop_max=30)
     env = MaxAndSkip(env, skip=4)
-    env = ClipReward(env)
+    if not shaped:  # the shaped reward's weights set its scale; the plain score is clipped
+        env = ClipReward(env)
     env = GrayResize(env, 84)
     return gym.wrappers.FrameStackObservation(env, 4)
 
