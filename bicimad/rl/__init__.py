@@ -18,4 +18,31 @@ step info, or give the vector env (or, in-process, each sub-env) an ``action_mas
 ``torch.nn.Module`` with ``get_value(obs)`` and ``get_action_and_value(obs, action=None,
 mask=None)``; build its action distribution with :class:`~bicimad.rl.agents.MultiCategorical`
 to get masking and MultiDiscrete actions for free.
+
+Presets: ``bicimad rl train`` and :func:`bicimad.rl.runs.make_config` take their defaults from
+:mod:`bicimad.rl.presets` (per env, with their sources).
+
+Metrics: ``metrics.csv`` in the run folder, and TensorBoard event files in ``tb/`` when the
+``tensorboard`` extra is installed (``pip install 'bicimad[tensorboard]'``;
+``tensorboard --logdir DIR/tb``), under CleanRL's keys (see :class:`~bicimad.rl.core.MetricsLogger`).
+
+Checkpoints and resume (``--stop-after`` / ``--resume``). ``checkpoint.pt`` holds tensors and plain
+values only and is read with ``torch.load(weights_only=True)``; anything else is refused
+(:mod:`bicimad.rl.checkpoints`). A resume always restores: the agent's weights, the optimiser's
+state (Adam moments, step counts), the LR schedule, PPO's KL-penalty beta, the iteration and step
+counters, python's, numpy's and torch's global RNGs and the rollout RNG, and the metrics (rows
+and TensorBoard events logged after the checkpoint are dropped).
+
+* In-process envs without an emulator (classic control, probes, any gymnasium env in a
+  ``SyncVectorEnv`` whose state lives in plain attributes): their state is restored too (each
+  wrapper's and the env's numbers, arrays and RNGs, and the pending observation), so a stopped
+  and resumed run gives the same weights as one that never stopped.
+* Atari (ALE) and retro runs: the emulators' state is **not** saved, so on resume every env
+  starts a new game, seeded by the seed and the step reached. What is lost: the games in
+  progress at the checkpoint (their partial returns are never logged as episodes), the frame
+  stacks, no-op and life counters of the wrappers, and the episode-statistics accumulators.
+  Everything in the list above is restored, so training continues from the same weights,
+  optimiser and schedule; the run is not bit-identical to an uninterrupted one.
+* Vector envs of other kinds (subprocess ``AsyncVectorEnv``, custom vector envs such as the
+  fleet env) are treated as the emulators: reset on resume with the same derived seeds.
 """

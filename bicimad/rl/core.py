@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import os
-import pickle
 import random
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from bicimad.rl import checkpoints
 from bicimad.rl.agents import Agent, AgentFactory, action_nvec
 from bicimad.rl.agents import make_agent as default_make_agent
 from bicimad.rl.envs import episode_extras, episode_returns, make_vector_env
@@ -68,6 +70,44 @@ class CommonConfig:
     """torch CPU threads (1 is fastest for small networks on a shared machine)"""
     checkpoint_every: int = 20
     """write a checkpoint every this many iterations (and always at the end)"""
+    tensorboard: bool = True
+    """also write TensorBoard event files to out_dir/tb (needs the tensorboard extra)"""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field's type and range (see :data:`FIELD_RANGES`); ValueError names the field.
+
+        An int given for a float field becomes a float; a float for an int field, or a string
+        for a number, is refused.
+        """
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            kinds = typing.get_args(hints[field.name]) or (hints[field.name],)
+            if value is None and type(None) in kinds:
+                continue
+            if bool in kinds:
+                ok = isinstance(value, bool)
+            elif int in kinds:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif float in kinds:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                if ok:
+                    value = float(value)
+                    setattr(self, field.name, value)
+            else:
+                ok = isinstance(value, kinds)
+            if not ok:
+                names = " or ".join("None" if k is type(None) else
+                                    {"int": "an integer", "float": "a finite number", "bool": "true or false",
+                                     "str": "a string"}.get(k.__name__, k.__name__) for k in kinds)
+                raise ValueError(f"config field {field.name} must be {names}, got {value!r}")
+            low, high, what = FIELD_RANGES.get(field.name, (None, None, ""))
+            if (low is not None and value < low) or (high is not None and value > high) or \
+                    (what == "positive" and value <= 0):
+                raise ValueError(f"config field {field.name} must be {what}, got {value!r}")
 
     @property
     def batch_size(self) -> int:
@@ -76,6 +116,31 @@ class CommonConfig:
     @property
     def num_iterations(self) -> int:
         return max(1, self.total_steps // self.batch_size)
+
+
+#: field -> (minimum, maximum, description) checked by :meth:`CommonConfig.validate` (None: no bound).
+FIELD_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "seed": (0, None, "at least 0"),
+    "total_steps": (0, None, "at least 0"),
+    "num_envs": (1, None, "at least 1"),
+    "num_steps": (1, None, "at least 1"),
+    "learning_rate": (None, None, "positive"),
+    "gamma": (0, 1, "between 0 and 1"),
+    "gae_lambda": (0, 1, "between 0 and 1"),
+    "ent_coef": (0, None, "at least 0"),
+    "vf_coef": (0, None, "at least 0"),
+    "max_grad_norm": (None, None, "positive"),
+    "torch_threads": (1, None, "at least 1"),
+    "checkpoint_every": (1, None, "at least 1"),
+    # algorithm fields
+    "num_minibatches": (1, None, "at least 1"),
+    "update_epochs": (1, None, "at least 1"),
+    "clip_coef": (None, None, "positive"),
+    "target_kl": (None, None, "positive"),
+    "kl_beta": (None, None, "positive"),
+    "kl_target": (None, None, "positive"),
+    "rmsprop_alpha": (0, 1, "between 0 and 1"),
+}
 
 
 # --- advantages ---------------------------------------------------------------------------------
@@ -149,9 +214,20 @@ class RolloutBuffer:
 # --- metrics ------------------------------------------------------------------------------------
 
 class MetricsLogger:
-    """Metrics as a long CSV (``step,key,value``) with namespaced keys, plus TensorBoard if installed."""
+    """Metrics as a long CSV (``step,key,value``), plus TensorBoard event files in ``out_dir/tb``
+    when ``tensorboard`` is asked for and the ``tensorboard`` extra is installed
+    (``pip install bicimad[tensorboard]``; without it the CSV alone is written).
 
-    def __init__(self, out_dir: Path, resume_step: int | None = None):
+    Keys are namespaced as CleanRL's (SB3's ``train/`` is our ``losses/``):
+    ``charts/episodic_return``, ``charts/episodic_length``, ``charts/learning_rate``,
+    ``charts/SPS`` (and PPO's ``charts/clip_range``, ``charts/kl_beta``), ``losses/value_loss``,
+    ``losses/policy_loss``, ``losses/entropy``, ``losses/explained_variance`` (and PPO's
+    ``losses/approx_kl``, ``losses/clipfrac``, ``losses/first_ratio_max_dev``); envs may add
+    ``episode/<key>``. On resume both the CSV and the event files drop what an interrupted run
+    logged after its last checkpoint.
+    """
+
+    def __init__(self, out_dir: Path, resume_step: int | None = None, tensorboard: bool = True):
         self.path = out_dir / METRICS
         resuming = resume_step is not None and self.path.exists()
         if resuming:
@@ -160,11 +236,18 @@ class MetricsLogger:
         self._csv = csv.writer(self._file)
         if not resuming:
             self._csv.writerow(["step", "key", "value"])
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self._tb = SummaryWriter(str(out_dir / "tb"))
-        except ImportError:
-            self._tb = None
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # the optional extra is not installed
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                tb_dir = out_dir / "tb"
+                if not resuming:  # a new run starts afresh here too
+                    for old in tb_dir.glob("events.out.tfevents.*"):
+                        old.unlink()
+                self._tb = SummaryWriter(str(tb_dir), purge_step=resume_step + 1 if resuming else None)
 
     def _truncate_after(self, step: int) -> None:
         """Drop rows an interrupted run logged after its last checkpoint, so a resume has no duplicates."""
@@ -184,6 +267,8 @@ class MetricsLogger:
 
     def flush(self) -> None:
         self._file.flush()
+        if self._tb is not None:
+            self._tb.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -255,13 +340,41 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global RNGs' states as tensors and plain values (see checkpoints.py)."""
+    return {"python": random.getstate(), "numpy": checkpoints.numpy_global_state(), "torch": torch.get_rng_state()}
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    checkpoints.set_numpy_global_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+
+
+def _is_emulator(env: gym.Env) -> bool:
+    """ALE and stable-retro envs: their state lives in native emulator memory."""
+    return type(env.unwrapped).__module__.split(".")[0] in ("ale_py", "stable_retro", "retro")
+
+
+def check_autoreset_mode(envs: gym.vector.VectorEnv) -> None:
+    """Refuse a vector env that does not auto-reset in the same step.
+
+    The rollout reads a finished episode's last observation from ``infos["final_obs"]`` (to
+    bootstrap truncations) and treats the observation returned with it as the next episode's
+    first, which is gymnasium's ``AutoresetMode.SAME_STEP``. With ``NEXT_STEP`` (gymnasium's
+    default) the step after an episode's end is a reset step whose action is ignored, and
+    there is no ``final_obs``; with ``DISABLED`` nothing resets.
+    """
+    mode = envs.metadata.get("autoreset_mode")
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if mode == same_step or mode == same_step.value:
+        return
+    shown = "none declared (gymnasium then assumes NEXT_STEP)" if mode is None else \
+        (mode.name if isinstance(mode, gym.vector.AutoresetMode) else repr(mode))
+    raise ValueError(
+        f"{type(envs).__name__} auto-resets in mode {shown}; the policy-gradient rollout supports only "
+        f"AutoresetMode.SAME_STEP (metadata['autoreset_mode']), whose infos['final_obs'] it reads to "
+        f"bootstrap truncated episodes: build the vector env with autoreset_mode=AutoresetMode.SAME_STEP")
 
 
 class Run:
@@ -281,6 +394,7 @@ class Run:
         torch.set_num_threads(config.torch_threads)
         seed_everything(config.seed)
         self.envs = envs if envs is not None else make_vector_env(config.env_id, config.num_envs, config.seed)
+        check_autoreset_mode(self.envs)
         if self.envs.num_envs != config.num_envs:
             raise ValueError(f"envs has {self.envs.num_envs} sub-envs but config.num_envs is {config.num_envs}")
         obs_space = self.envs.single_observation_space
@@ -328,7 +442,7 @@ class Run:
         if resume:
             if not path.exists():
                 raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {self.out_dir}")
-            state = torch.load(path, weights_only=False)
+            state = checkpoints.load(path)
             if state["algo"] != self.algo:
                 raise ValueError(f"{path} is a {state['algo']} run, not {self.algo}")
             self.agent.load_state_dict(state["agent"])
@@ -336,12 +450,13 @@ class Run:
             scheduler.load_state_dict(state["scheduler"])
             extra.update(state["extra"])
             self.iteration, self.global_step = state["iteration"], state["global_step"]
-            self._restore_envs(state["envs"])
+            self._restore_envs(state["envs"], path)
             _set_rng_state(state["rng"])
-            self.rng.bit_generator.state = state["rng"]["rollout"]
+            self.rng = checkpoints.generator_from_state(state["rng"]["rollout"])
         self._start_step = self.global_step
         self._start_time = time.perf_counter()  # steps/s counts training, not set-up
-        self.logger = MetricsLogger(self.out_dir, resume_step=self.global_step if resume else None)
+        self.logger = MetricsLogger(self.out_dir, resume_step=self.global_step if resume else None,
+                                    tensorboard=self.config.tensorboard)
         if self.progress:
             try:
                 from tqdm import tqdm
@@ -351,22 +466,30 @@ class Run:
             except ImportError:
                 self._bar = None
 
-    def _env_state(self) -> dict:
-        """The envs' exact state where they can be pickled (in-process envs), else a reseed point."""
-        state = {"next_obs": self.next_obs, "next_mask": self.next_mask, "pickled": None}
-        if isinstance(self.envs, gym.vector.SyncVectorEnv):
-            try:
-                state["pickled"] = pickle.dumps((self.envs.envs, self.envs.action_space))
-            except Exception:  # emulators (ALE, retro) hold native state pickle cannot copy
-                state["pickled"] = None
-        return state
+    def _env_objects(self) -> list | None:
+        """The objects whose plain state resumes the envs exactly (in-process, emulator-free
+        envs), else None: those envs restart their episodes on resume."""
+        if not isinstance(self.envs, gym.vector.SyncVectorEnv) or any(_is_emulator(env) for env in self.envs.envs):
+            return None
+        objects = [self.envs, self.envs.action_space]
+        for env in self.envs.envs:
+            objects += checkpoints.wrapper_stack(env)
+        return objects
 
-    def _restore_envs(self, state: dict) -> None:
-        if state["pickled"] is not None:
-            self.envs.envs, self.envs.action_space = pickle.loads(state["pickled"])
-            self.next_obs, self.next_mask = state["next_obs"], state["next_mask"]
+    def _env_state(self) -> dict:
+        objects = self._env_objects()
+        return {"next_obs": checkpoints.encode(self.next_obs),
+                "next_mask": checkpoints.encode(self.next_mask),
+                "exact": None if objects is None else checkpoints.capture_state(objects)}
+
+    def _restore_envs(self, state: dict, source: Path) -> None:
+        objects = self._env_objects()
+        if objects is not None and state["exact"] is not None:
+            checkpoints.apply_state(objects, state["exact"], source)
+            self.next_obs = checkpoints.decode(state["next_obs"])
+            self.next_mask = checkpoints.decode(state["next_mask"])
         else:
-            # Cannot restore emulator state: start fresh episodes, seeded by the step reached.
+            # Emulator state is not saved: start fresh episodes, seeded by the step reached.
             seeds = [self.config.seed + self.global_step + i for i in range(self.config.num_envs)]
             self.next_obs, infos = self.envs.reset(seed=seeds)
             self.next_mask = self._mask(infos)

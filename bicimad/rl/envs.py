@@ -10,7 +10,9 @@
   with raw (unclipped) scores;
 * ``retro/Airstriker-Genesis`` or ``retro/GradiusIII-Snes`` (stable-retro): the same frame
   preprocessing over a small discrete set of button combinations (see ``RETRO_ACTIONS``);
-  Gradius III needs the user's own ROM (``python -m stable_retro.import DIR``);
+  Gradius III needs the user's own ROM (``python -m stable_retro.import DIR``) and is trained on
+  the seed's shaped reward (score, power-ups, boss damage, deaths: :mod:`.retro_rewards`),
+  unclipped, with episode returns recorded on that reward;
 * ``probe/<name>``: tiny envs with a known optimum for testing the algorithms (:mod:`.probes`).
 
 Vector envs auto-reset in the same step (``AutoresetMode.SAME_STEP``): the final observation of a
@@ -35,6 +37,10 @@ RETRO_ACTIONS: dict[str, list[list[str]]] = {
     # the game's default controller set-up.
     "GradiusIII-Snes": [[]] + DIRECTIONS + [["A"], ["B"]],
 }
+
+
+#: Retro games trained on the RAM-variable reward of :mod:`.retro_rewards` instead of the score.
+RAM_REWARD_GAMES = ("GradiusIII-Snes",)
 
 
 class RomNotFoundError(RuntimeError):
@@ -205,11 +211,17 @@ def _retro(game: str) -> gym.Env:
             f"import a copy of the game you own with `python -m stable_retro.import /path/to/your/roms/` "
             f"(it scans the folder and installs every ROM whose checksum it knows), then retry."
         ) from exc
+    shaped = game in RAM_REWARD_GAMES
+    if shaped:  # every emulator frame's RAM change counts: below the frame skip
+        from bicimad.rl.retro_rewards import RamReward, load_game
+
+        env = RamReward(env, *load_game(game))
     env = RetroDiscrete(env, RETRO_ACTIONS[game])
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env = NoopReset(env, noop_max=30)
     env = MaxAndSkip(env, skip=4)
-    env = ClipReward(env)
+    if not shaped:  # the shaped reward's weights set its scale; the plain score is clipped
+        env = ClipReward(env)
     env = GrayResize(env, 84)
     return gym.wrappers.FrameStackObservation(env, 4)
 
@@ -227,13 +239,94 @@ def make_env(env_id: str) -> gym.Env:
     return gym.wrappers.RecordEpisodeStatistics(gym.make(env_id))
 
 
+class NativeAtariVectorEnv(gym.vector.VectorEnv):
+    """Atari through ale-py's C++ vector env (``ale_py.vector_env.AtariVectorEnv``), with the
+    same learning signal as :func:`make_env`'s wrapper stack.
+
+    The C++ side does the frame work on its own threads: up to 30 no-op starts, FIRE on reset,
+    frame skip 4 with a max over the last two frames, 84×84 grayscale, 4 frames stacked, sticky
+    actions off, same-step autoreset with ``info["final_obs"]``. This class adds, in numpy over
+    the env axis, what ale-py's vector env does differently: a life loss is reported as a
+    termination for learning while the game goes on (ale-py's own ``episodic_life`` restarts
+    the whole game at every life loss), rewards are clipped to their sign, and whole-game raw
+    scores are recorded as ``info["final_info"]["episode"]`` (``r``, ``l``, ``t``) as
+    ``RecordEpisodeStatistics`` does. One difference from :func:`make_env` remains: FIRE is
+    pressed at a game's start only, not after each lost life, so on Breakout the agent presses
+    it itself (it is one of its four actions).
+    """
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(self, env_id: str, num_envs: int, num_threads: int = 0):
+        from ale_py.vector_env import AtariVectorEnv
+
+        name = env_id.removeprefix("ALE/").rsplit("-v", 1)[0]
+        game = "".join(("_" + c.lower()) if c.isupper() and i else c.lower() for i, c in enumerate(name))
+        self.env_id = env_id
+        self.ale_env = AtariVectorEnv(game, num_envs, num_threads=num_threads, autoreset_mode="SameStep",
+                                      episodic_life=False, reward_clipping=False, repeat_action_probability=0.0,
+                                      noop_max=30, use_fire_reset=True, frameskip=4, stack_num=4)
+        self.num_envs = num_envs
+        self.single_observation_space = self.ale_env.single_observation_space
+        self.single_action_space = self.ale_env.single_action_space
+        self.observation_space = self.ale_env.observation_space
+        self.action_space = self.ale_env.action_space
+        self._lives = np.zeros(num_envs, np.int64)
+        self._returns = np.zeros(num_envs, np.float64)
+        self._lengths = np.zeros(num_envs, np.int64)
+        self._starts = np.zeros(num_envs, np.float64)
+
+    def reset(self, *, seed=None, options=None):
+        import time
+
+        if isinstance(seed, (list, tuple)):
+            seed = np.asarray(seed, np.int64)
+        obs, info = self.ale_env.reset(seed=seed, options=options)
+        self._lives[:] = info["lives"]
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        self._starts[:] = time.perf_counter()
+        return obs, info
+
+    def step(self, actions):
+        import time
+
+        obs, reward, terminated, truncated, info = self.ale_env.step(np.asarray(actions, np.int64))
+        reward = np.asarray(reward, np.float64)
+        self._returns += reward
+        self._lengths += 1
+        game_over = terminated | truncated
+        lives = np.asarray(info["lives"], np.int64)
+        life_lost = (lives < self._lives) & ~game_over
+        self._lives[:] = lives
+        if game_over.any():
+            now = time.perf_counter()
+            info = dict(info)
+            info["final_info"] = {
+                "episode": {"r": np.where(game_over, self._returns, 0.0),
+                            "l": np.where(game_over, self._lengths, 0),
+                            "t": np.where(game_over, np.round(now - self._starts, 6), 0.0)},
+                "_episode": game_over.copy(),
+            }
+            self._returns[game_over] = 0.0
+            self._lengths[game_over] = 0
+            self._starts[game_over] = now
+        return obs, np.sign(reward).astype(np.float32), terminated | life_lost, truncated, info
+
+    def close_extras(self, **kwargs):
+        self.ale_env.close()
+
+
 def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env_id``, seeded ``seed, seed+1, ...``, auto-resetting in the same step.
 
-    Retro games run one emulator per process, so several retro envs use subprocesses.
+    Atari runs on ale-py's C++ vector env (:class:`NativeAtariVectorEnv`). Retro games run one
+    emulator per process, so several retro envs use subprocesses.
     """
     mode = gym.vector.AutoresetMode.SAME_STEP
-    if env_id.startswith("retro/") and num_envs > 1:
+    if env_id.startswith("ALE/"):
+        envs = NativeAtariVectorEnv(env_id, num_envs)
+    elif env_id.startswith("retro/") and num_envs > 1:
         fns = [lambda: _make_single_threaded(env_id) for _ in range(num_envs)]
         envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
     else:

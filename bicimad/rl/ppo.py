@@ -30,6 +30,8 @@ class PPOConfig(CommonConfig):
     """passes over each rollout"""
     clip_coef: float = 0.2
     """policy ratio clip range"""
+    anneal_clip: bool = False
+    """decay clip_coef linearly to zero over the run, as the learning rate (SB3's clip schedule)"""
     clip_vloss: bool = True
     """clip the value update to clip_coef around the rollout's values"""
     target_kl: float | None = None
@@ -40,6 +42,17 @@ class PPOConfig(CommonConfig):
     """initial KL penalty coefficient (kl_penalty only)"""
     kl_target: float = 0.01
     """KL the penalty aims for; beta doubles above 1.5x it, halves below 1/1.5 of it"""
+
+
+def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """The negated clipped surrogate objective, ``-mean(min(r A, clip(r, 1-eps, 1+eps) A))``.
+
+    The min makes it a pessimistic bound: moving the ratio outside ``[1-eps, 1+eps]`` in the
+    direction the advantage favours earns nothing (zero gradient), while moves that make the
+    objective worse are never clipped.
+    """
+    clipped = ratio.clamp(1 - clip_coef, 1 + clip_coef)
+    return -torch.min(advantages * ratio, advantages * clipped).mean()
 
 
 def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | None = None, envs=None,
@@ -71,6 +84,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
         b_advantages, b_returns = advantages.reshape(-1), returns.reshape(-1)
 
         # -- optimisation: epochs of shuffled minibatches ---------------------------------------------
+        clip = config.clip_coef * (1.0 - run.iteration / config.num_iterations if config.anneal_clip else 1.0)
         clipfracs, approx_kls = [], []
         first_ratio = None
         for _epoch in range(config.update_epochs):
@@ -86,7 +100,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - logratio).mean()
                     approx_kls.append(approx_kl.item())
-                    clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean().item())
+                    clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
 
                 mb_adv = b_advantages[mb]
                 if config.norm_adv and len(mb) > 1:
@@ -95,11 +109,10 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
                 if config.kl_penalty:
                     pg_loss = -(ratio * mb_adv).mean() + extra["kl_beta"] * ((ratio - 1) - logratio).mean()
                 else:
-                    pg_loss = torch.max(-mb_adv * ratio,
-                                        -mb_adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
+                    pg_loss = clipped_surrogate_loss(ratio, mb_adv, clip)
 
                 if config.clip_vloss:
-                    v_clipped = b_values[mb] + (newvalue - b_values[mb]).clamp(-config.clip_coef, config.clip_coef)
+                    v_clipped = b_values[mb] + (newvalue - b_values[mb]).clamp(-clip, clip)
                     v_loss = 0.5 * torch.max((newvalue - b_returns[mb]) ** 2, (v_clipped - b_returns[mb]) ** 2).mean()
                 else:
                     v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
@@ -120,14 +133,15 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
 
         # -- logging and checkpoint -------------------------------------------------------------------
         run.end_iteration({
-            "train/value_loss": v_loss.item(),
-            "train/policy_loss": pg_loss.item(),
-            "train/entropy": entropy_loss.item(),
-            "train/approx_kl": mean_kl,
-            "train/clipfrac": float(np.mean(clipfracs)),
-            "train/explained_variance": explained_variance(b_values.numpy(), b_returns.numpy()),
-            "train/first_ratio_max_dev": float((first_ratio - 1).abs().max()),
-            "train/kl_beta": extra["kl_beta"],
+            "losses/value_loss": v_loss.item(),
+            "losses/policy_loss": pg_loss.item(),
+            "losses/entropy": entropy_loss.item(),
+            "losses/approx_kl": mean_kl,
+            "losses/clipfrac": float(np.mean(clipfracs)),
+            "losses/explained_variance": explained_variance(b_values.numpy(), b_returns.numpy()),
+            "losses/first_ratio_max_dev": float((first_ratio - 1).abs().max()),
+            "charts/kl_beta": extra["kl_beta"],
+            "charts/clip_range": clip,
         }, optimizer, scheduler, extra)
 
     return run.close(optimizer, scheduler, extra)

@@ -69,10 +69,10 @@ def train(config: ReinforceConfig, out_dir: str | Path, *, make_agent: AgentFact
 
         # -- logging and checkpoint -------------------------------------------------------------------
         run.end_iteration({
-            "train/value_loss": baseline_loss.item(),
-            "train/policy_loss": pg_loss.item(),
-            "train/entropy": entropy_loss.item(),
-            "train/explained_variance": explained_variance(buf.flat("values").numpy(), b_returns.numpy()),
+            "losses/value_loss": baseline_loss.item(),
+            "losses/policy_loss": pg_loss.item(),
+            "losses/entropy": entropy_loss.item(),
+            "losses/explained_variance": explained_variance(buf.flat("values").numpy(), b_returns.numpy()),
         }, optimizer, scheduler, extra)
 
     return run.close(optimizer, scheduler, extra)

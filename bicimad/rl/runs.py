@@ -1,4 +1,4 @@
-"""Runs as a whole: the algorithm registry, presets for image envs, loading and evaluating agents."""
+"""Runs as a whole: the algorithm registry, configs from presets, loading and evaluating agents."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bicimad.rl import a2c, ppo, reinforce
+from bicimad.rl import a2c, checkpoints, ppo, reinforce
 from bicimad.rl.agents import Agent, AgentFactory, MultiCategorical, action_nvec
 from bicimad.rl.agents import make_agent as default_make_agent
 from bicimad.rl.core import CHECKPOINT, CommonConfig, seed_everything
-from bicimad.rl.envs import episode_returns, is_image_env, make_vector_env
+from bicimad.rl.envs import episode_returns, make_vector_env
+from bicimad.rl.presets import preset
 
 #: name -> (config class, train function)
 ALGORITHMS = {
@@ -21,16 +22,9 @@ ALGORITHMS = {
     "ppo": (ppo.PPOConfig, ppo.train),
 }
 
-#: Overrides for Atari/retro frames (CleanRL's ppo_atari defaults; A2C/REINFORCE keep an entropy bonus).
-IMAGE_PRESETS = {
-    "ppo": {"num_envs": 8, "num_steps": 128, "clip_coef": 0.1, "ent_coef": 0.01, "checkpoint_every": 10},
-    "a2c": {"num_envs": 8, "num_steps": 5, "ent_coef": 0.01},
-    "reinforce": {"num_envs": 8, "num_steps": 128, "ent_coef": 0.01, "learning_rate": 2.5e-4},
-}
-
-
 def make_config(algo: str, env_id: str, **overrides) -> CommonConfig:
-    """The algorithm's config for ``env_id``: defaults, then image presets, then ``overrides``."""
+    """The algorithm's config for ``env_id``: its defaults, then the env's preset
+    (:mod:`bicimad.rl.presets`), then ``overrides``."""
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}: choose from {sorted(ALGORITHMS)}")
     config_cls = ALGORITHMS[algo][0]
@@ -38,7 +32,7 @@ def make_config(algo: str, env_id: str, **overrides) -> CommonConfig:
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown {algo} config field(s) {sorted(unknown)}; known: {sorted(fields)}")
-    values = dict(IMAGE_PRESETS[algo]) if is_image_env(env_id) else {}
+    values = preset(algo, env_id)
     values.update(overrides)
     return config_cls(env_id=env_id, **values)
 
@@ -47,13 +41,18 @@ def load_checkpoint(out_dir: str | Path) -> dict:
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"no {CHECKPOINT} in {out_dir}: not a training run folder")
-    return torch.load(path, weights_only=False)
+    return checkpoints.load(path)
 
 
 def load_config(out_dir: str | Path) -> tuple[str, CommonConfig]:
     """``(algo, config)`` of the run saved in ``out_dir``."""
     state = load_checkpoint(out_dir)
-    return state["algo"], ALGORITHMS[state["algo"]][0](**state["config"])
+    if state["algo"] not in ALGORITHMS:
+        raise checkpoints.CheckpointError(f"{Path(out_dir) / CHECKPOINT}: unknown algorithm {state['algo']!r}")
+    try:
+        return state["algo"], ALGORITHMS[state["algo"]][0](**state["config"])
+    except (TypeError, ValueError) as exc:
+        raise checkpoints.CheckpointError(f"{Path(out_dir) / CHECKPOINT}: bad config: {exc}") from exc
 
 
 def evaluate(out_dir: str | Path, episodes: int, *, seed: int = 10_000, deterministic: bool = False,

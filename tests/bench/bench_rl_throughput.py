@@ -53,11 +53,12 @@ def sb3_sps(round_: int) -> float:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     c = make_config("ppo", "CartPole-v1", total_steps=STEPS, seed=round_)
+    clip = (lambda progress: progress * c.clip_coef) if c.anneal_clip else c.clip_coef
     start = time.process_time()
     envs = DummyVecEnv([lambda: make_env("CartPole-v1") for _ in range(c.num_envs)])
     model = PPO("MlpPolicy", envs, n_steps=c.num_steps, batch_size=c.batch_size // c.num_minibatches,
                 n_epochs=c.update_epochs, learning_rate=lambda p: p * c.learning_rate, gamma=c.gamma,
-                gae_lambda=c.gae_lambda, clip_range=c.clip_coef, clip_range_vf=c.clip_coef,
+                gae_lambda=c.gae_lambda, clip_range=clip, clip_range_vf=clip if c.clip_vloss else None,
                 ent_coef=c.ent_coef, vf_coef=c.vf_coef, max_grad_norm=c.max_grad_norm, seed=round_,
                 policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
                 device="cpu", verbose=0)

@@ -78,8 +78,10 @@ def train_sb3(algo: str, env_id: str, steps: int, seed: int, run_dir: Path):
     if not image:
         common["policy_kwargs"] = {"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh}
     if algo == "ppo":
+        clip = (lambda progress: progress * config.clip_coef) if config.anneal_clip else config.clip_coef
         model = PPO(policy, envs, batch_size=config.batch_size // config.num_minibatches,
-                    n_epochs=config.update_epochs, clip_range=config.clip_coef, clip_range_vf=config.clip_coef,
+                    n_epochs=config.update_epochs, clip_range=clip,
+                    clip_range_vf=clip if config.clip_vloss else None,
                     normalize_advantage=config.norm_adv, **common)
     elif algo == "a2c":
         model = A2C(policy, envs, normalize_advantage=config.norm_adv, rms_prop_eps=1e-5, **common)

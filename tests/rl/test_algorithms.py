@@ -29,10 +29,10 @@ def test_algorithm_solves_probe(tmp_path, algo, probe, steps):
 def test_ppo_ratio_is_one_on_first_minibatch_and_metrics_are_logged(tmp_path):
     config = make_config("ppo", "CartPole-v1", total_steps=2048, seed=3)
     ALGORITHMS["ppo"][1](config, tmp_path, progress=False)
-    _, deviation = read_metrics(tmp_path, "train/first_ratio_max_dev")
+    _, deviation = read_metrics(tmp_path, "losses/first_ratio_max_dev")
     assert len(deviation) == config.num_iterations
     assert deviation.max() < 1e-5
-    for key in ("train/approx_kl", "train/clipfrac", "train/explained_variance", "charts/episodic_return",
+    for key in ("losses/approx_kl", "losses/clipfrac", "losses/explained_variance", "charts/episodic_return",
                 "charts/learning_rate", "charts/SPS"):
         assert len(read_metrics(tmp_path, key)[0]) > 0, key
     _, lr = read_metrics(tmp_path, "charts/learning_rate")
@@ -48,8 +48,8 @@ def test_kl_penalty_adapts_beta_towards_the_target(tmp_path):
     target = 1e-4
     config = make_config("ppo", "CartPole-v1", total_steps=4096, seed=3, kl_penalty=True, kl_target=target)
     ALGORITHMS["ppo"][1](config, tmp_path, progress=False)
-    _, kl = read_metrics(tmp_path, "train/approx_kl")
-    _, beta = read_metrics(tmp_path, "train/kl_beta")
+    _, kl = read_metrics(tmp_path, "losses/approx_kl")
+    _, beta = read_metrics(tmp_path, "charts/kl_beta")
     previous = np.concatenate([[config.kl_beta], beta[:-1]])
     expected = previous * np.where(kl > 1.5 * target, 2.0, np.where(kl < target / 1.5, 0.5, 1.0))
     np.testing.assert_allclose(beta, expected)
@@ -69,7 +69,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, algo):
     assert whole["global_step"] == split["global_step"] == config.num_iterations * config.batch_size
     for name, tensor in whole["agent"].items():
         torch.testing.assert_close(split["agent"][name], tensor, rtol=0, atol=0)
-    for key in ("charts/episodic_return", "train/value_loss"):
+    for key in ("charts/episodic_return", "losses/value_loss"):
         np.testing.assert_array_equal(read_metrics(tmp_path / "whole", key)[1], read_metrics(tmp_path / "split", key)[1])
 
 

@@ -204,3 +204,63 @@ def test_learning_curve_has_a_panel_per_episode_extra(tmp_path):
     # One panel of 3 inches more at 100 dpi.
     assert with_share.shape[0] - plain.shape[0] == 300
     assert with_share.shape[1] == plain.shape[1]
+
+
+@pytest.mark.parametrize("mode", [gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.DISABLED])
+def test_run_refuses_a_vector_env_with_another_autoreset_mode(tmp_path, mode):
+    from bicimad.rl.envs import make_env
+
+    envs = gym.vector.SyncVectorEnv([lambda: make_env("CartPole-v1")], autoreset_mode=mode)
+    config = CommonConfig(num_envs=1, num_steps=8, total_steps=8)
+    with pytest.raises(ValueError, match=f"SyncVectorEnv auto-resets in mode {mode.name}.*SAME_STEP"):
+        Run("test", config, tmp_path, envs=envs, progress=False)
+    envs.close()
+
+
+def test_config_fields_are_type_and_range_checked():
+    from bicimad.rl.ppo import PPOConfig
+
+    for field, value, message in [("num_envs", 0, "num_envs must be at least 1"),
+                                  ("num_steps", 0, "num_steps must be at least 1"),
+                                  ("learning_rate", "abc", "learning_rate must be a finite number"),
+                                  ("gamma", float("nan"), "gamma must be a finite number"),
+                                  ("gamma", 1.5, "gamma must be between 0 and 1"),
+                                  ("num_envs", 2.5, "num_envs must be an integer"),
+                                  ("anneal_lr", 1, "anneal_lr must be true or false"),
+                                  ("target_kl", -0.1, "target_kl must be positive")]:
+        with pytest.raises(ValueError, match=message):
+            PPOConfig(**{field: value})
+    assert PPOConfig(learning_rate=1).learning_rate == 1.0 and PPOConfig(target_kl=None).target_kl is None
+
+
+def _tensorboard_scalars(tb_dir) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_events_hold_the_csv_metrics_under_namespaced_keys(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from bicimad.rl.core import read_metrics
+    from bicimad.rl.runs import ALGORITHMS, make_config
+
+    config = make_config("ppo", "probe/chain", total_steps=2048, seed=3, num_envs=2, num_steps=64,
+                         checkpoint_every=4)
+    # An interrupted run: it logged up to step 2048, but its last checkpoint is from step 1024.
+    ALGORITHMS["ppo"][1](config, tmp_path / "half", stop_after_steps=1024, progress=False)
+    run = tmp_path / "run"
+    ALGORITHMS["ppo"][1](config, run, progress=False)
+    (run / "checkpoint.pt").write_bytes((tmp_path / "half" / "checkpoint.pt").read_bytes())
+    ALGORITHMS["ppo"][1](config, run, resume=True, progress=False)
+    scalars = _tensorboard_scalars(run / "tb")
+    for key in ("charts/episodic_return", "charts/episodic_length", "charts/learning_rate", "charts/SPS",
+                "charts/clip_range", "losses/value_loss", "losses/policy_loss", "losses/entropy",
+                "losses/approx_kl", "losses/clipfrac", "losses/explained_variance"):
+        steps, values = read_metrics(run, key)
+        assert len(steps) > 0 and steps.max() > 1024, key
+        logged = scalars[key]
+        assert [step for step, _ in logged] == steps.tolist(), key   # one event per CSV row, no duplicates
+        np.testing.assert_allclose([value for _, value in logged], values, rtol=1e-5, err_msg=key)
+    assert not [key for key in scalars if key.startswith("train/")]

@@ -104,6 +104,37 @@ def test_ppo_smoke_run_on_frames(tmp_path, env_id, steps):
     config = make_config("ppo", env_id, total_steps=steps, num_envs=2 if env_id.startswith("ALE") else 1,
                          num_steps=64, num_minibatches=2, update_epochs=1)
     ALGORITHMS["ppo"][1](config, tmp_path, progress=False)
-    _, kl = read_metrics(tmp_path, "train/approx_kl")
+    _, kl = read_metrics(tmp_path, "losses/approx_kl")
     assert len(kl) == config.num_iterations and np.isfinite(kl).all()
     assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_native_atari_vector_env_ends_learning_episodes_at_lives_and_records_whole_games():
+    from bicimad.rl.core import check_autoreset_mode
+    from bicimad.rl.envs import NativeAtariVectorEnv, make_vector_env
+
+    envs = make_vector_env("ALE/Breakout-v5", 2, 1)
+    assert isinstance(envs, NativeAtariVectorEnv)
+    check_autoreset_mode(envs)
+    assert envs.single_observation_space.shape == (4, 84, 84) and envs.single_action_space.n == 4
+    envs.reset(seed=[1, 2])
+    rng = np.random.default_rng(0)
+    life_ends, games, positive = np.zeros(2, int), [], np.zeros(2, int)
+    for _ in range(3000):
+        action = np.where(rng.random(2) < 0.3, 1, rng.integers(0, 4, 2))   # FIRE often: the ball gets served
+        obs, reward, terminated, truncated, info = envs.step(action)
+        assert set(np.unique(reward)) <= {-1.0, 0.0, 1.0}
+        positive += reward > 0
+        life_ends += terminated
+        if "final_info" in info:
+            done = info["final_info"]["_episode"]
+            for i in np.flatnonzero(done):
+                games.append((info["final_info"]["episode"]["r"][i], positive[i], life_ends[i]))
+                positive[i], life_ends[i] = 0, 0
+        if len(games) >= 3:
+            break
+    envs.close()
+    assert len(games) >= 3
+    for raw_score, bricks, learning_episodes in games:
+        assert learning_episodes == 5               # one per life, the last one with the game
+        assert raw_score >= bricks and (raw_score > 0) == (bricks > 0)  # raw score, rewards clipped
