@@ -55,6 +55,32 @@ def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_c
     return -torch.min(advantages * ratio, advantages * clipped).mean()
 
 
+def _minibatch_loss(config: PPOConfig, agent, batch: dict, mb, clip: float, kl_beta: float):
+    """PPO's loss on minibatch ``mb`` of the flat ``batch``: (loss, (policy, value, entropy)
+    terms, ratio, log ratio)."""
+    masks = batch["masks"]
+    _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+        batch["obs"][mb], batch["actions"][mb], None if masks is None else masks[mb])
+    logratio = newlogprob - batch["logprobs"][mb]
+    ratio = logratio.exp()
+    mb_adv = batch["advantages"][mb]
+    if config.norm_adv and len(mb) > 1:
+        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+    if config.kl_penalty:
+        pg_loss = -(ratio * mb_adv).mean() + kl_beta * ((ratio - 1) - logratio).mean()
+    else:
+        pg_loss = clipped_surrogate_loss(ratio, mb_adv, clip)
+    values, returns = batch["values"][mb], batch["returns"][mb]
+    if config.clip_vloss:
+        v_clipped = values + (newvalue - values).clamp(-clip, clip)
+        v_loss = 0.5 * torch.max((newvalue - returns) ** 2, (v_clipped - returns) ** 2).mean()
+    else:
+        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
+    entropy_loss = entropy.mean()
+    loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * v_loss
+    return loss, (pg_loss, v_loss, entropy_loss), ratio, logratio
+
+
 def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | None = None, envs=None,
           resume: bool = False, stop_after_steps: int | None = None, progress: bool = True) -> Path:
     """Train (or, with ``resume``, continue training) a PPO agent; artefacts go to ``out_dir``.
@@ -79,9 +105,9 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
 
         # -- advantages -------------------------------------------------------------------------------
         advantages, returns = run.advantages()
-        b_obs, b_actions, b_masks = buf.flat("obs"), buf.flat("actions"), buf.flat("masks")
-        b_logprobs, b_values = buf.flat("logprobs"), buf.flat("values")
-        b_advantages, b_returns = advantages.reshape(-1), returns.reshape(-1)
+        batch = {"obs": buf.flat("obs"), "actions": buf.flat("actions"), "masks": buf.flat("masks"),
+                 "logprobs": buf.flat("logprobs"), "values": buf.flat("values"),
+                 "advantages": advantages.reshape(-1), "returns": returns.reshape(-1)}
 
         # -- optimisation: epochs of shuffled minibatches ---------------------------------------------
         clip = config.clip_coef * (1.0 - run.iteration / config.num_iterations if config.anneal_clip else 1.0)
@@ -91,34 +117,14 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
             order = torch.randperm(config.batch_size)
             for start in range(0, config.batch_size, minibatch_size):
                 mb = order[start:start + minibatch_size]
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(
-                    b_obs[mb], b_actions[mb], None if b_masks is None else b_masks[mb])
-                logratio = newlogprob - b_logprobs[mb]
-                ratio = logratio.exp()
+                loss, terms, ratio, logratio = _minibatch_loss(config, agent, batch, mb, clip, extra["kl_beta"])
+                pg_loss, v_loss, entropy_loss = terms
                 if first_ratio is None:
                     first_ratio = ratio.detach()  # policy unchanged yet: must be 1
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - logratio).mean()
                     approx_kls.append(approx_kl.item())
                     clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
-
-                mb_adv = b_advantages[mb]
-                if config.norm_adv and len(mb) > 1:
-                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-
-                if config.kl_penalty:
-                    pg_loss = -(ratio * mb_adv).mean() + extra["kl_beta"] * ((ratio - 1) - logratio).mean()
-                else:
-                    pg_loss = clipped_surrogate_loss(ratio, mb_adv, clip)
-
-                if config.clip_vloss:
-                    v_clipped = b_values[mb] + (newvalue - b_values[mb]).clamp(-clip, clip)
-                    v_loss = 0.5 * torch.max((newvalue - b_returns[mb]) ** 2, (v_clipped - b_returns[mb]) ** 2).mean()
-                else:
-                    v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
-
-                entropy_loss = entropy.mean()
-                loss = pg_loss - config.ent_coef * entropy_loss + config.vf_coef * v_loss
                 gradient_step(optimizer, loss, agent.parameters(), config.max_grad_norm)
 
             if config.target_kl is not None and approx_kl.item() > config.target_kl:
@@ -138,7 +144,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
             "losses/entropy": entropy_loss.item(),
             "losses/approx_kl": mean_kl,
             "losses/clipfrac": float(np.mean(clipfracs)),
-            "losses/explained_variance": explained_variance(b_values.numpy(), b_returns.numpy()),
+            "losses/explained_variance": explained_variance(batch["values"].numpy(), batch["returns"].numpy()),
             "losses/first_ratio_max_dev": float((first_ratio - 1).abs().max()),
             "charts/kl_beta": extra["kl_beta"],
             "charts/clip_range": clip,
