@@ -13,6 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
+from bicimad.argtypes import non_negative_int as _non_negative_int
+from bicimad.argtypes import positive_float as _positive_float
+from bicimad.argtypes import positive_int as _positive_int
 from bicimad.errors import EXIT_USAGE, CommandError
 
 #: Job modules that still register their own parsers (thin wrappers beside their job functions).
@@ -27,33 +30,6 @@ def _job(name: str):
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bicimad import config
+from bicimad.argtypes import non_negative_float, positive_float, positive_int, share
 from bicimad.errors import EXIT_BAD_INPUT, EXIT_DATAERR, EXIT_SOFTWARE, EXIT_TEMPFAIL, EXIT_USAGE, CommandError
 from bicimad.jobs import JobResult
 from bicimad.opendata import rawstore
@@ -443,38 +444,6 @@ def rejected(data_dir: str | Path | None = None, *, drop: list[str] | None = Non
 # Command line
 # --------------------------------------------------------------------------------------------
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
-    if not (math.isfinite(value) and 0 <= value <= 1):
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
-    return value
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-        return value
-    return parse
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds (0 or more), got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected seconds (0 or more), got {text!r}")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ingest",
@@ -497,18 +466,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replace-dataset", action="store_true",
                    help="allow replacing the folder's processed tables of one dataset (real EMT or synthetic) "
                    "with the other; without it such an ingest is refused (exit 2)")
-    p.add_argument("--wait", type=_non_negative, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait", type=non_negative_float, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for a running nightly or ingest to release the data folder "
                    "(default 0: refuse at once, exit 75)")
     chk = p.add_argument_group("bad input and limits")
     chk.add_argument("--strict", action="store_true", help="any rejected record fails the ingest (exit 3)")
-    chk.add_argument("--max-reject-share", type=_share, default=0.01, metavar="SHARE",
+    chk.add_argument("--max-reject-share", type=share, default=0.01, metavar="SHARE",
                      help="fail (exit 3) when a file rejects more than this share of its records, 0..1 (default 0.01)")
-    chk.add_argument("--max-member-bytes", type=_positive(int), default=DEFAULT_LIMITS.max_member_bytes,
+    chk.add_argument("--max-member-bytes", type=positive_int, default=DEFAULT_LIMITS.max_member_bytes,
                      metavar="BYTES", help="refuse archive members larger than this (default 2 GiB)")
-    chk.add_argument("--max-compression-ratio", type=_positive(float), default=DEFAULT_LIMITS.max_ratio,
+    chk.add_argument("--max-compression-ratio", type=positive_float, default=DEFAULT_LIMITS.max_ratio,
                      metavar="RATIO", help="refuse archive members that expand more than this (default 200)")
-    chk.add_argument("--max-line-bytes", type=_positive(int), default=DEFAULT_LIMITS.max_line_bytes, metavar="BYTES",
+    chk.add_argument("--max-line-bytes", type=positive_int, default=DEFAULT_LIMITS.max_line_bytes, metavar="BYTES",
                      help="reject JSON lines longer than this, and refuse documents larger (default 64 MiB)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_ingest)
