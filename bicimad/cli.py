@@ -16,7 +16,7 @@ from pathlib import Path
 from bicimad.argtypes import non_negative_int as _non_negative_int
 from bicimad.argtypes import positive_float as _positive_float
 from bicimad.argtypes import positive_int as _positive_int
-from bicimad.errors import EXIT_USAGE, CommandError
+from bicimad.errors import EXIT_IOERR, EXIT_USAGE, CommandError
 
 #: Job modules that still register their own parsers (thin wrappers beside their job functions).
 SELF_REGISTERING = ("ingest", "rl")
@@ -377,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"bicimad {args.command}: error: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:  # a path that cannot be written or read (a file where a folder should be, ...)
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"bicimad {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_IOERR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

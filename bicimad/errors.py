@@ -14,6 +14,7 @@ EXIT_BAD_INPUT = 3     #: ingest: input problems make the output wrong (too many
 EXIT_DATAERR = 65      #: input data present but unusable (schema, values)
 EXIT_NOINPUT = 66      #: input data missing (no data for the date, missing folder)
 EXIT_STALE = 69        #: input too old or too thin to plan on (nightly freshness limits); fix the feed
+EXIT_IOERR = 74        #: a file or folder could not be read or written (the path is named)
 EXIT_SOFTWARE = 70     #: a step failed unexpectedly; re-running resumes from that step
 EXIT_TEMPFAIL = 75     #: another run holds the lock; try again later
 

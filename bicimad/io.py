@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,3 +51,27 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_safe(cell):
+    """A cell as a spreadsheet shows it, never runs it: text starting with ``= + - @`` (or a tab
+    or carriage return) gets a leading apostrophe; plain numbers such as ``-4`` stay as they are."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_START) and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def write_csv(frame, path: str | os.PathLike, **kwargs) -> Path:
+    """``frame`` (a pandas DataFrame) as CSV, atomically, its text cells made spreadsheet-safe."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype.kind not in "biufcmM":   # text (object or string dtype): may hold a formula
+            out[column] = out[column].map(csv_safe)
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False, **kwargs)
+    return Path(path)

@@ -5,29 +5,15 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bicimad.io import atomic_open
+from bicimad.io import atomic_open, csv_safe
 
 log = logging.getLogger(__name__)
 
 REJECT_COLUMNS = ("file", "line", "field", "reason", "value")
-
-
-#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def csv_safe(cell):
-    """A cell as a spreadsheet shows it, never runs it: text starting with ``= + - @`` (or a tab
-    or carriage return) gets a leading apostrophe; plain numbers such as ``-4`` stay as they are."""
-    if isinstance(cell, str) and cell.startswith(_FORMULA_START) and not _NUMBER.fullmatch(cell):
-        return "'" + cell
-    return cell
 
 
 class IngestError(ValueError):

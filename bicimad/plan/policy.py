@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -291,7 +292,15 @@ def load_policy(policy_dir: str | os.PathLike) -> FleetAgent:
     except (json.JSONDecodeError, TypeError) as exc:
         raise ValueError(f"{policy_dir / POLICY_CONFIG}: bad policy config: {exc}") from exc
     agent = FleetAgent(config)
-    agent.load_state_dict(torch.load(policy_dir / POLICY_FILE, weights_only=True))
+    try:  # weights only: a file that needs unpickling is refused, never run
+        state = torch.load(policy_dir / POLICY_FILE, weights_only=True)
+        agent.load_state_dict(state)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{policy_dir / POLICY_FILE}: not a plain tensor file (it would need unpickling, which is "
+                         "refused)") from None
+    except (RuntimeError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{policy_dir / POLICY_FILE}: not a fleet policy of this shape ({first[:200]})") from None
     agent.eval()
     return agent
 

@@ -33,7 +33,7 @@ import pandas as pd
 
 from bicimad.config import TZ
 from bicimad.geo import haversine_km
-from bicimad.io import atomic_open, atomic_path
+from bicimad.io import atomic_open, write_csv
 
 #: Road distance / straight-line distance when the scenario gives none (``riders.detour``'s default).
 DEFAULT_DETOUR = 1.3
@@ -44,9 +44,6 @@ ROUTE_SHEET_COLUMNS = (
     "action", "bikes", "load_after", "km_from_previous", "drive_min_from_previous",
     "base_station_id", "base_number", "base_name",
 )
-
-#: Spreadsheets run a cell starting with one of these as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def parse_shifts(text: str | None) -> list[tuple[int, int]] | None:
@@ -158,25 +155,12 @@ def _truck_rows(truck, group, base, speed_kmh, detour, load, shifts, service_min
     return rows
 
 
-def _escape_cell(value):
-    """A text cell a spreadsheet would run as a formula, prefixed with a quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def write_route_csv(sheet: pd.DataFrame, path: str | os.PathLike) -> Path:
     """The route sheet as CSV (atomically); arrival as local ``YYYY-MM-DD HH:MM+hh:mm``, text cells
     that a spreadsheet would take for a formula (= + - @) prefixed with a quote."""
-    path = Path(path)
     out = sheet.copy()
     out["arrival"] = [t.isoformat(sep=" ", timespec="minutes") for t in out["arrival"]]
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(_escape_cell)
-    with atomic_path(path) as tmp:
-        out.to_csv(tmp, index=False)
-    return path
+    return write_csv(out, path)
 
 
 _PAGE_CSS = """

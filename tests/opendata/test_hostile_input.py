@@ -14,11 +14,12 @@ import pytest
 
 from bicimad.cli import main
 from bicimad.errors import CommandError
+from bicimad.io import csv_safe
 from bicimad.jobs.ingest import IngestSources, ingest
 from bicimad.opendata import schemas
 from bicimad.opendata.formats import read_file
 from bicimad.opendata.readers import read_snapshot_jsonl, read_trips_jsonl
-from bicimad.opendata.rejects import Rejects, csv_safe
+from bicimad.opendata.rejects import Rejects
 
 from .conftest import hourly_snapshots, snapshot_line, station_record, trip_line, write_lines
 

@@ -164,6 +164,8 @@ def nightly_command(date: str, config_path: str = DEFAULT_CONFIG, *, out=None, f
         raise CommandError(f"--date: expected YYYY-MM-DD, got {date!r}", EXIT_USAGE) from None
     if not FIRST_DATE <= day < LAST_DATE:
         raise CommandError(f"--date: {day} is outside {FIRST_DATE}..{LAST_DATE} (the calendar's years)", EXIT_USAGE)
+    if config_path == DEFAULT_CONFIG and not Path(config_path).exists():
+        config_path = str(paths.REPO_ROOT / DEFAULT_CONFIG)   # run from outside the checkout
     try:
         config = batch.load_config(NightlyConfig, config_path)
     except batch.ConfigError as exc:

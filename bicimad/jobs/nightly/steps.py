@@ -16,7 +16,7 @@ from bicimad.demand.forecast import forecast_day
 from bicimad.demand.models import DemandModel
 from bicimad.demand.od import build_od
 from bicimad.errors import EXIT_BAD_INPUT, EXIT_USAGE, CommandError
-from bicimad.io import atomic_path, write_json
+from bicimad.io import atomic_path, write_csv, write_json
 from bicimad.jobs import demand as demand_job
 from bicimad.jobs import ingest
 from bicimad.jobs.batch import Step, StepResult, config_to_dict, file_inputs, git_commit
@@ -278,8 +278,7 @@ def step_simulate(ctx: NightlyRun):
     plans = pd.DataFrame(plans, columns=plan_columns)
     names = stations.drop_duplicates("station_id")[["station_id", "number", "name"]]
     plans = plans.merge(names, on="station_id", how="left")[plan_columns[:5] + ["number", "name"] + plan_columns[5:]]
-    with atomic_path(ctx.run_dir / "plans.csv") as tmp:
-        plans.to_csv(tmp, index=False)
+    write_csv(plans, ctx.run_dir / "plans.csv")   # station names come from the data: spreadsheet-safe
     decision = decide(draws, scenario.reward, ctx.config.dispatch, plans.groupby("planner").size().to_dict())
     objectives = decision.table.set_index("planner")
     for row in rows:
@@ -307,8 +306,7 @@ def step_plan(ctx: NightlyRun):
     dispatch = json.loads((ctx.run_dir / "decision.json").read_text(encoding="utf-8"))["planner"]
     plan = plans[plans["planner"] == dispatch].drop(columns="planner")
     plan = plan.assign(dataset=dataset_label(ctx))   # every sheet says what it was planned on
-    with atomic_path(ctx.run_dir / "plan.csv") as tmp:
-        plan.to_csv(tmp, index=False)
+    write_csv(plan, ctx.run_dir / "plan.csv")
     fleet = json.loads((ctx.run_dir / "bases.json").read_text(encoding="utf-8"))
     stations = read_table("stations", ctx.run_dir / "stations.parquet").drop_duplicates("station_id", keep="last")
     sheet = route_sheet(plan, stations, fleet["bases"], speed_kmh=fleet["speed_kmh"], detour=fleet["detour"],
