@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import glob
 import itertools
 import json
 import logging
@@ -164,8 +165,10 @@ class WhatIfConfig:
     """first simulated day (YYYY-MM-DD) of a synthetic network; default 2018-09-27 (a Thursday:
     days = 4 simulates Thursday to Sunday, two weekdays and a weekend)"""
     run: str | None = None
-    """a finished nightly run folder: sweep on its network, start state and forecast day
-    instead of the scenario's synthetic ones (then days must be 1)"""
+    """finished nightly run folders: sweep on their networks, start states and forecast days
+    instead of the scenario's synthetic ones; one folder, or a glob pattern naming several
+    nights (e.g. "data/runs/nightly/2019-10-2*": several real days, each from its own forecast;
+    then days must be the number of folders it names)"""
     days: int = 1
     """consecutive days each task simulates"""
     planners: tuple[str, ...] = ("noop", "greedy")
@@ -198,8 +201,9 @@ class WhatIfConfig:
             raise ValueError(f"target_problem_share: a share in 0-1, got {self.target_problem_share}")
         if self.target_lost_trips is not None and not self.target_lost_trips >= 0:
             raise ValueError(f"target_lost_trips: must be >= 0, got {self.target_lost_trips}")
-        if self.run is not None and self.days != 1:
-            raise ValueError("days: a nightly run folder holds one forecast day; days must be 1 with run")
+        if self.run is not None and self.days != len(run_folders(self.run)):
+            raise ValueError(f"days: run names {len(run_folders(self.run))} nightly run folder(s), one forecast day "
+                             f"each; days must be {len(run_folders(self.run))}, not {self.days}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,11 +235,20 @@ def task_seed(root: int, index: int) -> int:
     return derive_seed(root, index)
 
 
+def run_folders(run: str) -> list[str]:
+    """The nightly run folders ``run`` names (a folder, or a glob pattern), in date order."""
+    if glob.has_magic(run):
+        return sorted(str(Path(p).resolve()) for p in glob.glob(run) if Path(p).is_dir())
+    return [str(Path(run).resolve())]
+
+
 def make_tasks(config: WhatIfConfig) -> list[Task]:
     """Every task of the sweep, in a fixed order."""
     seeds = [task_seed(config.seed, i) for i in range(config.seeds)]
     # absolute paths: workers may start in another folder
-    run = str(Path(config.run).resolve()) if config.run else None
+    run = (config.run if glob.has_magic(config.run) else str(Path(config.run).resolve())) if config.run else None
+    if run and glob.has_magic(run):
+        run = str(Path(run).absolute())
     scenario = str(Path(config.scenario).resolve()) if Path(config.scenario).is_file() else config.scenario
     grid = config.grid.resolved(load_scenario(scenario))
     tasks = []
@@ -591,7 +604,8 @@ def whatif_command(config_path: str, *, out=None, ray: str | None = None, worker
         raise CommandError(f"{config_path}: {exc}", EXIT_USAGE) from None
     if config.run:
         try:
-            load_run_inputs(config.run)
+            for folder in run_folders(config.run):
+                load_run_inputs(folder)
         except (OSError, ValueError, KeyError) as exc:
             raise CommandError(f"{config_path}: run: {exc}", EXIT_USAGE) from None
     return whatif(config, out=out, ray=ray, workers=workers, data_dir=data_dir, progress=progress)
@@ -616,8 +630,9 @@ def check_baseline(config: WhatIfConfig, scenario) -> BaselinePoint | None:
 def sweep_context(config: WhatIfConfig, scenario) -> dict[str, str]:
     """What a sweep simulated, for its report: city and dataset, days, scenario, planners."""
     if config.run:
-        city = f"the network, start state and forecast of the nightly run {Path(config.run).resolve()}"
-        days = "the run's forecast day"
+        folders = run_folders(config.run)
+        city = f"the networks, start states and forecasts of the nightly runs {', '.join(folders)}"
+        days = f"{len(folders)} forecast day(s), one per run"
     else:
         city = (f"synthetic city (bicimad.opendata.synthetic), {scenario.network.stations} stations, "
                 f"network seed {scenario.network.seed}; riders: the city's truth rates per day type")
@@ -710,8 +725,7 @@ def simulate_task(task: Task) -> dict:
 def _day_inputs(task: Task, scenario) -> list[tuple]:
     """(network, riders) of each simulated day of ``task``."""
     if task.run:
-        network, demand = load_run_inputs(task.run)
-        return [(network, demand)]
+        return [load_run_inputs(folder) for folder in run_folders(task.run)]
     if scenario.network.source != "synthetic":
         raise ValueError(f"scenario {scenario.name!r} (network.source = {scenario.network.source!r}): "
                          "give a nightly run folder as `run` for a processed network")
