@@ -133,6 +133,13 @@ def route_sheet(plan: pd.DataFrame, stations: pd.DataFrame, bases: Mapping[int, 
     return sheet
 
 
+def _ceil_minute(stamp: pd.Timestamp) -> pd.Timestamp:
+    """Up to the whole minute; in UTC, so the repeated hour of a DST change stays unambiguous."""
+    if stamp.tzinfo is None:
+        return stamp.ceil("min")
+    return stamp.tz_convert("UTC").ceil("min").tz_convert(stamp.tzinfo)
+
+
 def _truck_rows(truck, group, base, speed_kmh, detour, load, shifts, service_min) -> list[dict]:
     rows, shift, here, clock, stop = [], None, None, None, 0
     for r in group.itertuples(index=False):
@@ -142,7 +149,7 @@ def _truck_rows(truck, group, base, speed_kmh, detour, load, shifts, service_min
         km = float(haversine_km(here[0], here[1], r.lat, r.lon)) * detour
         drive = km / speed_kmh * 60.0
         leave = r.hour if clock is None else max(r.hour, clock + pd.Timedelta(minutes=service_min))
-        arrival = (leave + pd.Timedelta(minutes=drive)).ceil("min")
+        arrival = _ceil_minute(leave + pd.Timedelta(minutes=drive))
         load += int(r.bikes)
         stop += 1
         rows.append({"truck": truck, "shift": shift, "stop": stop, "arrival": arrival, "station_id": int(r.station_id),

@@ -35,7 +35,7 @@ TARGET_NIGHTLY_S = 180.0
 
 SEP_2018 = ("stations/javomorales_BiciMadAnalysis/EstacionesVacias.xlsx",
             "trips/derived/javomorales_BiciMadAnalysis/Usos092018_Estaciones.xlsx")
-OCT_2019 = ("stations/gonfuso_AnalyticsBiciMad/situaciones_2019-07_2019-10.parquet",)
+OCT_2019 = (".",)   # the whole raw folder: the 2019 snapshots name stations by number, the lists map them
 
 
 def _cli(data_dir, *args, timeout=900):

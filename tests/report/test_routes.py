@@ -129,3 +129,14 @@ def test_printable_pages_one_per_truck(tmp_path):
     assert "<td class='n'>4</td><td colspan='4'>stops; loaded 13, unloaded 13 bikes</td>" in page
     assert "<td class='n'>10.5</td><td class='n'>35</td></tr></tfoot>" in page  # 3 + 1.5 + 3.75 + 2.25 km
     assert "No stops planned" in paths[1].read_text(encoding="utf-8")
+
+
+def test_the_repeated_hour_of_the_autumn_dst_change():
+    """On 27 Oct 2019 clocks go back at 03:00: 02:xx happens twice. Arrival times in the first
+    pass of that hour are still whole minutes with their own offset (no ambiguity error)."""
+    first_pass = pd.Timestamp("2019-10-27 00:00", tz="UTC").tz_convert(TZ)   # 02:00 CEST (+02:00)
+    plan = pd.DataFrame({"planner": "ortools", "truck": [1], "hour": [str(first_pass)], "order": [1], "station_id": [11],
+                         "bikes": [5], "action": ["load"]})
+    sheet = routes.route_sheet(plan, _stations(), [10], speed_kmh=18, detour=1.5)
+    arrival = sheet["arrival"].iloc[0]
+    assert arrival == first_pass + pd.Timedelta(minutes=10) and arrival.utcoffset() == pd.Timedelta(hours=2)
