@@ -14,6 +14,7 @@ import pytest
 from bicimad.config import REPO_ROOT
 from bicimad.jobs.batch import KILL_AT_ENV
 from bicimad.opendata.schemas import read_table
+from tests.jobs.conftest import small_city_config
 
 DATE = "2018-09-08"
 
@@ -21,24 +22,8 @@ DATE = "2018-09-08"
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     """A small synthetic city (40 stations, 10 days) in EMT's raw formats, and a fast config."""
-    from bicimad.opendata.synthetic import write_city
-
-    root = tmp_path_factory.mktemp("city")
-    write_city(root / "raw", seed=4, n_stations=40, days=10, trip_days=2, trips_per_day=3500)
-    config = root / "nightly.toml"
-    config.write_text(textwrap.dedent(f"""
-        scenario = "synthetic-default"
-        planners = ["noop", "greedy"]
-        dispatch = "greedy"
-        seeds = 2
-        [source]
-        kind = "local"
-        paths = ["{root / 'raw' / 'synthetic'}"]
-        [demand]
-        history_days = 7
-        rounds = 20
-    """), encoding="utf-8")
-    return config
+    return small_city_config(tmp_path_factory.mktemp("city"), seed=4, n_stations=40, trips_per_day=3500, seeds=2,
+                             days=10)
 
 
 def nightly(data_dir, config, *extra, env=None, timeout=300, cwd=REPO_ROOT):

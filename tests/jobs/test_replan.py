@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from functools import partial
 from http.server import SimpleHTTPRequestHandler
 
@@ -12,6 +11,7 @@ import pytest
 
 from bicimad.cli import main
 from bicimad.opendata.schemas import read_table
+from tests.jobs.conftest import small_city_config
 from tests.opendata.conftest import loopback_server
 
 DATE = "2018-09-08"   # the night; the planned day is the 9th
@@ -20,22 +20,8 @@ DATE = "2018-09-08"   # the night; the planned day is the 9th
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
     """A finished nightly run on a small synthetic city."""
-    from bicimad.opendata.synthetic import write_city
-
     root = tmp_path_factory.mktemp("replan")
-    write_city(root / "raw", seed=6, n_stations=30, days=9, trip_days=2, trips_per_day=2500)
-    config = root / "nightly.toml"
-    config.write_text(textwrap.dedent(f"""
-        planners = ["noop", "greedy"]
-        dispatch = "greedy"
-        seeds = 1
-        [source]
-        kind = "local"
-        paths = ["{root / 'raw' / 'synthetic'}"]
-        [demand]
-        history_days = 7
-        rounds = 20
-    """), encoding="utf-8")
+    config = small_city_config(root, seed=6, n_stations=30, trips_per_day=2500)
     data = root / "data"
     assert main(["--data-dir", str(data), "nightly", "--date", DATE, "--config", str(config), "--no-progress"]) == 0
     return data / "runs" / "nightly" / DATE

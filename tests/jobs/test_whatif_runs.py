@@ -9,27 +9,15 @@ import pandas as pd
 import pytest
 
 from bicimad.cli import main
+from tests.jobs.conftest import small_city_config
 
 
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory):
     """Two nightly run folders (the same small night copied twice: the plumbing of several days)."""
-    from bicimad.opendata.synthetic import write_city
-
     root = tmp_path_factory.mktemp("whatif-runs")
-    write_city(root / "raw", seed=8, n_stations=25, days=9, trip_days=2, trips_per_day=2000)
-    config = root / "nightly.toml"
-    config.write_text(textwrap.dedent(f"""
-        planners = ["noop"]
-        dispatch = "noop"
-        seeds = 1
-        [source]
-        kind = "local"
-        paths = ["{root / 'raw' / 'synthetic'}"]
-        [demand]
-        history_days = 7
-        rounds = 10
-    """), encoding="utf-8")
+    config = small_city_config(root, seed=8, n_stations=25, trips_per_day=2000, planners=("noop",), dispatch="noop",
+                               rounds=10)
     data = root / "data"
     assert main(["--data-dir", str(data), "nightly", "--date", "2018-09-08", "--config", str(config), "--no-progress"]) == 0
     night = data / "runs" / "nightly" / "2018-09-08"
