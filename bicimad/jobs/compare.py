@@ -58,7 +58,7 @@ from bicimad.errors import CommandError
 from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import git_commit
-from bicimad.opendata.daily_usage import read_daily_usage
+from bicimad.opendata.daily_usage import counted_trips, read_daily_usage
 from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import PLANNER_NAMES, make_planner
@@ -200,10 +200,10 @@ class _PeriodTruth:
 def _forecast(panel, before, network, date, processed, forecast_model, daily_usage) -> Demand:
     """What planners see for ``date``: from data before it only (no leakage)."""
     target = None
-    if daily_usage is not None:
-        history = CellRates.fit(panel, day_mask=before)
-        target = calibrate_days(history, panel, daily_usage, day_mask=before).type_trips[panel.day_types[-1]]
-        target = float(target) if np.isfinite(target) else None
+    if daily_usage is not None:  # the volume: the mean count of the earlier days of the same day type
+        counts = counted_trips(daily_usage, panel.days)
+        same = before & (panel.day_types == panel.day_types[-1]) & np.isfinite(counts)
+        target = float(counts[same].mean()) if same.any() else None
     if forecast_model is not None:
         rates = forecast_day(forecast_model, processed.station_hours, processed.stations, date, daily_trips=target)
         return Demand.from_tables(network, rates.assign(hour=pd.to_datetime(rates["hour"])))
