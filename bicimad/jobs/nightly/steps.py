@@ -342,6 +342,11 @@ def _provenance(ctx: NightlyRun) -> dict:
     }
 
 
+#: The decision table's columns, in reading order (decision.json stores them sorted by name).
+DECISION_COLUMNS = ("planner", "dispatched", "objective", "objective_lo", "objective_hi", "problem_share",
+                    "problem_share_lo", "problem_share_hi", "lost_trips", "bikes_moved", "draws")
+
+
 def step_report(ctx: NightlyRun):
     """report.html for the run folder."""
     run = load_run(ctx.run_dir, label=f"plan for {ctx.target}")
@@ -349,7 +354,7 @@ def step_report(ctx: NightlyRun):
     decision = json.loads((ctx.run_dir / "decision.json").read_text(encoding="utf-8"))
     out = build_report([run], ctx.run_dir / "report.html", title=f"BiciMAD nightly plan for {ctx.target}",
                        dataset=dataset_label(ctx), warnings=run.manifest["warnings"], decision=decision["sentence"],
-                       decision_table=pd.DataFrame(decision["table"]))
+                       decision_table=pd.DataFrame(decision["table"])[list(DECISION_COLUMNS)])
     return StepResult(outputs=[out])
 
 
