@@ -18,11 +18,6 @@ from bicimad.argtypes import positive_float as _positive_float
 from bicimad.argtypes import positive_int as _positive_int
 from bicimad.errors import EXIT_IOERR, EXIT_USAGE, CommandError
 
-#: Job modules that still register their own parsers (thin wrappers beside their job functions).
-SELF_REGISTERING = ("ingest", "rl")
-
-MODEL_NAMES = ("lightgbm", "historical_mean", "seasonal_naive")
-
 
 def _job(name: str):
     return importlib.import_module(f"bicimad.jobs.{name}")
@@ -66,10 +61,12 @@ def _register_demand(sub) -> None:
     b.add_argument("--train", required=True, metavar="START:END", help="training span (dates or months, inclusive)")
     b.add_argument("--test", required=True, metavar="START:END", help="test span, after the training span")
     b.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    b.add_argument("--models", default=",".join(MODEL_NAMES), help=f"comma-separated (default {','.join(MODEL_NAMES)})")
+    b.add_argument("--models", default=None,
+                   help="comma-separated: lightgbm, historical_mean, seasonal_naive (default: all)")
     _model_options(b)
     b.set_defaults(func=lambda a: _job("demand").backtest(
-        a.train, a.test, a.out, models=_csv(a.models), data_dir=a.data_dir, progress=not a.no_progress,
+        a.train, a.test, a.out, models=_csv(a.models) if a.models else None, data_dir=a.data_dir,
+        progress=not a.no_progress,
         **_lightgbm(a)).print())
 
     t = dsub.add_parser("train", help="train a model and save it under models/demand/<version>/",
@@ -77,7 +74,7 @@ def _register_demand(sub) -> None:
                         "before), then fit it on the whole span and save it with its feature list, metrics, data "
                         "span, git commit and a model card.")
     t.add_argument("--span", metavar="START:END", help="training span (default: every day with station hours)")
-    t.add_argument("--model", default="lightgbm", choices=MODEL_NAMES)
+    t.add_argument("--model", default="lightgbm", help="lightgbm, historical_mean or seasonal_naive (default lightgbm)")
     t.add_argument("--version", help="folder name (default: <model>-<last day of the span>)")
     t.add_argument("--out-root", type=Path, help="where versions go (default: $BICIMAD_MODELS_DIR or models/, then demand/)")
     t.add_argument("--holdout-days", type=_non_negative_int, default=7,

@@ -147,7 +147,7 @@ class BacktestSummary(JobResult):
         return "\n".join(lines)
 
 
-def backtest(train: str, test: str, out: Path, *, models: tuple[str, ...] = MODEL_NAMES, data_dir=None,
+def backtest(train: str, test: str, out: Path, *, models: tuple[str, ...] | None = None, data_dir=None,
              rounds: int = 300, seed: int = 0, threads: int = 1, weather: Path | None = None,
              progress: bool = True) -> BacktestSummary:
     """Fit every model on ``train``, forecast each day of ``test`` from the midnight before it, and
@@ -156,6 +156,7 @@ def backtest(train: str, test: str, out: Path, *, models: tuple[str, ...] = MODE
     test_start, test_end = parse_span(test, "--test")
     if test_start < train_end:
         raise CommandError("--test must start after --train ends (a backtest never trains on the future)")
+    models = MODEL_NAMES if models is None else models
     unknown = set(models) - set(MODEL_NAMES)
     if unknown or not models:
         raise CommandError(f"--models: unknown {sorted(unknown)}; known: {', '.join(MODEL_NAMES)}")
