@@ -107,8 +107,8 @@ def cluster():
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             deadline = time.monotonic() + 90
             while not (_listening(gcs_port) if head else _alive_nodes(address, env) == 2):
-                if procs[-1].poll() is not None:
-                    pytest.skip(f"`ray start` cannot run here (exit {procs[-1].returncode})")
+                if procs[-1].poll() is not None:  # ray is installed: a node that cannot start is a failure
+                    pytest.fail(f"`ray start` exited {procs[-1].returncode} (a missing Ray dependency such as grpcio?)")
                 if time.monotonic() > deadline:
                     pytest.skip("`ray start`: the node did not come up within 90 s")
                 time.sleep(0.5)
