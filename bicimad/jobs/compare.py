@@ -179,8 +179,8 @@ class _PeriodTruth:
         if not np.isfinite(self.cells.pickup).any():
             raise CommandError(f"no demand can be fitted to {start.date()}..{end.date()}: too few days of snapshots "
                                "(a period of two weeks or more is needed)")
-        self.moves = operator_moves(self.panel)
         self.flags = flag_truck_moves(self.panel)
+        self.moves = operator_moves(self.panel, self.flags)
         self.calibration = None if daily_usage is None else calibrate_days(self.cells, self.panel, daily_usage)
 
     def demand(self, i: int, network) -> Demand:
@@ -214,13 +214,13 @@ def _forecast(panel, before, network, date, processed, forecast_model, daily_usa
     return Demand(seen.hours, _finite(pickup), _finite(returns))
 
 
-def operator_moves(panel) -> np.ndarray:
+def operator_moves(panel, flags: np.ndarray | None = None) -> np.ndarray:
     """(days, 24, stations) bikes EMT's trucks added (> 0) or removed (< 0), read from the
     snapshots: in each hour the truck-move rule flags, the net flow's excess over its cell's
     median (station x hour x day type over the panel's days); 0 elsewhere."""
-    flags = flag_truck_moves(panel)
+    flags = flag_truck_moves(panel) if flags is None else flags
     types = panel.day_types
-    median = np.zeros(panel.net.shape[1:], dtype=float)[None].repeat(len(panel.days), axis=0)
+    median = np.zeros(panel.net.shape, dtype=float)
     with catch_warnings():
         simplefilter("ignore", RuntimeWarning)  # all-NaN cells: no median, no move
         for t in np.unique(types):
@@ -333,8 +333,7 @@ def run_comparison(scenario, days: list[Day], planners: dict, seeds: list[int], 
                     on_day(name, seed, i, recorder, result)
                 row = _day_row(name, seed, i, day, result, recorder, scenario.reward)
                 if getattr(today, "virtual_fleet", False):  # EMT's replayed moves: no real truck routes
-                    row["truck_km"] = np.nan
-                    row["objective"] = objective({**row, "truck_km": 0.0}, scenario.reward)
+                    row["truck_km"] = np.nan   # the objective already counted its km as 0 (trucks stay at their base)
                 rows.append(row)
                 if seed == seeds[0]:
                     tables.append(result.occupancy)
