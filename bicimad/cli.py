@@ -168,10 +168,31 @@ def _register_sim(sub) -> None:
     val.add_argument("--max-days", type=_non_negative_int, default=0, help="at most this many days (0: all)")
     val.add_argument("--daily-usage", type=Path, metavar="CSV",
                      help="EMT's daily usage series (bici_disponibilidad_*.csv): day-specific truth calibrated to the counts")
+    val.add_argument("--days", choices=("all", "odd", "even"), default="all",
+                     help="validate on these days of the month (fit on the others with `sim fit-riders --days`)")
     val.add_argument("--out", default=None, help="folder for validation.csv and validation_by_hour.csv")
     val.add_argument("--no-progress", action="store_true", help="no progress bar")
     val.set_defaults(func=lambda a: _job("validate").validate(
         a.scenario, a.period, seeds=a.seeds, max_days=a.max_days, daily_usage=a.daily_usage, out=a.out,
+        data_dir=a.data_dir, progress=not a.no_progress, parity=a.days).print())
+
+    fit = sim_sub.add_parser(
+        "fit-riders", help="fit the scenario's [riders] unusable bikes/docks and counted share to the snapshots",
+        description="Replay EMT's moves (status-quo) on --period's days over a grid of unusable bike and dock "
+        "shares; keep those whose chances of emptying at 1-3 bikes and filling at 1-3 docks from full match the "
+        "snapshots', then the counted share that makes simulated pickups match EMT's counts "
+        "(`pydoc bicimad.jobs.fit_riders`). Fit on days you do not validate on.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    fit.add_argument("--scenario", default="seed-fleet-2019", help="a processed scenario (name or TOML path)")
+    fit.add_argument("--period", required=True, help="START:END local dates, both included")
+    fit.add_argument("--daily-usage", type=Path, metavar="CSV", required=True,
+                     help="EMT's daily usage series (bici_disponibilidad_*.csv)")
+    fit.add_argument("--days", choices=("all", "odd", "even"), default="all", help="fit on these days of the month")
+    fit.add_argument("--seeds", type=_positive_int, default=1, help="rider draws per day")
+    fit.add_argument("--out", type=Path, default=None, help="write the fitted scenario to this TOML file")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fit.set_defaults(func=lambda a: _job("fit_riders").fit_riders(
+        a.scenario, a.period, daily_usage=a.daily_usage, seeds=a.seeds, parity=a.days, out=a.out,
         data_dir=a.data_dir, progress=not a.no_progress).print())
     parser.set_defaults(func=lambda args: parser.print_help() or EXIT_USAGE)
 

@@ -149,7 +149,7 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
         raise CommandError(f"{exc}; scenario {scenario.name!r} runs on processed data") from None
     if processed.station_hours is None or processed.station_hours.empty:
         raise CommandError("no station_hours table: run `bicimad ingest` first")
-    truth = _PeriodTruth(processed, start, end, daily_usage)
+    truth = _PeriodTruth(processed, start, end, daily_usage, scenario.riders.counted_share)
     days, skipped = [], []
     for i, date in enumerate(dates):
         label = date.date().isoformat()
@@ -164,7 +164,8 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
         if before.sum() < min_history_days:
             skipped.append(f"{label}: {before.sum()} day(s) of history before it (< {min_history_days})")
             continue
-        forecast = _forecast(panel, before, network, date, processed, forecast_model, daily_usage)
+        forecast = _forecast(panel, before, network, date, processed, forecast_model, daily_usage,
+                             scenario.riders.counted_share)
         days.append(Day(label, network, truth.demand(i, network), forecast, truth.moves_in_order(i, network)))
     return days, skipped
 
@@ -172,7 +173,8 @@ def prepare_days(scenario, start, end, data_dir=None, history_days: int = 28,
 class _PeriodTruth:
     """The period's own demand, day by day, and EMT's inferred moves (see :func:`prepare_days`)."""
 
-    def __init__(self, processed, start, end, daily_usage):
+    def __init__(self, processed, start, end, daily_usage, counted_share: float = 1.0):
+        self.counted_share = counted_share
         # Rates need the spread of several days per cell: a period of a few days has none.
         self.panel = build_panel(processed.station_hours, processed.stations, start=start, end=end)
         self.cells = CellRates.fit(self.panel)
@@ -187,8 +189,9 @@ class _PeriodTruth:
         if self.calibration is None:
             return _day_demand(self.panel, self.cells, i, network)
         t = self.panel.day_types[i]
-        pickup, returns = day_truth(self.panel, self.cells, i, self.calibration.trips[i],
-                                    type_trips=self.calibration.type_trips[t], station_ids=network.station_ids,
+        share = self.counted_share  # counts see the served riders: the attempted are more
+        pickup, returns = day_truth(self.panel, self.cells, i, self.calibration.trips[i] / share,
+                                    type_trips=self.calibration.type_trips[t] / share, station_ids=network.station_ids,
                                     truck_flags=self.flags)
         return Demand(self.panel.hour_stamps(i), _finite(pickup), _finite(returns))
 
@@ -197,13 +200,13 @@ class _PeriodTruth:
         return np.where(column >= 0, self.moves[i][:, np.maximum(column, 0)], 0.0)
 
 
-def _forecast(panel, before, network, date, processed, forecast_model, daily_usage) -> Demand:
+def _forecast(panel, before, network, date, processed, forecast_model, daily_usage, counted_share: float = 1.0) -> Demand:
     """What planners see for ``date``: from data before it only (no leakage)."""
     target = None
     if daily_usage is not None:  # the volume: the mean count of the earlier days of the same day type
         counts = counted_trips(daily_usage, panel.days)
         same = before & (panel.day_types == panel.day_types[-1]) & np.isfinite(counts)
-        target = float(counts[same].mean()) if same.any() else None
+        target = float(counts[same].mean()) / counted_share if same.any() else None
     if forecast_model is not None:
         rates = forecast_day(forecast_model, processed.station_hours, processed.stations, date, daily_trips=target)
         return Demand.from_tables(network, rates.assign(hour=pd.to_datetime(rates["hour"])))

@@ -9,8 +9,9 @@ state at each hour's start. Printed and written to ``validation.csv`` (one row p
 - the problem share at the hour start (empty or full at that instant), over the station-hours
   observed in the snapshots, and its profile by hour of day (MAE in points against observed);
 - the docked bikes at each hour start against the snapshot's (MAE in bikes per station-hour);
-- the expected daily pickups of the truth against EMT's counted trips, where a ``daily_usage``
-  table is given (median absolute relative error over days).
+- the simulated daily pickups (the truth's riders less those the simulation lost) against
+  EMT's counted trips, where a ``daily_usage`` table is given (median absolute relative error
+  over days): counts see served trips, so this is what must match them.
 
 The simulator earns trust where status-quo is within a point of observed; until then no
 absolute figure (a problem share, a number of trucks) carries over to Madrid.
@@ -62,6 +63,7 @@ class _Collector:
         self.days, self.panel = days, panel
         self.counts: dict[str, np.ndarray] = {}
         self.errors: dict[str, list[float]] = {}
+        self.served: dict[str, dict[str, list[float]]] = {}
 
     def __call__(self, name, seed, index, recorder, result) -> None:
         day = self.days[index]
@@ -70,6 +72,8 @@ class _Collector:
         ok = column >= 0
         counts = self.counts.setdefault(name, np.zeros((24, 2)))
         errors = self.errors.setdefault(name, [])
+        lost = float(result.summary.iloc[0]["lost_trips"])
+        self.served.setdefault(name, {}).setdefault(day.date, []).append(float(day.truth.pickup_rate.sum()) - lost)
         for hour, bikes in enumerate(recorder.bikes_seen or []):
             real = self.panel.bikes[d, hour, np.maximum(column, 0)]
             seen = ok & np.isfinite(real)
@@ -92,21 +96,34 @@ def _observed_by_hour(days, panel) -> np.ndarray:
     return counts
 
 
-def _pickups_error(days, daily_usage: pd.DataFrame | None) -> tuple[float, float]:
-    """Mean expected daily pickups of the truth, and its median absolute relative error against counts."""
-    expected = pd.Series({d.date: float(d.truth.pickup_rate.sum()) for d in days})
-    if daily_usage is None:
-        return float(expected.mean()), float("nan")
+def _pickups_error(served: dict[str, list[float]], daily_usage: pd.DataFrame | None) -> tuple[float, float]:
+    """Mean simulated daily pickups (the truth's riders less those lost, over the rider draws),
+    and their median absolute relative error against the counted trips of the same days."""
+    simulated = pd.Series({date: float(np.mean(values)) for date, values in served.items()})
+    if daily_usage is None or simulated.empty:
+        return float(simulated.mean()) if len(simulated) else float("nan"), float("nan")
     counted = daily_usage.assign(date=pd.to_datetime(daily_usage["date"]).dt.strftime("%Y-%m-%d"))
-    counted = counted.set_index("date")["total_trips"].reindex(expected.index)
-    return float(expected.mean()), float((expected / counted - 1).abs().median())
+    counted = counted.set_index("date")["total_trips"].reindex(simulated.index)
+    return float(simulated.mean()), float((simulated / counted - 1).abs().median())
 
 
-def validate(scenario: str = "seed-fleet-2018", period: str = "2018-09-01:2018-09-30", *, seeds: int = 3,
-             max_days: int = 0, daily_usage=None, out=None, data_dir=None, progress: bool = True) -> ValidationResult:
-    """The status-quo replay and no-op against the observed snapshots of ``period``."""
+def select_days(days: list, parity: str = "all") -> list:
+    """``days`` whose day of the month is ``odd`` or ``even`` (``all``: every day): two halves
+    of one period to fit on one and validate on the other."""
+    if parity not in ("all", "odd", "even"):
+        raise CommandError(f"--days {parity!r}: expected all, odd or even")
+    if parity == "all":
+        return days
+    return [d for d in days if (int(d.date[-2:]) % 2 == 1) == (parity == "odd")]
+
+
+def observed_days(scenario: str, period: str, daily_usage, data_dir, *, parity: str = "all", max_days: int = 0,
+                  overrides: dict | None = None):
+    """The scenario (with ``overrides``), the period's simulable days, its snapshot panel and the
+    counts table: what validating or fitting against the snapshots starts from."""
     try:
         loaded = load_scenario(scenario)
+        loaded = loaded.override(overrides) if overrides else loaded
     except ScenarioError as exc:
         raise CommandError(str(exc)) from None
     if loaded.network.source != "processed":
@@ -114,22 +131,33 @@ def validate(scenario: str = "seed-fleet-2018", period: str = "2018-09-01:2018-0
     start, end = parse_period(period)
     usage = load_daily_usage(daily_usage, data_dir)
     days, skipped = prepare_days(loaded, start, end, data_dir, daily_usage=usage)
+    days = select_days(days, parity)
     days = days[:max_days] if max_days else days
     if not days:
         raise CommandError(f"no day of {period} can be simulated: " + "; ".join(skipped or ["empty period"]),
                            EXIT_BAD_INPUT)
     processed = Processed.load(data_dir, with_hours=True)
     panel = build_panel(processed.station_hours, processed.stations, start=start, end=end)
+    return loaded, days, panel, usage
+
+
+def validate(scenario: str = "seed-fleet-2018", period: str = "2018-09-01:2018-09-30", *, seeds: int = 3,
+             max_days: int = 0, daily_usage=None, out=None, data_dir=None, progress: bool = True,
+             parity: str = "all") -> ValidationResult:
+    """The status-quo replay and no-op against the observed snapshots of ``period`` (its
+    ``parity`` days: all, odd or even days of the month)."""
+    loaded, days, panel, usage = observed_days(scenario, period, daily_usage, data_dir, parity=parity,
+                                               max_days=max_days)
     collect = _Collector(days, panel)
     planners = {"status-quo": make_planner("status-quo"), "noop": make_planner("noop")}
     run_comparison(loaded, days, planners, list(range(seeds)), progress=progress, on_day=collect)
     observed = _observed_by_hour(days, panel)
     profiles = {"observed": observed, **collect.counts}
-    mean_pickups, pickup_error = _pickups_error(days, usage)
     by_hour = pd.DataFrame({name: c[:, 0] / np.maximum(c[:, 1], 1) for name, c in profiles.items()})
     by_hour.index.name = "hour"
     rows = []
     for name, counts in profiles.items():
+        mean_pickups, pickup_error = _pickups_error(collect.served.get(name, {}), usage)
         draws = 1 if name == "observed" else seeds   # simulated counts add up over the rider draws
         rows.append({"source": name, "days": len(days), "draws": draws, "station_hours": int(counts[:, 1].sum() / draws),
                      "problem_share_at_hour_start": counts[:, 0].sum() / max(counts[:, 1].sum(), 1),

@@ -10,6 +10,11 @@ latest in the slot's last minute) and loads or unloads bikes. Within a minute th
 truck visits, then returns (riders docking), then pickups. A return to a full station is
 diverted: the rider rides on to the nearest station with a free dock. A pickup at an empty
 station is lost, unless ``walk_km`` > 0 and a station that close still has a bike.
+With ``riders.unusable_bike_share`` ``q`` > 0, a rider at a station with ``b`` bikes finds none
+usable with chance ``q ** b`` (and walks on or is lost the same way); with
+``riders.unusable_dock_share`` ``r`` > 0, a returning rider at ``f`` free docks finds none usable
+with chance ``r ** f`` and is diverted. Each rider's draw for the first is part of the riders'
+stream (common to every planner); the docks' draws come from a generator seeded by the riders'.
 A station-hour is empty (full) if the fewest (most) bikes seen in it, after every truck visit,
 docking and pickup minute and at the hour's start, is 0 (the capacity).
 """
@@ -64,6 +69,8 @@ class FleetSim:
         cap = network.capacity
         self._obs_stations = np.r_[np.minimum(cap / scenario.episode.capacity_scale, 1.0), network.available]
         self._obs_forecast = np.c_[self.fc_pickup / (self.fc_pickup + cap), self.fc_return / (self.fc_return + cap)]
+        self._q_bike = float(scenario.riders.unusable_bike_share)
+        self._q_dock = float(scenario.riders.unusable_dock_share)
         walk = scenario.riders.walk_km
         self.walk_to = [[int(j) for j in network.neighbours[i] if network.distance_km[i, j] <= walk]
                         for i in range(self.n)] if walk > 0 else None
@@ -113,6 +120,10 @@ class FleetSim:
         if len(rngs) != self.E:
             raise ValueError(f"reset: {len(rngs)} generators for {self.E} envs")
         self._load_streams([self.sampler.draw(rng) for rng in rngs])
+        if self._q_bike > 0 or self._q_dock > 0:  # drawn after the stream: q = r = 0 leaves the riders as they were
+            self.ev_u = np.empty(len(self.ev_origin))
+            self.ev_u[self._ev_pos] = np.concatenate([rng.random(size) for rng, size in zip(rngs, self._ev_sizes)])
+            self._dock_rng = np.random.default_rng([int(rng.integers(2**63)) for rng in rngs])
         start = self.network.bikes if bikes is None else np.asarray(bikes)
         self.bikes[:] = np.broadcast_to(start, (self.E, self.n)).ravel()
         if np.any(self.bikes < 0) or np.any(self.bikes > self.cap):
@@ -149,6 +160,7 @@ class FleetSim:
             out[pos] = values
             return out
 
+        self._ev_pos, self._ev_sizes = pos, sizes
         self.ev_origin = merged(env * n + np.concatenate([s.origin for s in streams]))
         self.ev_dest = merged(env * n + np.concatenate([s.dest for s in streams]))
         self.ev_rank = merged(np.concatenate([s.rank for s in streams]), np.int32)
@@ -369,7 +381,10 @@ class FleetSim:
         if p1 == p0:
             return
         origin = self.ev_origin[p0:p1]
-        ok = self.ev_rank[p0:p1] < b[origin]
+        left = b[origin] - self.ev_rank[p0:p1]  # bikes this rider finds (same-minute riders before it took theirs)
+        ok = left > 0
+        if self._q_bike > 0:
+            ok &= self.ev_u[p0:p1] >= self._q_bike ** np.maximum(left, 1)
         everyone = ok.all()
         hit = origin if everyone else origin[ok]
         np.subtract.at(b, hit, 1)
@@ -402,6 +417,8 @@ class FleetSim:
     def _dock(self, flat: np.ndarray, count: np.ndarray, t: int) -> None:
         """``count`` riders dock at each of the (distinct) stations ``flat``; the overflow rides on."""
         b = self.bikes
+        if self._q_dock > 0:
+            count = self._usable_docks(flat, count, t)
         b[flat] += count
         over = b[flat] - self.cap[flat]
         if over.max() > 0:
@@ -410,6 +427,29 @@ class FleetSim:
             b[full] -= excess
             self.div_h[full] += excess
             self._divert(full, excess, t)
+
+    def _usable_docks(self, flat: np.ndarray, count: np.ndarray, t: int) -> np.ndarray:
+        """Of ``count`` riders arriving at each station, how many dock: each in turn finds no
+        usable dock among ``f`` free with chance ``r ** f`` and is diverted from here."""
+        free = self.cap[flat] - self.bikes[flat]
+        turned = np.zeros_like(count)
+        single = (count == 1) & (free > 0)
+        turned[single] = self._dock_rng.random(int(single.sum())) < self._q_dock ** free[single]
+        for i in np.flatnonzero((count > 1) & (free > 0)):  # a few riders in one minute: one by one
+            f = int(free[i])
+            for u in self._dock_rng.random(int(count[i])):
+                if f <= 0:
+                    break
+                if u < self._q_dock ** f:
+                    turned[i] += 1
+                else:
+                    f -= 1
+        if not turned.any():
+            return count
+        away = turned > 0
+        self.div_h[flat[away]] += turned[away]
+        self._divert(flat[away], turned[away], t)
+        return count - turned
 
     def _divert(self, full: np.ndarray, excess: np.ndarray, t: int) -> None:
         """Riders at full stations ride on to the nearest station with a free dock now."""

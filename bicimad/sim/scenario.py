@@ -58,6 +58,16 @@ class RiderSpec:
     round_trip_share: float = 0.05  #: share of round trips in the distance-based OD fallback
     od_scale_km: float = 1.5        #: length scale of the distance-based OD fallback
     demand_multiplier: float = 1.0  #: scales pickup and return rates (what-if)
+    #: chance that a docked bike cannot be rented (broken, reserved): a rider at a station with
+    #: ``b`` bikes finds none usable with chance ``q ** b`` and walks on or is lost. Snapshots
+    #: count such bikes as docked, so a station reads 1-2 bikes while no rider can leave.
+    unusable_bike_share: float = 0.0
+    #: the same for free docks: a rider returning to ``f`` free docks finds none usable with
+    #: chance ``r ** f`` and rides on to the nearest station with a free dock (a diverted return).
+    unusable_dock_share: float = 0.0
+    #: share of the riders' attempted pickups that EMT's daily count sees (those served under
+    #: EMT's own operation); demand calibrated to counts aims at ``count / counted_share`` riders.
+    counted_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,9 @@ def _validate(s: Scenario) -> None:
         ("riders.round_trip_share", 0 <= s.riders.round_trip_share < 1, "must be in [0, 1)"),
         ("riders.od_scale_km", s.riders.od_scale_km > 0, "must be > 0"),
         ("riders.demand_multiplier", s.riders.demand_multiplier >= 0, "must be >= 0"),
+        ("riders.unusable_bike_share", 0 <= s.riders.unusable_bike_share < 1, "must be in [0, 1)"),
+        ("riders.counted_share", 0 < s.riders.counted_share <= 1, "must be in (0, 1]"),
+        ("riders.unusable_dock_share", 0 <= s.riders.unusable_dock_share < 1, "must be in [0, 1)"),
         ("episode.hours", s.episode.hours >= 1, "must be >= 1"),
         ("episode.fill_levels", len(s.episode.fill_levels) >= 1 and all(0 <= x <= 1 for x in s.episode.fill_levels),
          "must be a non-empty list of fractions in [0, 1]"),
