@@ -155,6 +155,12 @@ def _register_sim(sub) -> None:
         demand=a.demand, model=a.model, daily_trips=a.daily_trips, seed=a.seed, out=a.out,
         data_dir=a.data_dir).print())
 
+    _register_sim_validation(sim_sub)
+    parser.set_defaults(func=lambda args: parser.print_help() or EXIT_USAGE)
+
+
+def _register_sim_validation(sim_sub) -> None:
+    """``sim validate`` and ``sim fit-riders``: the simulator against the snapshots."""
     val = sim_sub.add_parser(
         "validate", help="the status-quo replay (EMT's own truck moves) against the observed snapshots",
         description="Replay EMT's truck moves inferred from snapshot jumps (the status-quo planner) and no-op "
@@ -194,7 +200,6 @@ def _register_sim(sub) -> None:
     fit.set_defaults(func=lambda a: _job("fit_riders").fit_riders(
         a.scenario, a.period, daily_usage=a.daily_usage, seeds=a.seeds, parity=a.days, out=a.out,
         data_dir=a.data_dir, progress=not a.no_progress).print())
-    parser.set_defaults(func=lambda args: parser.print_help() or EXIT_USAGE)
 
 
 # ---------------------------------------------------------------------------------------------

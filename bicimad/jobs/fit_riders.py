@@ -14,12 +14,14 @@ bikes and docks. Three numbers of the scenario's ``[riders]`` model it
 - ``counted_share``: EMT's daily count sees served trips, so the attempted ones are
   ``count / counted_share``.
 
-The fit reads only the mechanism, not the figure it is validated on. With the status-quo
-replay on the period's days and ``q = r = v`` over a grid, it measures for ``b = 1 .. 3`` the
-chance that the bikes fall in the next hour (8-22 h) at ``b`` bikes and rise at ``b`` docks
-from full, against the same chances in the snapshots; ``q`` and ``r`` are the grid values
-with the smallest squared log ratio on their side. ``counted_share`` is then rescaled until
-the simulated daily pickups (riders less those lost) have a median of the counted trips.
+The fit: with the status-quo replay on the period's days and ``q = r = v`` over a grid, ``q`` is
+where the simulated share of station-hours that start empty (as a snapshot sees them) meets the
+snapshots' share, and ``r`` where the share that start full does (linear between grid values).
+The table beside it gives, for ``b = 1 .. 3``, the log ratio of the simulated to the observed
+chance that the bikes fall in the next hour (8-22 h) at ``b`` bikes, and rise at ``b`` docks
+from full: the mechanism the two numbers stand for, near 0 at the fitted values. Then
+``counted_share`` is rescaled until the simulated daily pickups (riders less those lost) have a
+median of the counted trips.
 
 Fit on days that are not validated: the bundled 2019 scenario was fitted on Jul-Aug 2019 and
 validated on Oct 2019; for a single month, fit on its odd days and validate on its even days
@@ -41,7 +43,7 @@ from bicimad.jobs.validate import observed_days, select_days
 from bicimad.plan import make_planner
 from bicimad.sim.scenario import write_scenario
 
-GRID = (0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
+GRID = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 LEVELS = (1, 2, 3)
 DAY_HOURS = (8, 22)  # the hours whose transitions are compared (night moves are EMT's)
 
@@ -54,6 +56,7 @@ class _Transitions:
     def __init__(self, days, panel):
         self.days, self.panel = days, panel
         self.counts = {key: np.zeros((2, len(LEVELS), 2)) for key in ("sim", "real")}
+        self.edges = {key: np.zeros(3) for key in ("sim", "real")}  # empty, full, station-hours at the hour start
         self.served: dict[str, list[float]] = {}
 
     def __call__(self, name, seed, index, recorder, result) -> None:
@@ -64,10 +67,16 @@ class _Transitions:
         cap = day.network.capacity
         lost = float(result.summary.iloc[0]["lost_trips"])
         self.served.setdefault(day.date, []).append(float(day.truth.pickup_rate.sum()) - lost)
-        sources = {"sim": np.array(recorder.bikes_seen, dtype=float),
-                   "real": np.where(known[None, :], self.panel.bikes[d][:, np.maximum(column, 0)], np.nan)}
-        if seed > 0:
-            sources.pop("real")  # the snapshots count once
+        col = np.maximum(column, 0)
+        real = np.where(known[None, :], self.panel.bikes[d][:, col], np.nan)
+        sim = np.array(recorder.bikes_seen, dtype=float)
+        seen = np.isfinite(real)  # the snapshots' station-hours, as `sim validate` counts them
+        self.edges["sim"] += ((sim <= 0)[seen].sum(), (sim >= cap)[seen].sum(), seen.sum())
+        sources = {"sim": sim}
+        if seed == 0:  # the snapshots count once
+            sources["real"] = real
+            self.edges["real"] += ((self.panel.empty[d][:, col] > 0)[seen].sum(),
+                                   (self.panel.full[d][:, col] > 0)[seen].sum(), seen.sum())
         first, last = DAY_HOURS
         for key, bikes in sources.items():
             now, then = bikes[first:last], bikes[first + 1:last + 1]
@@ -77,12 +86,28 @@ class _Transitions:
                 self.counts[key][0, i] += ((then < now)[low].sum(), low.sum())
                 self.counts[key][1, i] += ((then > now)[high].sum(), high.sum())
 
+    def edge_gaps(self) -> tuple[float, float]:
+        """Simulated minus observed share of station-hours starting empty, and starting full."""
+        sim, real = self.edges["sim"], self.edges["real"]
+        return tuple(float(sim[i] / max(sim[2], 1) - real[i] / max(real[2], 1)) for i in (0, 1))
+
     def log_ratios(self) -> np.ndarray:
         """(2, levels) log of the simulated chance over the observed (0 where either is unseen)."""
         sim, real = (c[..., 0] / np.maximum(c[..., 1], 1) for c in (self.counts["sim"], self.counts["real"]))
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.log(sim / real)
         return np.where(np.isfinite(ratio), ratio, 0.0)
+
+
+def _root(share: pd.Series, gap: pd.Series) -> float:
+    """Where ``gap`` (falling with ``share``) crosses 0, linearly between grid values, to 0.01;
+    the grid's end where it never does."""
+    x, y = share.to_numpy(float), gap.to_numpy(float)
+    crossing = np.flatnonzero((y[:-1] > 0) & (y[1:] <= 0))
+    if not len(crossing):
+        return float(x[0] if y[0] <= 0 else x[-1])
+    i = crossing[0]
+    return round(float(x[i] + (x[i + 1] - x[i]) * y[i] / (y[i] - y[i + 1])), 2)
 
 
 def _replay(loaded, days, panel, seeds) -> _Transitions:
@@ -132,11 +157,10 @@ def fit_riders(scenario: str, period: str, *, daily_usage, seeds: int = 1, parit
         ratio = collect.log_ratios()
         rows.append({"share": value, **{f"bike_log_ratio_{b}": ratio[0, i] for i, b in enumerate(LEVELS)},
                      **{f"dock_log_ratio_{b}": ratio[1, i] for i, b in enumerate(LEVELS)},
-                     "bike_loss": float((ratio[0] ** 2).sum()), "dock_loss": float((ratio[1] ** 2).sum())})
+                     "empty_gap": collect.edge_gaps()[0], "full_gap": collect.edge_gaps()[1]})
         bar.update(1)
     table = pd.DataFrame(rows)
-    q = float(table.loc[table["bike_loss"].idxmin(), "share"])
-    r = float(table.loc[table["dock_loss"].idxmin(), "share"])
+    q, r = _root(table["share"], table["empty_gap"]), _root(table["share"], table["full_gap"])
     fitted, counted_share, ratio = loaded, loaded.riders.counted_share, float("nan")
     start, end = parse_period(period)
     for attempt in range(3):  # more riders lose more: a couple of rescales come within a per cent

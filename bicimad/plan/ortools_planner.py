@@ -17,8 +17,9 @@ Every hour (the simulator asks each hour, so the horizon rolls) the planner
    best stop; arcs cost the kilometres driven, at ``km_cost`` per km (the objective's km weight);
 4. reads each truck's route back as the visits of the coming hour.
 
-:func:`solve` is a pure function of the frozen :class:`RebalanceProblem`; every OR-Tools
-import of the package is in this module.
+:func:`solve` is a pure function of the frozen :class:`RebalanceProblem`; every OR-Tools routing
+import of the package is in this module (CP-SAT, the exact optimum of small hours' models that
+measures this one, is in :mod:`bicimad.plan.exact`).
 """
 
 from __future__ import annotations
