@@ -10,7 +10,11 @@ Evaluation protocol (ARCHITECTURE.md). For a period ``START:END`` (local dates, 
   (station x hour x day type) fitted to the ``history_days`` preceding it; a day with fewer
   than ``min_history_days`` of history is skipped and listed;
 * each simulated day starts from the first snapshot of that day, and seed ``s`` of day ``d``
-  draws the same riders for every planner (common random numbers).
+  draws the same riders for every planner (common random numbers);
+* the riders are the scenario's ``[riders]``: on the bundled real scenarios some docked bikes
+  and free docks cannot be used, and the counted trips are the served share of the attempted
+  pickups, fitted to snapshots of other days (:mod:`bicimad.jobs.fit_riders`), so that the
+  status-quo replay reproduces the snapshots' problem share (``bicimad sim validate``).
 
 * every planner is judged on the scenario's declared objective (:mod:`bicimad.sim.objective`:
   problem station-hours, lost trips, diverted returns and truck km, weighted by the scenario's
