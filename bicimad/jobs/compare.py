@@ -558,7 +558,7 @@ def build_planners(names, policy: str | None, time_limit_s: float | None, object
             planners[name] = PerfectForecast(build_planners([base], policy, time_limit_s, objective)[base])
             continue
         kwargs = {"ppo": {"policy_dir": policy}}.get(name, {})
-        if name == "ortools" and objective is not None:
+        if name in ("ortools", "ortools-gls") and objective is not None:
             kwargs = objective_weights(objective)
         if name.startswith("ortools") and time_limit_s is not None:
             kwargs = {**kwargs, "time_limit_s": time_limit_s}

@@ -14,14 +14,20 @@ bikes and docks. Three numbers of the scenario's ``[riders]`` model it
 - ``counted_share``: EMT's daily count sees served trips, so the attempted ones are
   ``count / counted_share``.
 
-The fit: with the status-quo replay on the period's days and ``q = r = v`` over a grid, ``q`` is
-where the simulated share of station-hours that start empty (as a snapshot sees them) meets the
-snapshots' share, and ``r`` where the share that start full does (linear between grid values).
-The table beside it gives, for ``b = 1 .. 3``, the log ratio of the simulated to the observed
-chance that the bikes fall in the next hour (8-22 h) at ``b`` bikes, and rise at ``b`` docks
-from full: the mechanism the two numbers stand for, near 0 at the fitted values. Then
-``counted_share`` is rescaled until the simulated daily pickups (riders less those lost) have a
-median of the counted trips.
+The fit, with the status-quo replay on the period's days and ``q = r = v`` over a grid:
+
+- ``q`` is where the simulated share of station-hours that start empty meets the snapshots'
+  (linear between grid values). Empty means 0 bikes in the simulation and the snapshots alike.
+- ``r`` is where the chances that the bikes rise in the next hour (8-22 h) at 1, 2 and 3 docks
+  from full come closest to the snapshots' (least squared log ratio, a parabola through the
+  best grid values). Full is not the same thing on both sides: a snapshot counts a station full
+  with the docks in service at that hour, the simulation with those of the day's first snapshot,
+  so the full share itself would fit docks going out of service during the day.
+- ``counted_share`` is then rescaled until the simulated daily pickups (riders less those lost)
+  have a median of the counted trips.
+
+The table gives the same log ratios at 1, 2 and 3 bikes (falling in the next hour), the check
+on the mechanism ``q`` stands for: near 0 at the fitted value.
 
 Fit on days that are not validated: the bundled 2019 scenario was fitted on Jul-Aug 2019 and
 validated on Oct 2019; for a single month, fit on its odd days and validate on its even days
@@ -110,6 +116,17 @@ def _root(share: pd.Series, gap: pd.Series) -> float:
     return round(float(x[i] + (x[i + 1] - x[i]) * y[i] / (y[i] - y[i + 1])), 2)
 
 
+def _lowest(share: pd.Series, loss: pd.Series) -> float:
+    """The minimum of ``loss`` over ``share``: the parabola through the lowest grid value and its
+    neighbours, to 0.01 (the grid's end where the lowest is there)."""
+    x, y = share.to_numpy(float), loss.to_numpy(float)
+    i = int(np.argmin(y))
+    if i == 0 or i == len(x) - 1:
+        return float(x[i])
+    a, b = np.polyfit(x[i - 1:i + 2], y[i - 1:i + 2], 2)[:2]
+    return round(float(np.clip(-b / (2 * a), x[i - 1], x[i + 1])), 2) if a > 0 else float(x[i])
+
+
 def _replay(loaded, days, panel, seeds) -> _Transitions:
     collect = _Transitions(days, panel)
     run_comparison(loaded, days, {"status-quo": make_planner("status-quo")}, list(range(seeds)), progress=False,
@@ -157,10 +174,11 @@ def fit_riders(scenario: str, period: str, *, daily_usage, seeds: int = 1, parit
         ratio = collect.log_ratios()
         rows.append({"share": value, **{f"bike_log_ratio_{b}": ratio[0, i] for i, b in enumerate(LEVELS)},
                      **{f"dock_log_ratio_{b}": ratio[1, i] for i, b in enumerate(LEVELS)},
+                     "dock_loss": float((ratio[1] ** 2).sum()),
                      "empty_gap": collect.edge_gaps()[0], "full_gap": collect.edge_gaps()[1]})
         bar.update(1)
     table = pd.DataFrame(rows)
-    q, r = _root(table["share"], table["empty_gap"]), _root(table["share"], table["full_gap"])
+    q, r = _root(table["share"], table["empty_gap"]), _lowest(table["share"], table["dock_loss"])
     fitted, counted_share, ratio = loaded, loaded.riders.counted_share, float("nan")
     start, end = parse_period(period)
     for attempt in range(3):  # more riders lose more: a couple of rescales come within a per cent

@@ -99,3 +99,16 @@ def test_a_bad_problem_or_plan_is_named(make_line_view):
         plan_value(problem, [[Visit(int(problem.stop_station[-1]), int(problem.stop_bikes[-1]))]])
     with pytest.raises(ValueError, match="1 routes for 2 trucks"):
         plan_value(dataclasses.replace(problem, truck_station=np.array([1, 1])), [[]])
+
+
+def test_guided_local_search_is_never_worse_than_the_default_search(make_random_view):
+    # ortools-gls keeps searching until its time limit from the same first solution
+    from bicimad.plan import make_planner
+
+    rng = np.random.default_rng(5)
+    gls = make_planner("ortools-gls", time_limit_s=0.1)
+    assert gls.name == "ortools-gls" and gls.metaheuristic == "guided_local_search"
+    for _ in range(5):
+        view, problem = tiny_problem(rng, make_random_view, n=20, k=2)
+        searched = build_problem(view, **{**dataclasses.asdict(problem.settings), "metaheuristic": "guided_local_search"})
+        assert plan_value(searched, solve(searched)) >= plan_value(problem, solve(problem))
