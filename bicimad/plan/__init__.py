@@ -23,7 +23,7 @@ if FLEET_ENV_ID not in gymnasium.registry:
     )
 
 #: Planner names, in the order comparisons report them.
-PLANNER_NAMES = ("noop", "greedy", "ortools", "ortools-gls", "ppo", "status-quo", "ortools-events")
+PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo", "ortools-events", "ortools-gls")
 
 
 def make_planner(name: str, **kwargs) -> Planner:
