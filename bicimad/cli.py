@@ -245,10 +245,11 @@ def _register_compare(sub) -> None:
     )
     parser.add_argument("--scenario", default="synthetic-default", help="scenario name or TOML path")
     parser.add_argument("--period", required=True, help="START:END local dates, both included")
-    parser.add_argument("--planners", default="noop,greedy,ortools,ppo",
+    parser.add_argument("--planners", default=None,
                         help="comma-separated: noop, greedy, ortools, ppo, status-quo (EMT's own moves), ortools-events "
                         "(the earlier value function), <name>-perfect (seeing the truth), ortools-lost<w> (lost trips "
-                        "weighted w: a point of the weight sweep) (default: noop,greedy,ortools,ppo)")
+                        "weighted w: a point of the weight sweep), ortools-gls (guided local search, using the whole time limit) "
+                        "(default: status-quo,noop,greedy,ortools on observed data; noop,greedy,ortools,ppo on the synthetic city)")
     parser.add_argument("--seeds", type=_positive_int, default=3, help="demand draws per day (default 3)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="first seed (default 0)")
     parser.add_argument("--out", required=True, help="output folder")
@@ -267,7 +268,8 @@ def _register_compare(sub) -> None:
                         help="run a policy or demand model on days it was trained on (the output is marked)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=lambda a: _job("compare").compare(
-        a.scenario, a.period, planners=_csv(a.planners), seeds=a.seeds, seed=a.seed, out=a.out, policy=a.policy,
+        a.scenario, a.period, planners=_csv(a.planners) if a.planners else None, seeds=a.seeds, seed=a.seed,
+        out=a.out, policy=a.policy,
         time_limit_s=a.time_limit, history_days=a.history_days, max_days=a.max_days,
         allow_training_days=a.allow_training_days, demand_model=a.demand_model, daily_usage=a.daily_usage,
         data_dir=a.data_dir,

@@ -674,7 +674,12 @@ def _write_outputs(out: Path, frames: dict, tables, scenario, seeds, skipped, wa
     write_scenario(scenario, out / "scenario.toml")
 
 
-def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ortools", "ppo"), seeds: int = 3,
+#: ``compare``'s planners when none are named: on observed data EMT's own moves, not a policy
+#: trained elsewhere (``ppo`` is refused there until a policy is trained on its network).
+DEFAULT_PLANNERS = {"processed": ("status-quo", "noop", "greedy", "ortools"), "synthetic": ("noop", "greedy", "ortools", "ppo")}
+
+
+def compare(scenario: str, period: str, *, out, planners=None, seeds: int = 3,
             seed: int = 0, policy: str | None = None, time_limit_s: float | None = None, history_days: int = 28,
             max_days: int = 0, allow_training_days: bool = False, demand_model=None, daily_usage=None,
             data_dir=None, progress: bool = True) -> CompareResult:
@@ -687,6 +692,7 @@ def compare(scenario: str, period: str, *, out, planners=("noop", "greedy", "ort
     start, end = parse_period(period)
     if seeds < 1 or max_days < 0 or history_days < 1:
         raise CommandError("--seeds and --history-days must be >= 1, --max-days >= 0")
+    planners = DEFAULT_PLANNERS[loaded.network.source] if planners is None else planners
     built = build_planners(planners, policy, time_limit_s, loaded.reward)
     warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days) if "ppo" in built else []
     model, model_warnings = load_forecast_model(demand_model, start, allow_training_days)

@@ -15,6 +15,8 @@ usable with chance ``q ** b`` (and walks on or is lost the same way); with
 ``riders.unusable_dock_share`` ``r`` > 0, a returning rider at ``f`` free docks finds none usable
 with chance ``r ** f`` and is diverted. Each rider's draw for the first is part of the riders'
 stream (common to every planner); the docks' draws come from a generator seeded by the riders'.
+With ``riders.in_transit_at_start`` the day starts with riders already riding, drawn after the
+stream: they dock in the first minutes without having taken a bike in the episode.
 A station-hour is empty (full) if the fewest (most) bikes seen in it, after every truck visit,
 docking and pickup minute and at the hour's start, is 0 (the capacity).
 """
@@ -124,6 +126,11 @@ class FleetSim:
             self.ev_u = np.empty(len(self.ev_origin))
             self.ev_u[self._ev_pos] = np.concatenate([rng.random(size) for rng, size in zip(rngs, self._ev_sizes)])
             self._dock_rng = np.random.default_rng([int(rng.integers(2**63)) for rng in rngs])
+        if self.scenario.riders.in_transit_at_start:
+            for e, rng in enumerate(rngs):
+                minute, station = self.sampler.draw_in_transit(rng)
+                minute = np.minimum(minute, self._ring_len - 2)  # never a full ring ahead
+                np.add.at(self._ring_flat, minute * (self.E * self.n) + e * self.n + station, 1)
         start = self.network.bikes if bikes is None else np.asarray(bikes)
         self.bikes[:] = np.broadcast_to(start, (self.E, self.n)).ravel()
         if np.any(self.bikes < 0) or np.any(self.bikes > self.cap):

@@ -211,6 +211,21 @@ class PoissonSampler:
         guide = guide.reshape(self.n_hours, self.n, self.n + 1) - (np.arange(self.n) * self.n)[None, :, None]
         self._guide = np.minimum(guide, self.n - 1).reshape(-1)
         self.travel = travel_minutes(network, scenario)
+        # Riders already riding at the start (Little's law): at each station, the first hour's
+        # returns times the mean riding minutes of the trips that end there in that hour.
+        inflow = self.pickup[0][:, None] * probs[0]                  # (origin, destination) riders per hour
+        arriving = inflow.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.ride_in = np.where(arriving > 0, (inflow * self.travel).sum(axis=0) / arriving, 0.0)
+        self.in_transit = returns[0] * self.ride_in / 60.0
+
+    def draw_in_transit(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(minute, station) of the riders already riding at the start: Poisson at each station
+        by :attr:`in_transit`, docking uniformly within twice its mean riding time (at most an hour)."""
+        counts = rng.poisson(self.in_transit)
+        station = np.repeat(np.arange(self.n), counts)
+        span = np.clip(np.rint(2 * self.ride_in[station]), 1, 60).astype(np.int64)
+        return (rng.random(len(station)) * span).astype(np.int64), station
 
     def draw(self, rng: np.random.Generator) -> RiderStream:
         counts = rng.poisson(self.pickup).ravel()
@@ -289,6 +304,10 @@ class ReplaySampler:
         dist_travel = travel_minutes(network, scenario)[replay.origin, replay.dest]
         self.travel = np.where(replay.travel > 0, replay.travel, dist_travel)
         self.keep = replay.minute < self.n_hours * 60
+
+    def draw_in_transit(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """None: a replay holds only the trips that start within it."""
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
 
     def draw(self, rng: np.random.Generator) -> RiderStream:
         r = self.replay

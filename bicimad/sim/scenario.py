@@ -68,6 +68,9 @@ class RiderSpec:
     #: share of the riders' attempted pickups that EMT's daily count sees (those served under
     #: EMT's own operation); demand calibrated to counts aims at ``count / counted_share`` riders.
     counted_share: float = 1.0
+    #: start the day with the riders already riding (as many as the first hour's returns times
+    #: their mean riding time), so the bikes in use at the first snapshot come back as in reality
+    in_transit_at_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class EpisodeSpec:
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """The declared objective (``[reward]``): one weight per counted event. Every planner is
+    """The declared objective (``[objective]``, or ``[reward]`` as the envs call it): one weight per counted event. Every planner is
     judged on ``sum of weight x count`` per day (:mod:`bicimad.sim.objective`; lower is better),
     the OR-Tools planner values its stops with it, and the envs' reward is its negative per step.
     Defaults: a problem station-hour counts 1, a lost pickup or a diverted return 0.2 (five
@@ -164,6 +167,10 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
     of :mod:`bicimad.config`; its errors come as :class:`ScenarioError`)."""
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: a scenario must be a table, got {data!r}")
+    if "objective" in data:  # the declared objective's own name; [reward] is the same table
+        if "reward" in data:
+            raise ScenarioError(f"{source}: give the objective's weights as [objective] or [reward], not both")
+        data = {("reward" if key == "objective" else key): value for key, value in data.items()}
     try:
         return build_config(Scenario, data, source)
     except ScenarioError:

@@ -65,3 +65,12 @@ def test_scenarios_and_job_configs_share_one_loader(tmp_path):
     assert load_config(Scenario, good) == load_scenario(good)
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(Scenario, tmp_path)
+
+
+def test_the_objective_table_is_the_reward_table(tmp_path):
+    path = tmp_path / "weights.toml"
+    path.write_text('name = "weights"\n[objective]\nproblem_hour = 1.0\nlost_trip = 0.5\n')
+    assert load_scenario(path).reward.lost_trip == 0.5
+    path.write_text('name = "weights"\n[objective]\nlost_trip = 0.5\n[reward]\nlost_trip = 0.3\n')
+    with pytest.raises(ScenarioError, match="not both"):
+        load_scenario(path)

@@ -69,3 +69,23 @@ def test_the_same_seed_gives_the_same_riders_with_unusable_shares(small_network,
 def test_impossible_shares_are_refused_naming_the_key(key, value):
     with pytest.raises(ScenarioError, match=key.replace(".", r"\.")):
         Scenario(name="bad").override({key: value})
+
+
+def test_riders_in_transit_at_the_start_bring_bikes_back(small_network, small_demand, small_scenario):
+    # Little's law: the riders on their way at the start are the first hour's returns times their
+    # mean riding time; they dock within the first hour, bikes no one took in the episode.
+    envs = 200
+    with_them = small_scenario.override({"riders.in_transit_at_start": True, "episode.hours": 1})
+    sims = [FleetSim(small_network, scenario_, small_demand, n_envs=envs)
+            for scenario_ in (small_scenario.override({"episode.hours": 1}), with_them)]
+    for sim in sims:
+        sim.reset([rider_rng(i) for i in range(envs)])
+    expected = sims[1].sampler.in_transit.sum()
+    assert expected > 1
+    extra = sims[1].total_bikes() - sims[0].total_bikes()  # right after reset: in transit, not docked
+    assert extra.mean() == pytest.approx(expected, abs=4 * np.sqrt(expected / envs))
+    for sim in sims:
+        while not sim.done:
+            sim.step(np.full((envs, sim.k), -1, np.int64))
+    docked = sims[1].bikes2d().sum(axis=1) - sims[0].bikes2d().sum(axis=1)
+    assert docked.mean() > 0.9 * expected   # nearly all of them docked within the hour
