@@ -65,7 +65,7 @@ from bicimad.jobs.batch import git_commit
 from bicimad.opendata.daily_usage import counted_trips, read_daily_usage
 from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
-from bicimad.plan import PLANNER_NAMES, make_planner
+from bicimad.plan import OBJECTIVE_PLANNERS, PLANNER_NAMES, make_planner
 from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, objective_weights
 from bicimad.report.occupancy import (
     hourly_profile,
@@ -558,7 +558,7 @@ def build_planners(names, policy: str | None, time_limit_s: float | None, object
             planners[name] = PerfectForecast(build_planners([base], policy, time_limit_s, objective)[base])
             continue
         kwargs = {"ppo": {"policy_dir": policy}}.get(name, {})
-        if name in ("ortools", "ortools-gls") and objective is not None:
+        if name in OBJECTIVE_PLANNERS and objective is not None:
             kwargs = objective_weights(objective)
         if name.startswith("ortools") and time_limit_s is not None:
             kwargs = {**kwargs, "time_limit_s": time_limit_s}

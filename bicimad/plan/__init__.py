@@ -23,7 +23,9 @@ if FLEET_ENV_ID not in gymnasium.registry:
     )
 
 #: Planner names, in the order comparisons report them.
-PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo", "ortools-events", "ortools-gls")
+PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo", "ortools-events", "ortools-gls", "greedy-objective")
+#: The planners that value their stops on the scenario's declared objective (its weights).
+OBJECTIVE_PLANNERS = ("ortools", "ortools-gls", "greedy-objective")
 
 
 def make_planner(name: str, **kwargs) -> Planner:
@@ -37,6 +39,9 @@ def make_planner(name: str, **kwargs) -> Planner:
     if name == "ortools":
         from bicimad.plan.ortools_planner import ORToolsPlanner
         return ORToolsPlanner(**kwargs)
+    if name == "greedy-objective":
+        from bicimad.plan.greedy_objective import ObjectiveGreedyPlanner
+        return ObjectiveGreedyPlanner(**kwargs)
     if name == "ortools-gls":  # guided local search: it uses the whole time limit (BENCHMARKS: 0.1 % from the optimum)
         from bicimad.plan.ortools_planner import ORToolsPlanner
         return ORToolsPlanner(**{"metaheuristic": "guided_local_search", "name": "ortools-gls", **kwargs})
@@ -55,7 +60,7 @@ def make_planner(name: str, **kwargs) -> Planner:
 def planner_for(name: str, scenario, **kwargs) -> Planner:
     """The planner ``name`` for ``scenario``: OR-Tools values its stops on the scenario's
     declared objective (its ``[reward]`` weights); ``kwargs`` as for :func:`make_planner`."""
-    if name in ("ortools", "ortools-gls"):
+    if name in OBJECTIVE_PLANNERS:
         from bicimad.plan.ortools_planner import objective_weights
         kwargs = {**objective_weights(scenario.reward), **kwargs}
     return make_planner(name, **kwargs)

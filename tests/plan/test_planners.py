@@ -164,3 +164,23 @@ def test_ortools_defaults_have_one_home(make_random_view):
     assert planner.fractions == (1.0,) and build_problem(view, planner).settings is planner
     with pytest.raises(ValueError, match="first_solution"):
         ORToolsSettings(first_solution="random")
+
+
+def test_greedy_on_the_objective_fills_the_station_about_to_empty(make_line_view):
+    # Station 2 is empty with riders about to take bikes; station 0 is full with riders bringing
+    # more: the truck at 1 loads at 0 and unloads at 2, never the other way round.
+    view = make_line_view([20, 10, 0, 10], [20, 20, 20, 20], truck_station=(1,))
+    rates = np.zeros((3, 4))
+    pickups, returns = rates.copy(), rates.copy()
+    pickups[:, 2], returns[:, 0] = 6.0, 6.0
+    view = dataclasses.replace(view, pickup_rate=pickups + 0.5, return_rate=returns + 0.5)
+    plan = make_planner("greedy-objective").plan(view)
+    check_plan(view, plan)
+    assert [visit.station for visit in plan[0]] == [0, 2]
+    assert plan[0][0].bikes > 0 and plan[0][1].bikes == -plan[0][0].bikes
+
+
+def test_greedy_on_the_objective_does_nothing_where_nothing_is_at_risk(make_line_view):
+    view = make_line_view([10, 10, 10, 10], [20, 20, 20, 20], truck_station=(1,))
+    view = dataclasses.replace(view, pickup_rate=np.full((3, 4), 0.5), return_rate=np.full((3, 4), 0.5))
+    assert make_planner("greedy-objective").plan(view) == [[]]
