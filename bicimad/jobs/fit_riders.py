@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from bicimad.errors import CommandError
 from bicimad.jobs import JobResult
 from bicimad.jobs.compare import parse_period, prepare_days, run_comparison
 from bicimad.jobs.validate import observed_days, select_days
@@ -166,6 +167,8 @@ def fit_riders(scenario: str, period: str, *, daily_usage, seeds: int = 1, parit
                out=None, data_dir=None, progress: bool = True) -> FitResult:
     """Fit ``[riders]``' unusable shares and counted share on the status-quo replay of
     ``period``'s ``parity`` days (module docstring); write the scenario to ``out`` if given."""
+    if daily_usage is None:
+        raise CommandError("fit-riders needs EMT's counted trips (--daily-usage bici_disponibilidad_*.csv)")
     loaded, days, panel, usage = observed_days(scenario, period, daily_usage, data_dir, parity=parity)
     rows, bar = [], tqdm(total=len(grid) + 3, desc="fit riders", unit="run", disable=not progress)
     for value in grid:
@@ -184,8 +187,7 @@ def fit_riders(scenario: str, period: str, *, daily_usage, seeds: int = 1, parit
     for attempt in range(3):  # more riders lose more: a couple of rescales come within a per cent
         fitted = loaded.override({"riders.unusable_bike_share": q, "riders.unusable_dock_share": r,
                                   "riders.counted_share": round(counted_share, 3)})
-        chosen, _ = prepare_days(fitted, start, end, data_dir,
-                                 daily_usage=usage)
+        chosen, _ = prepare_days(fitted, start, end, data_dir, daily_usage=usage)
         ratio = _served_ratio(_replay(fitted, select_days(chosen, parity), panel, seeds), usage)
         bar.update(1)
         if attempt == 2 or not abs(ratio - 1) > 0.01:
