@@ -23,9 +23,10 @@ if FLEET_ENV_ID not in gymnasium.registry:
     )
 
 #: Planner names, in the order comparisons report them.
-PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo", "ortools-events", "ortools-gls", "greedy-objective")
+PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo", "ortools-events", "ortools-gls", "greedy-objective",
+                 "ortools-lookahead")
 #: The planners that value their stops on the scenario's declared objective (its weights).
-OBJECTIVE_PLANNERS = ("ortools", "ortools-gls", "greedy-objective")
+OBJECTIVE_PLANNERS = ("ortools", "ortools-gls", "greedy-objective", "ortools-lookahead")
 
 
 def make_planner(name: str, **kwargs) -> Planner:
@@ -39,6 +40,9 @@ def make_planner(name: str, **kwargs) -> Planner:
     if name == "ortools":
         from bicimad.plan.ortools_planner import ORToolsPlanner
         return ORToolsPlanner(**kwargs)
+    if name == "ortools-lookahead":  # routes two hours ahead, stops valued at arrival, end load valued
+        from bicimad.plan.lookahead import LookaheadPlanner
+        return LookaheadPlanner(**kwargs)
     if name == "greedy-objective":
         from bicimad.plan.greedy_objective import ObjectiveGreedyPlanner
         return ObjectiveGreedyPlanner(**kwargs)

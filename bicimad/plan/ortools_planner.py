@@ -18,8 +18,9 @@ Every hour (the simulator asks each hour, so the horizon rolls) the planner
 4. reads each truck's route back as the visits of the coming hour.
 
 :func:`solve` is a pure function of the frozen :class:`RebalanceProblem`; every OR-Tools routing
-import of the package is in this module (CP-SAT, the exact optimum of small hours' models that
-measures this one, is in :mod:`bicimad.plan.exact`).
+import of the package is in this module and in :mod:`bicimad.plan.lookahead` (the look-ahead
+variant, which reuses :func:`search_parameters` and :func:`read_routes`); CP-SAT, the exact optimum
+of small hours' models that measures this one, is in :mod:`bicimad.plan.exact`.
 """
 
 from __future__ import annotations
@@ -227,14 +228,14 @@ def solve(problem: RebalanceProblem) -> Plan:
             routing.VehicleVar(index).SetValues([-1] + np.flatnonzero(problem.stop_trucks[i]).tolist())
 
     # --- search parameters, solve and extract
-    solution = routing.SolveWithParameters(_search_parameters(problem.settings))
+    solution = routing.SolveWithParameters(search_parameters(problem.settings))
     if solution is None:
         log.warning("routing found no solution within %.2f s; trucks stay put", problem.settings.time_limit_s)
         return [[] for _ in range(k)]
-    return _routes(routing, manager, solution, node_station, node_bikes)
+    return read_routes(routing, manager, solution, node_station, node_bikes)
 
 
-def _search_parameters(settings: ORToolsSettings):
+def search_parameters(settings: ORToolsSettings):
     """Routing search parameters: first-solution strategy, metaheuristic, explicit time limit."""
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = FIRST_SOLUTION[settings.first_solution]
@@ -243,7 +244,7 @@ def _search_parameters(settings: ORToolsSettings):
     return params
 
 
-def _routes(routing, manager, solution, node_station: np.ndarray, node_bikes: np.ndarray) -> Plan:
+def read_routes(routing, manager, solution, node_station: np.ndarray, node_bikes: np.ndarray) -> Plan:
     """Each vehicle's stops in the solution, in order, as visits."""
     plan: Plan = []
     for truck in range(routing.vehicles()):
