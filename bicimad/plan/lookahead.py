@@ -56,7 +56,14 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.constraint_solver import pywrapcp
 
-from bicimad.plan.ortools_planner import EVENT_SCALE, FIRST_SOLUTION, ORToolsSettings, read_routes, search_parameters
+from bicimad.plan.ortools_planner import (
+    EVENT_SCALE,
+    FIRST_SOLUTION,
+    ORToolsSettings,
+    read_routes,
+    routing_nodes,
+    search_parameters,
+)
 from bicimad.plan.targets import expected_cost, station_targets
 from bicimad.sim.interface import FleetView, Plan
 
@@ -263,13 +270,9 @@ def _routing_model(problem: LookaheadProblem):
     arcs cost km plus a stop's shortfall from its station's best; a skipped station costs its
     best; the load stays within 0..capacity and its end value enters as soft bounds; a stop
     copy is made only at its position."""
-    k, m = len(problem.truck_station), len(problem.stop_station)
+    k = len(problem.truck_station)
     first_stop = 2 * k
-    node_station = np.concatenate([problem.truck_station, problem.truck_station, problem.stop_station])
-    node_bikes = np.concatenate([np.zeros(2 * k, dtype=np.int64), problem.stop_bikes])
-    node_visit = np.concatenate([np.zeros(2 * k, dtype=np.int64), np.ones(m, dtype=np.int64)])
-    cost = problem.arc_cost[np.ix_(node_station, node_station)].copy()
-    cost[:, k:first_stop] = 0                        # ending a route anywhere is free
+    node_station, node_bikes, node_visit, cost = routing_nodes(problem)
     best: dict[int, int] = {}
     for station, value in zip(problem.stop_station.tolist(), problem.stop_value.tolist()):
         best[station] = max(value, best.get(station, 0))

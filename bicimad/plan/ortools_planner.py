@@ -163,6 +163,19 @@ def build_problem(view: FleetView, settings: ORToolsSettings | None = None, **ch
     )
 
 
+def routing_nodes(problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Nodes 0..k-1 are the trucks' starts, k..2k-1 their ends (a free "stop here"), 2k.. the
+    candidate stops: each node's station, bikes loaded (> 0) or unloaded, whether it is a visit,
+    and the arc costs between them (km; ending a route anywhere is free)."""
+    k, m = len(problem.truck_station), len(problem.stop_station)
+    node_station = np.concatenate([problem.truck_station, problem.truck_station, problem.stop_station])
+    node_bikes = np.concatenate([np.zeros(2 * k, dtype=np.int64), problem.stop_bikes])
+    node_visit = np.concatenate([np.zeros(2 * k, dtype=np.int64), np.ones(m, dtype=np.int64)])
+    cost = problem.arc_cost[np.ix_(node_station, node_station)].copy()
+    cost[:, k:2 * k] = 0
+    return node_station, node_bikes, node_visit, cost
+
+
 def solve(problem: RebalanceProblem) -> Plan:
     """Solve ``problem``; per truck, its stops in order (no stop at all if none pays)."""
     k = len(problem.truck_station)
@@ -170,14 +183,8 @@ def solve(problem: RebalanceProblem) -> Plan:
     if m == 0:
         return [[] for _ in range(k)]
 
-    # --- data: nodes 0..k-1 are the trucks' starts, k..2k-1 their ends (a free "stop here"),
-    # 2k.. the candidate stops.
     first_stop = 2 * k
-    node_station = np.concatenate([problem.truck_station, problem.truck_station, problem.stop_station])
-    node_bikes = np.concatenate([np.zeros(2 * k, dtype=np.int64), problem.stop_bikes])
-    node_visit = np.concatenate([np.zeros(2 * k, dtype=np.int64), np.ones(m, dtype=np.int64)])
-    cost = problem.arc_cost[np.ix_(node_station, node_station)].copy()
-    cost[:, k:first_stop] = 0                      # ending a route anywhere is free
+    node_station, node_bikes, node_visit, cost = routing_nodes(problem)
     # A stop worth less than its station's best is charged the difference on leaving it, so the
     # objective is km cost minus the value of the stops made (up to a constant).
     best = {}
