@@ -185,9 +185,10 @@ def _register_sim_validation(sim_sub) -> None:
     fit = sim_sub.add_parser(
         "fit-riders", help="fit the scenario's [riders] unusable bikes/docks and counted share to the snapshots",
         description="Replay EMT's moves (status-quo) on --period's days over a grid of unusable bike and dock "
-        "shares; keep those whose chances of emptying at 1-3 bikes and filling at 1-3 docks from full match the "
-        "snapshots', then the counted share that makes simulated pickups match EMT's counts "
-        "(`pydoc bicimad.jobs.fit_riders`). Fit on days you do not validate on.",
+        "shares; the bike share is where the share of station-hours starting empty meets the snapshots', the dock "
+        "share where the chances of filling at 1-3 docks from full come closest to theirs, then the counted share "
+        "makes simulated pickups match EMT's counts (`pydoc bicimad.jobs.fit_riders`). Fit on days you do not "
+        "validate on.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     fit.add_argument("--scenario", default="seed-fleet-2019", help="a processed scenario (name or TOML path)")
     fit.add_argument("--period", required=True, help="START:END local dates, both included")
