@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bicimad.plan.targets import expected_cost
+from bicimad.plan.targets import forecast_cost
 from bicimad.sim.interface import FleetView, Plan, Visit
 
 
@@ -52,10 +52,8 @@ class ObjectiveGreedyPlanner:
     min_gain: float = 0.02
 
     def plan(self, view: FleetView) -> Plan:
-        hours = max(1, min(self.horizon_hours, view.pickup_rate.shape[0]))
-        cost = expected_cost(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours],
-                             lost_weight=self.lost_weight, diverted_weight=self.diverted_weight,
-                             problem_hour_weight=self.problem_hour_weight)
+        cost = forecast_cost(view, self.horizon_hours, lost_weight=self.lost_weight,
+                             diverted_weight=self.diverted_weight, problem_hour_weight=self.problem_hour_weight)
         bikes = view.bikes.astype(np.int64).copy()
         claimed = np.zeros(view.n_stations, dtype=bool)
         plan: Plan = []

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from bicimad.plan.targets import expected_cost, station_targets
+from bicimad.plan.targets import forecast_cost, station_targets
 from bicimad.sim.interface import FleetView, Plan, Visit
 
 log = logging.getLogger(__name__)
@@ -120,10 +120,8 @@ def build_problem(view: FleetView, settings: ORToolsSettings | None = None, **ch
         settings = dataclasses.replace(settings, **changes)
     if not isinstance(settings, ORToolsSettings):
         raise TypeError(f"settings must be ORToolsSettings, got {type(settings).__name__}")
-    hours = max(1, min(settings.horizon_hours, view.pickup_rate.shape[0]))
-    events = expected_cost(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours],
-                           lost_weight=settings.lost_weight, diverted_weight=settings.diverted_weight,
-                           problem_hour_weight=settings.problem_hour_weight)
+    events = forecast_cost(view, settings.horizon_hours, lost_weight=settings.lost_weight,
+                           diverted_weight=settings.diverted_weight, problem_hour_weight=settings.problem_hour_weight)
     target = station_targets(events)
     bikes = view.bikes.astype(np.int64)
     gap = bikes - target                              # > 0: bikes to load, < 0: to unload

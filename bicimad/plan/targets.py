@@ -129,6 +129,16 @@ def _jump(f, p_up, p_down, at_empty, at_full):
     return p_up * up + p_down * down
 
 
+def forecast_cost(view, horizon_hours: int, *, lost_weight: float, diverted_weight: float,
+                  problem_hour_weight: float) -> np.ndarray:
+    """:func:`expected_cost` of a planner's view (a :class:`bicimad.sim.interface.FleetView`)
+    over its first ``horizon_hours`` forecast hours (at least one, at most those it has)."""
+    hours = max(1, min(horizon_hours, view.pickup_rate.shape[0]))
+    return expected_cost(view.capacity, view.pickup_rate[:hours], view.return_rate[:hours],
+                         lost_weight=lost_weight, diverted_weight=diverted_weight,
+                         problem_hour_weight=problem_hour_weight)
+
+
 def station_targets(events: np.ndarray) -> np.ndarray:
     """The inventory minimising expected events, per station (ties: the one nearest half full).
 
