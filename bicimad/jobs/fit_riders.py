@@ -46,7 +46,7 @@ from tqdm import tqdm
 from bicimad.errors import CommandError
 from bicimad.jobs import JobResult
 from bicimad.jobs.compare import parse_period, prepare_days, run_comparison
-from bicimad.jobs.validate import observed_days, select_days
+from bicimad.jobs.validate import observed_days, panel_place, select_days, served_pickups, simulated_and_counted
 from bicimad.plan import make_planner
 from bicimad.sim.scenario import write_scenario
 
@@ -68,12 +68,10 @@ class _Transitions:
 
     def __call__(self, name, seed, index, recorder, result) -> None:
         day = self.days[index]
-        d = self.panel.days.get_loc(pd.Timestamp(day.date))
-        column = pd.Index(self.panel.station_ids).get_indexer(day.network.station_ids)
+        d, column = panel_place(self.panel, day)
         known = column >= 0
         cap = day.network.capacity
-        lost = float(result.summary.iloc[0]["lost_trips"])
-        self.served.setdefault(day.date, []).append(float(day.truth.pickup_rate.sum()) - lost)
+        self.served.setdefault(day.date, []).append(served_pickups(day, result))
         col = np.maximum(column, 0)
         real = np.where(known[None, :], self.panel.bikes[d][:, col], np.nan)
         sim = np.array(recorder.bikes_seen, dtype=float)
@@ -137,9 +135,9 @@ def _replay(loaded, days, panel, seeds) -> _Transitions:
 
 def _served_ratio(collect: _Transitions, usage: pd.DataFrame) -> float:
     """Median over days of simulated pickups / counted trips."""
-    counted = usage.assign(date=pd.to_datetime(usage["date"]).dt.strftime("%Y-%m-%d")).set_index("date")["total_trips"]
-    ratios = [np.mean(v) / counted[d] for d, v in collect.served.items() if d in counted.index and counted[d] > 0]
-    return float(np.median(ratios)) if ratios else float("nan")
+    simulated, counted = simulated_and_counted(collect.served, usage)
+    ratios = (simulated / counted)[counted > 0]
+    return float(ratios.median()) if len(ratios) else float("nan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +176,7 @@ def fit_riders(scenario: str, period: str, *, daily_usage, seeds: int = 1, parit
         rows.append({"share": value, **{f"bike_log_ratio_{b}": ratio[0, i] for i, b in enumerate(LEVELS)},
                      **{f"dock_log_ratio_{b}": ratio[1, i] for i, b in enumerate(LEVELS)},
                      "dock_loss": float((ratio[1] ** 2).sum()),
-                     "empty_gap": collect.edge_gaps()[0], "full_gap": collect.edge_gaps()[1]})
+                     **dict(zip(("empty_gap", "full_gap"), collect.edge_gaps()))})
         bar.update(1)
     table = pd.DataFrame(rows)
     q, r = _root(table["share"], table["empty_gap"]), _lowest(table["share"], table["dock_loss"])

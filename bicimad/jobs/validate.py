@@ -55,6 +55,25 @@ class ValidationResult(JobResult):
         return "\n".join(lines)
 
 
+def panel_place(panel, day) -> tuple[int, np.ndarray]:
+    """Simulated ``day``'s row in ``panel``, and for each station of its network the panel's
+    column (-1: not in the panel)."""
+    return panel.days.get_loc(pd.Timestamp(day.date)), pd.Index(panel.station_ids).get_indexer(day.network.station_ids)
+
+
+def served_pickups(day, result) -> float:
+    """A simulated day's served pickups: the truth's riders less those the simulation lost."""
+    return float(day.truth.pickup_rate.sum()) - float(result.summary.iloc[0]["lost_trips"])
+
+
+def simulated_and_counted(served: dict[str, list[float]], daily_usage: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per date of ``served`` (date -> pickups of each rider draw): the mean simulated pickups,
+    and EMT's counted trips that day (NaN where the ``daily_usage`` table has none)."""
+    simulated = pd.Series({date: float(np.mean(values)) for date, values in served.items()}, dtype=float)
+    counted = daily_usage.assign(date=pd.to_datetime(daily_usage["date"]).dt.strftime("%Y-%m-%d"))
+    return simulated, counted.set_index("date")["total_trips"].reindex(simulated.index)
+
+
 class _Collector:
     """Per planner: hour-start problem counts over observed station-hours, by hour of day, and
     absolute bike errors against the snapshots."""
@@ -67,13 +86,11 @@ class _Collector:
 
     def __call__(self, name, seed, index, recorder, result) -> None:
         day = self.days[index]
-        d = self.panel.days.get_loc(pd.Timestamp(day.date))
-        column = pd.Index(self.panel.station_ids).get_indexer(day.network.station_ids)
+        d, column = panel_place(self.panel, day)
         ok = column >= 0
         counts = self.counts.setdefault(name, np.zeros((24, 2)))
         errors = self.errors.setdefault(name, [])
-        lost = float(result.summary.iloc[0]["lost_trips"])
-        self.served.setdefault(name, {}).setdefault(day.date, []).append(float(day.truth.pickup_rate.sum()) - lost)
+        self.served.setdefault(name, {}).setdefault(day.date, []).append(served_pickups(day, result))
         for hour, bikes in enumerate(recorder.bikes_seen or []):
             real = self.panel.bikes[d, hour, np.maximum(column, 0)]
             seen = ok & np.isfinite(real)
@@ -85,8 +102,7 @@ class _Collector:
 def _observed_by_hour(days, panel) -> np.ndarray:
     counts = np.zeros((24, 2))
     for day in days:
-        d = panel.days.get_loc(pd.Timestamp(day.date))
-        column = pd.Index(panel.station_ids).get_indexer(day.network.station_ids)
+        d, column = panel_place(panel, day)
         column = column[column >= 0]
         real = panel.bikes[d][:, column]
         seen = np.isfinite(real)
@@ -99,11 +115,11 @@ def _observed_by_hour(days, panel) -> np.ndarray:
 def _pickups_error(served: dict[str, list[float]], daily_usage: pd.DataFrame | None) -> tuple[float, float]:
     """Mean simulated daily pickups (the truth's riders less those lost, over the rider draws),
     and their median absolute relative error against the counted trips of the same days."""
-    simulated = pd.Series({date: float(np.mean(values)) for date, values in served.items()})
-    if daily_usage is None or simulated.empty:
-        return float(simulated.mean()) if len(simulated) else float("nan"), float("nan")
-    counted = daily_usage.assign(date=pd.to_datetime(daily_usage["date"]).dt.strftime("%Y-%m-%d"))
-    counted = counted.set_index("date")["total_trips"].reindex(simulated.index)
+    if not served:
+        return float("nan"), float("nan")
+    if daily_usage is None:
+        return float(np.mean([np.mean(values) for values in served.values()])), float("nan")
+    simulated, counted = simulated_and_counted(served, daily_usage)
     return float(simulated.mean()), float((simulated / counted - 1).abs().median())
 
 
