@@ -25,21 +25,12 @@ from bicimad.cli import main
 from bicimad.rl.envs import make_vector_env
 from bicimad.rl.runs import evaluate, play
 
+from .rl_validate import SB3Agent
+
 SEEDS = (1, 2, 3, 4, 5)
 STEPS = 100_000
 EPISODES = 20
 EVAL_SEED = 10_000
-
-
-class _SB3Agent:
-    """An SB3 policy behind the interface our ``play`` uses (sampled actions)."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def get_action_and_value(self, obs, action=None, mask=None):
-        act, _ = self.model.predict(obs.numpy(), deterministic=False)
-        return torch.as_tensor(act).reshape(len(obs), -1), None, None, None
 
 
 def sb3_zoo(seed: int):
@@ -81,7 +72,7 @@ def test_cartpole_preset_solves_at_twice_sb3_speed(tmp_path):
         ours_s, ours_cpu = time.perf_counter() - start, time.process_time() - cpu
         ours_ret = evaluate(out, EPISODES, seed=EVAL_SEED).mean()
         model, sb3_s, sb3_cpu = sb3_zoo(seed)
-        sb3_ret = play(_SB3Agent(model), make_vector_env("CartPole-v1", 1, EVAL_SEED), EPISODES, EVAL_SEED).mean()
+        sb3_ret = play(SB3Agent(model), make_vector_env("CartPole-v1", 1, EVAL_SEED), EPISODES, EVAL_SEED).mean()
         rows.append((seed, ours_ret, ours_s, ours_cpu, sb3_ret, sb3_s, sb3_cpu))
         print(f"seed {seed}: ours {ours_ret:.1f} in {ours_s:.1f} s ({ours_cpu:.1f} CPU s), "
               f"SB3 zoo {sb3_ret:.1f} in {sb3_s:.1f} s ({sb3_cpu:.1f} CPU s)")

@@ -99,7 +99,7 @@ def train_sb3(algo: str, env_id: str, steps: int, seed: int, run_dir: Path):
     return {"seconds": seconds, "cpu": cpu, "curve": curve, "config": config}, model
 
 
-class _SB3Agent:
+class SB3Agent:
     """An SB3 policy behind the interface our ``play`` uses (sampled actions)."""
 
     def __init__(self, model):
@@ -120,7 +120,7 @@ def cmd_train(args) -> None:
         returns = evaluate(run_dir, args.episodes, seed=EVAL_SEED)
     else:
         result, model = train_sb3(args.algo, args.env, args.steps, args.seed, run_dir)
-        returns = play(_SB3Agent(model), make_vector_env(args.env, 1, EVAL_SEED), args.episodes, EVAL_SEED)
+        returns = play(SB3Agent(model), make_vector_env(args.env, 1, EVAL_SEED), args.episodes, EVAL_SEED)
     config = result.pop("config")
     steps_done = config.num_iterations * config.batch_size
     record = {"impl": args.impl, "threads": torch.get_num_threads(), "algo": args.algo, "env": args.env, "seed": args.seed, "steps": steps_done,
