@@ -150,12 +150,16 @@ class FitResult(JobResult):
     pickups_ratio: float
     grid: pd.DataFrame
     out: Path | None
+    at_grid_end: tuple[str, ...] = ()  #: fitted values at the grid's last share (or its first, if above 0)
 
     def summary(self) -> str:
         lines = [self.grid.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
                  f"[riders] unusable_bike_share = {self.unusable_bike_share:g}, unusable_dock_share = "
                  f"{self.unusable_dock_share:g}, counted_share = {self.counted_share:.3f} "
                  f"(simulated pickups / counted trips: median {self.pickups_ratio:.3f})"]
+        for key in self.at_grid_end:
+            lines.append(f"warning: {key} is at the end of the grid ({self.grid['share'].min():g}-"
+                         f"{self.grid['share'].max():g}): the best value may lie beyond it")
         if self.out is not None:
             lines.append(f"wrote {self.out}")
         return "\n".join(lines)
@@ -193,4 +197,6 @@ def fit_riders(scenario: str, period: str, *, daily_usage, seeds: int = 1, parit
         counted_share = float(np.clip(counted_share * ratio, 0.05, 1.0))
     bar.close()
     path = write_scenario(fitted, out) if out else None
-    return FitResult(q, r, round(counted_share, 3), ratio, table, Path(path) if path else None)
+    ends = (max(grid),) + ((min(grid),) if min(grid) > 0 else ())  # a share of 0 cannot go lower
+    at_end = tuple(key for key, value in (("unusable_bike_share", q), ("unusable_dock_share", r)) if value in ends)
+    return FitResult(q, r, round(counted_share, 3), ratio, table, Path(path) if path else None, at_end)

@@ -66,6 +66,8 @@ def test_fit_riders_finds_unusable_bikes_on_real_sep_2018(real_processed, shared
     assert grid.loc[0.0, "empty_gap"] > 0 > grid.loc[0.8, "empty_gap"]
     assert grid.loc[0.0, "bike_log_ratio_1"] > 0.2 and grid.loc[0.8, "bike_log_ratio_1"] < 0
     assert 0.0 < fit.unusable_bike_share < 0.8 and 0.0 <= fit.unusable_dock_share <= 0.8
+    assert ("unusable_dock_share" in fit.at_grid_end) == (fit.unusable_dock_share == 0.8)
+    assert "unusable_bike_share" not in fit.at_grid_end
     assert 0.75 < fit.counted_share < 0.97 and fit.pickups_ratio == pytest.approx(1.0, abs=0.02)
     scenario = load_scenario(out)
     assert scenario.riders.unusable_bike_share == fit.unusable_bike_share
