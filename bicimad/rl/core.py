@@ -164,11 +164,27 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last
     return advantages, advantages + values
 
 
+def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+    """Scale the gradients so their global 2-norm is at most ``max_norm``; returns the norm before.
+
+    The same arithmetic as ``torch.nn.utils.clip_grad_norm_`` (norm of the per-tensor norms,
+    factor ``max_norm / (norm + 1e-6)`` capped at 1) in three fused calls, without its
+    wrappers, whose per-call cost is a tenth of a small network's whole update.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp(max=1.0))
+    return total
+
+
 def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters, max_grad_norm: float) -> None:
     """One optimiser step on ``loss`` with the gradients' global norm clipped to ``max_grad_norm``."""
     optimizer.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    with torch.no_grad():
+        clip_grad_norm(parameters, max_grad_norm)
     optimizer.step()
 
 
@@ -469,6 +485,8 @@ class Run:
     def _env_objects(self) -> list | None:
         """The objects whose plain state resumes the envs exactly (in-process, emulator-free
         envs), else None: those envs restart their episodes on resume."""
+        if getattr(self.envs, "plain_state", False):
+            return [self.envs, self.envs.action_space]
         if not isinstance(self.envs, gym.vector.SyncVectorEnv) or any(_is_emulator(env) for env in self.envs.envs):
             return None
         objects = [self.envs, self.envs.action_space]

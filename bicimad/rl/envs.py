@@ -320,12 +320,17 @@ class NativeAtariVectorEnv(gym.vector.VectorEnv):
 def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env_id``, seeded ``seed, seed+1, ...``, auto-resetting in the same step.
 
-    Atari runs on ale-py's C++ vector env (:class:`NativeAtariVectorEnv`). Retro games run one
+    Atari runs on ale-py's C++ vector env (:class:`NativeAtariVectorEnv`), CartPole-v1 on one
+    numpy vector env (:class:`bicimad.rl.classic.CartPoleVectorEnv`). Retro games run one
     emulator per process, so several retro envs use subprocesses.
     """
     mode = gym.vector.AutoresetMode.SAME_STEP
     if env_id.startswith("ALE/"):
         envs = NativeAtariVectorEnv(env_id, num_envs)
+    elif env_id == "CartPole-v1":
+        from bicimad.rl.classic import CartPoleVectorEnv
+
+        envs = CartPoleVectorEnv(num_envs)
     elif env_id.startswith("retro/") and num_envs > 1:
         fns = [lambda: _make_single_threaded(env_id) for _ in range(num_envs)]
         envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bicimad.rl.agents import AgentFactory
@@ -121,16 +120,16 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
                 pg_loss, v_loss, entropy_loss = terms
                 if first_ratio is None:
                     first_ratio = ratio.detach()  # policy unchanged yet: must be 1
-                with torch.no_grad():
+                with torch.no_grad():  # kept as tensors: one conversion per iteration, not per minibatch
                     approx_kl = ((ratio - 1) - logratio).mean()
-                    approx_kls.append(approx_kl.item())
-                    clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
+                    approx_kls.append(approx_kl)
+                    clipfracs.append(((ratio - 1.0).abs() > clip).float().mean())
                 gradient_step(optimizer, loss, agent.parameters(), config.max_grad_norm)
 
             if config.target_kl is not None and approx_kl.item() > config.target_kl:
                 break
 
-        mean_kl = float(np.mean(approx_kls))
+        mean_kl = float(torch.stack(approx_kls).mean())
         if config.kl_penalty:  # adapt beta towards the target KL
             if mean_kl > 1.5 * config.kl_target:
                 extra["kl_beta"] *= 2.0
@@ -143,7 +142,7 @@ def train(config: PPOConfig, out_dir: str | Path, *, make_agent: AgentFactory | 
             "losses/policy_loss": pg_loss.item(),
             "losses/entropy": entropy_loss.item(),
             "losses/approx_kl": mean_kl,
-            "losses/clipfrac": float(np.mean(clipfracs)),
+            "losses/clipfrac": float(torch.stack(clipfracs).mean()),
             "losses/explained_variance": explained_variance(batch["values"].numpy(), batch["returns"].numpy()),
             "losses/first_ratio_max_dev": float((first_ratio - 1).abs().max()),
             "charts/kl_beta": extra["kl_beta"],

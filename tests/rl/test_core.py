@@ -12,6 +12,7 @@ from bicimad.rl.core import (
     CommonConfig,
     MetricsLogger,
     Run,
+    clip_grad_norm,
     compute_gae,
     explained_variance,
     linear_schedule,
@@ -264,3 +265,20 @@ def test_tensorboard_events_hold_the_csv_metrics_under_namespaced_keys(tmp_path)
         assert [step for step, _ in logged] == steps.tolist(), key   # one event per CSV row, no duplicates
         np.testing.assert_allclose([value for _, value in logged], values, rtol=1e-5, err_msg=key)
     assert not [key for key in scalars if key.startswith("train/")]
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 100.0])
+def test_clip_grad_norm_matches_torch(scale):
+    torch.manual_seed(0)
+    ours = make_agent(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
+    ref = make_agent(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        a.grad = torch.randn_like(a) * scale
+        b.grad = a.grad.clone()
+    norm = clip_grad_norm(ours.parameters(), 0.5)
+    ref_norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5)
+    torch.testing.assert_close(norm, ref_norm)
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a.grad, b.grad)
+    after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in ours.parameters()]))
+    assert after <= 0.5 + 1e-5 and (scale < 0.01) == bool(torch.isclose(after, norm))
