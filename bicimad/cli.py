@@ -247,8 +247,11 @@ def _register_compare(sub) -> None:
     parser.add_argument("--scenario", default="synthetic-default", help="scenario name or TOML path")
     parser.add_argument("--period", required=True, help="START:END local dates, both included")
     parser.add_argument("--planners", default=None,
-                        help="comma-separated: noop, greedy, ortools, ppo, status-quo (EMT's own moves), ortools-events "
-                        "(the earlier value function), <name>-perfect (seeing the truth), ortools-lost<w> (lost trips "
+                        help="comma-separated: noop, greedy, ortools (every station in the trucks' reach), ppo, "
+                        "status-quo (EMT's own moves), ortools-1h (OR-Tools on the 60 stations whose best stop is worth "
+                        "most, as the first headline results), ortools-events (the earlier value function), "
+                        "greedy-objective (greedy stops on the declared objective), ortools-lookahead (routes two hours "
+                        "ahead), <name>-perfect (seeing the truth), ortools-lost<w> (lost trips "
                         "weighted w: a point of the weight sweep), ortools-gls (guided local search, using the whole time limit) "
                         "(default: status-quo,noop,greedy,ortools on observed data; noop,greedy,ortools,ppo on the synthetic city)")
     parser.add_argument("--seeds", type=_positive_int, default=3, help="demand draws per day (default 3)")

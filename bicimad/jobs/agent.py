@@ -5,7 +5,9 @@ a processed one: each day's rates fitted to the days before it, i.e. the forecas
 would have had) and evaluated on other rider draws of the same days against no-op and the
 OR-Tools planner. Everything goes to ``models/policies/<run>/``: the policy (``policy.pt``,
 ``policy.json``), ``MODEL_CARD.md`` and ``model_card.json`` (scenario, data span, steps, seeds,
-results), ``scenario.toml`` and PPO's metrics, learning curve and checkpoint in ``ppo/``.
+results, and the fleet and network fingerprint every job that plans with the policy checks:
+:mod:`bicimad.jobs.policy_fit`), ``scenario.toml`` and PPO's metrics, learning curve and
+checkpoint in ``ppo/``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import git_commit
 from bicimad.jobs.compare import parse_period, prepare_days, run_comparison
+from bicimad.jobs.policy_fit import fleet_record, network_fingerprint
 from bicimad.plan import make_planner, planner_for
 from bicimad.plan.policy import ObservationConfig, PolicyPlanner, load_policy
 from bicimad.plan.training import TrainingConfig, train_fleet_policy
@@ -133,6 +136,7 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
         "run": run_name, "scenario": loaded.name, "period": period, "source": loaded.network.source,
         "days": [d.date for d in same], "skipped_days": skipped, "seed": seed, "steps": steps,
         "envs": envs, "imitation_days": imitate, "candidates": candidates,
+        "fleet": fleet_record(loaded.fleet), "network": network_fingerprint(days[0].network, loaded.network.source),
         "training": report, "wall_s": wall_s, "evaluation": {"days": [d.date for d in evaluated],
                                                             "seeds": seeds, "results": results},
         "git_commit": git_commit().get("commit"),

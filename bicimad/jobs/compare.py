@@ -20,8 +20,9 @@ Evaluation protocol (ARCHITECTURE.md). For a period ``START:END`` (local dates, 
   problem station-hours, lost trips, diverted returns and truck km, weighted by the scenario's
   ``[reward]``), reported beside each of those metrics;
 * a learnt policy is refused on days its model card lists as training days
-  (``--allow-training-days`` runs it anyway and marks every output), and a policy trained on the
-  synthetic city is refused for processed data.
+  (``--allow-training-days`` runs it anyway and marks every output), a policy trained on the
+  synthetic city is refused for processed data, and so is a policy trained with another fleet
+  or on another network than the days planned (:mod:`bicimad.jobs.policy_fit`).
 
 Outputs in ``--out``: ``per_day.csv`` (one row per planner, seed and day), ``per_seed.csv`` (one
 row per planner and seed, summed over the days), ``occupancy.csv`` (one row per planner, named
@@ -52,7 +53,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from bicimad.config import TZ, models_dir, processed_dir
+from bicimad.config import TZ, processed_dir
 from bicimad.demand.calibration import calibrate_days, day_truth, rates_for_total
 from bicimad.demand.forecast import forecast_day
 from bicimad.demand.models import DemandModel
@@ -62,6 +63,7 @@ from bicimad.errors import CommandError
 from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import git_commit
+from bicimad.jobs.policy_fit import check_policy_fleet, check_policy_network, policy_folder, read_card
 from bicimad.opendata.daily_usage import counted_trips, read_daily_usage
 from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
@@ -597,20 +599,26 @@ class CompareResult(JobResult):
         return "\n".join(lines)
 
 
-def check_policy_protocol(policy: str | None, scenario, start, end, allow_training_days: bool) -> list[str]:
-    """A learnt policy is tested on days it never trained on, and on the kind of city it was
-    trained for: refuse (exit 2) a policy whose model card lists a day of the period among its
-    training days, unless ``allow_training_days`` (then the returned warning marks every output),
-    and one trained on the synthetic city for a comparison on processed data."""
-    folder = Path(policy) if policy else models_dir() / "policies" / "default"
-    card_path = folder / "model_card.json"
-    if not card_path.exists():
-        return [f"policy {folder} has no model card: the days it trained on cannot be checked"]
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+#: How a comparison is told to use another policy.
+POLICY_HINT = " and pass it with --policy"
+
+
+def check_policy_protocol(policy: str | None, scenario, start, end, allow_training_days: bool,
+                          scenario_arg: str | None = None) -> list[str]:
+    """A learnt policy is tested on days it never trained on, for the fleet and the kind of city it
+    was trained for: refuse (exit 2) a policy with no model card, one trained on the synthetic city
+    for a comparison on processed data, one whose fleet differs from the scenario's or whose card
+    predates that check (:mod:`bicimad.jobs.policy_fit`), and one whose card lists a day of the
+    period among its training days, unless ``allow_training_days`` (then the returned warning
+    marks every output). The network is checked once the days are known (:func:`check_policy_days`)."""
+    folder = policy_folder(policy)
+    card = read_card(folder)
     if scenario.network.source == "processed" and card.get("source") == "synthetic":
         raise CommandError(f"policy {folder} was trained on the synthetic city (scenario {card.get('scenario')!r}); "
                            f"scenario {scenario.name!r} runs on processed data: train a policy on it "
                            "(`bicimad train-agent --scenario ...`) and pass it with --policy")
+    check_policy_fleet(folder, card, scenario.fleet, f"scenario {scenario.name!r}", scenario_arg or scenario.name,
+                       POLICY_HINT)
     period = {d.date().isoformat() for d in pd.date_range(start, end, freq="D", inclusive="left")}
     overlap = sorted(period & set(card.get("days", [])))
     if not overlap:
@@ -620,6 +628,14 @@ def check_policy_protocol(policy: str | None, scenario, start, end, allow_traini
     if not allow_training_days:
         raise CommandError(message + "; choose a period it never saw, or pass --allow-training-days to mark the output")
     return [message]
+
+
+def check_policy_days(policy: str | None, scenario, days, scenario_arg: str | None = None) -> None:
+    """Refuse (exit 2) a policy whose training network differs from the network of any day to be
+    planned (its source, number of stations or station ids)."""
+    folder = policy_folder(policy)
+    check_policy_network(folder, read_card(folder), scenario.network.source, [(f"day {d.date}", d.network) for d in days],
+                         scenario_arg or scenario.name, POLICY_HINT)
 
 
 def load_daily_usage(path, data_dir=None) -> pd.DataFrame | None:
@@ -694,7 +710,7 @@ def compare(scenario: str, period: str, *, out, planners=None, seeds: int = 3,
         raise CommandError("--seeds and --history-days must be >= 1, --max-days >= 0")
     planners = DEFAULT_PLANNERS[loaded.network.source] if planners is None else planners
     built = build_planners(planners, policy, time_limit_s, loaded.reward)
-    warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days) if "ppo" in built else []
+    warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days, scenario) if "ppo" in built else []
     model, model_warnings = load_forecast_model(demand_model, start, allow_training_days)
     warnings += model_warnings
     if "ppo" in built:
@@ -710,6 +726,8 @@ def compare(scenario: str, period: str, *, out, planners=None, seeds: int = 3,
         days = days[:max_days]
     if not days:
         raise CommandError(f"no day of {period} can be simulated: " + "; ".join(skipped or ["empty period"]))
+    if "ppo" in built:
+        check_policy_days(policy, loaded, days, scenario)
     for reason in skipped:
         log.warning("skipped %s", reason)
     t0 = time.perf_counter()

@@ -25,7 +25,8 @@ from bicimad.errors import EXIT_NOINPUT, EXIT_USAGE, CommandError
 from bicimad.io import atomic_path, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.compare import day_seed
-from bicimad.jobs.nightly.steps import RecordingPlanner, plan_rows
+from bicimad.jobs.nightly.steps import RecordingPlanner, plan_rows, run_network_source
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fits
 from bicimad.opendata import live
 from bicimad.opendata.normalise import build_snapshots
 from bicimad.opendata.readers import read_snapshot_jsonl
@@ -116,6 +117,13 @@ def replan(run_dir, *, now: bool = True, at: str | None = None, source: str = "g
         make_planner(name)
     except (ValueError, FileNotFoundError) as exc:
         raise CommandError(f"--planner: {exc}") from None
+    if name == "ppo":
+        try:
+            planned_on = run_network_source(run_dir)
+        except ValueError as exc:
+            raise CommandError(str(exc), EXIT_NOINPUT) from None
+        check_policy_fits(None, scenario, planned_on, [(f"the live network at {start}", network)], scenario.name,
+                          DEFAULT_POLICY_HINT)
     shares, plans = [], []
     for index in range(seeds):
         recorder = RecordingPlanner(planner_for(name, scenario))

@@ -20,6 +20,7 @@ from bicimad.demand.rates import fit_period_rates, flag_truck_moves
 from bicimad.errors import EXIT_BAD_INPUT, CommandError
 from bicimad.io import atomic_path, write_json
 from bicimad.jobs import JobResult
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fits
 from bicimad.opendata.schemas import read_table, write_table
 from bicimad.plan import planner_for
 from bicimad.sim.data import Processed
@@ -253,6 +254,8 @@ def simulate_day(scenario: str = "synthetic-default", *, planner: str = "noop", 
         day = str(truth.hours[0].date())
     else:
         day, network, truth = _processed_day(loaded, date, daily_trips, data_dir)
+    if planner == "ppo":
+        check_policy_fits(None, loaded, loaded.network.source, [(f"day {day}", network)], scenario, DEFAULT_POLICY_HINT)
     seen = truth
     if forecast:
         try:

@@ -58,6 +58,14 @@ from bicimad.io import atomic_open, atomic_path
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import ConfigError, load_config, write_config
 from bicimad.jobs.nightly import load_run_inputs
+from bicimad.jobs.nightly.steps import run_network_source
+from bicimad.jobs.policy_fit import (
+    DEFAULT_POLICY_HINT,
+    check_policy_fleet,
+    check_policy_network,
+    policy_folder,
+    read_card,
+)
 from bicimad.plan import PLANNER_NAMES, planner_for
 from bicimad.report.occupancy import mean_interval, problem_share
 from bicimad.report.whatif_report import build_whatif_report, sweep_figures
@@ -660,10 +668,12 @@ def whatif(config: WhatIfConfig, *, out=None, ray: str | None = None, workers: i
            data_dir=None, progress: bool = True) -> WhatIfResult:
     """Run the sweep (resuming from the tasks stored in ``out``) and write its outputs. Tasks of
     a planner that moves no bikes are simulated once per demand multiplier and seed."""
+    scenario = load_scenario(config.scenario)
+    if "ppo" in config.planners:
+        check_sweep_policy(config, scenario)
     out = Path(out) if out else paths.runs_dir(data_dir) / "whatif" / config.name
     out.mkdir(parents=True, exist_ok=True)
     write_config(config, out / "whatif.toml")
-    scenario = load_scenario(config.scenario)
     tasks = make_tasks(config)
     answer = simulations(tasks)
     simulated = list(dict.fromkeys(answer.values()))
@@ -684,6 +694,31 @@ def whatif(config: WhatIfConfig, *, out=None, ray: str | None = None, workers: i
     needed = pd.read_csv(written["trucks_needed"]) if "trucks_needed" in written else None
     return WhatIfResult(rows=rows, written=written, seconds=time.perf_counter() - t0, simulated=len(simulated),
                         needed=needed)
+
+
+def check_sweep_policy(config: WhatIfConfig, scenario) -> None:
+    """``ppo`` plans with the committed default policy: refuse it (exit 2) unless every fleet of
+    the grid and every network of the sweep is the one it was trained for
+    (:mod:`bicimad.jobs.policy_fit`)."""
+    folder = policy_folder(None)
+    card = read_card(folder)
+    grid = config.grid.resolved(scenario)
+    for values in itertools.product(*(getattr(grid, name) for name in FLEET_PARAMS)):
+        point = dict(zip(FLEET_PARAMS, values))
+        where = f"grid point {', '.join(f'{k}={v}' for k, v in point.items())} of {config.name!r}"
+        check_policy_fleet(folder, card, dataclasses.replace(scenario.fleet, **point), where, config.scenario, DEFAULT_POLICY_HINT)
+    if config.run:
+        for run in run_folders(config.run):
+            try:
+                source = run_network_source(run)
+            except ValueError as exc:
+                raise CommandError(f"run: {exc}", EXIT_USAGE) from None
+            check_policy_network(folder, card, source, [(f"nightly run {run}", load_run_inputs(run)[0])],
+                                 config.scenario, DEFAULT_POLICY_HINT)
+    elif scenario.network.source == "synthetic":
+        network = synthetic_network(scenario.network.stations, scenario.network.seed)
+        check_policy_network(folder, card, "synthetic", [(f"the synthetic city of scenario {scenario.name!r}", network)],
+                             config.scenario, DEFAULT_POLICY_HINT)
 
 
 def simulate_task(task: Task) -> dict:

@@ -59,6 +59,7 @@ from ortools.constraint_solver import pywrapcp
 from bicimad.plan.ortools_planner import (
     EVENT_SCALE,
     FIRST_SOLUTION,
+    ORTOOLS_1H_CANDIDATES,
     ORToolsSettings,
     read_routes,
     routing_nodes,
@@ -72,8 +73,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LookaheadSettings(ORToolsSettings):
-    """:class:`ORToolsSettings` and the look-ahead's own knobs (their one home)."""
+    """:class:`ORToolsSettings` and the look-ahead's own knobs (their one home). Its candidates
+    stay the 60 stations whose best stop is worth most (``ortools-1h``'s cut): the model has one
+    copy of each stop per route position, and its results were measured with that cut."""
 
+    max_stations: int | None = ORTOOLS_1H_CANDIDATES["max_stations"]  #: stations kept (None: every one in reach)
     lookahead_hours: int = 2        #: hours routed ahead (only the first is executed)
     arrival: float = 0.5            #: when within its slot a stop acts, as a fraction of the slot
     end_discount: float = 0.5       #: weight of the best remaining unload (load) for bikes (room) at the end

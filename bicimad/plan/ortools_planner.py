@@ -8,8 +8,9 @@ Every hour (the simulator asks each hour, so the horizon rolls) the planner
    :func:`objective_weights`), and the target inventory that minimises it;
 2. turns the gaps to target into candidate stops: load ``q`` bikes at a station above target,
    unload ``q`` at one below, at a few sizes ``q`` (the full gap and fractions of it, capped
-   by the truck capacity); each stop is worth the expected cost it avoids,
-   ``V(x) - V(x -+ q)``;
+   by the truck capacity) at every station within some truck's radius; each stop is worth the
+   expected cost it avoids, ``V(x) - V(x -+ q)`` (``max_stations`` keeps only the stations whose
+   best stop is worth most: ``ortools-1h`` keeps 60, as the first headline results did);
 3. solves a routing model in which any bike loaded can serve any unload (one commodity, a
    signed load dimension bounded by ``0..truck_capacity`` that starts at each truck's load as
    it is), each truck makes at most ``visits_per_hour`` stops, only at stations within its
@@ -58,7 +59,7 @@ class ORToolsSettings:
 
     horizon_hours: int = 3                      #: forecast hours over which expected events are counted
     fractions: tuple[float, ...] = (1.0, 0.5)   #: stop sizes as fractions of the gap to target (full gap first)
-    max_stations: int = 60                      #: keep the stations whose best stop is worth most (solver time)
+    max_stations: int | None = None             #: keep this many stations, those whose best stop is worth most (None: all)
     min_value: float = 0.02                     #: drop stops worth fewer expected events than this
     km_cost: float = 0.01                       #: cost of a truck-kilometre (the objective's truck_km weight)
     problem_hour_weight: float = 1.0            #: cost of a problem station-hour (the declared objective's weight)
@@ -73,6 +74,10 @@ class ORToolsSettings:
             raise ValueError(f"first_solution must be one of {sorted(FIRST_SOLUTION)}")
         if self.metaheuristic not in METAHEURISTIC:
             raise ValueError(f"metaheuristic must be one of {sorted(METAHEURISTIC)}")
+        if self.max_stations is not None and (isinstance(self.max_stations, bool)
+                                              or not isinstance(self.max_stations, int) or self.max_stations < 1):
+            raise ValueError(f"max_stations must be a whole number >= 1, or None for every station in reach; "
+                             f"got {self.max_stations!r}")
         object.__setattr__(self, "fractions", tuple(self.fractions))
 
 
@@ -86,6 +91,11 @@ def objective_weights(reward) -> dict[str, float]:
     return {"problem_hour_weight": reward.problem_hour, "lost_weight": reward.lost_trip,
             "diverted_weight": reward.diverted_return, "km_cost": reward.truck_km}
 
+
+#: The candidate cut OR-Tools' first headline results were measured with, kept for the record as
+#: planner ``ortools-1h`` (and kept by ``ortools-gls``, ``ortools-events`` and ``ortools-lookahead``,
+#: whose results were measured with it): the 60 stations whose best stop is worth most.
+ORTOOLS_1H_CANDIDATES = {"max_stations": 60}
 
 #: The earlier value function, kept for the record as planner ``ortools-events``: expected lost
 #: pickups plus diverted returns only (problem hours not valued), 0.01 per km.
@@ -139,7 +149,7 @@ def build_problem(view: FleetView, settings: ORToolsSettings | None = None, **ch
                 values.append(value)
     stations, moves, values = np.array(stations, dtype=np.int64), np.array(moves, dtype=np.int64), np.array(values)
 
-    if stations.size:
+    if stations.size and settings.max_stations is not None:
         best_per_station = {}
         for s, v in zip(stations, values):
             best_per_station[s] = max(v, best_per_station.get(s, 0.0))

@@ -1,9 +1,10 @@
 """OR-Tools' candidate stops against greedy stops on the same objective, on real days.
 
-``ortools`` keeps the 60 stations whose best stop is worth most and two sizes per station (the
-gap to the cost-minimising target and half of it); ``greedy-objective`` looks at every station
-in each truck's reach at any size. This script runs both and OR-Tools with every station
-(``max_stations``) and four sizes (``fractions``) on the same days and rider draws, and prints
+``ortools-1h`` keeps the 60 stations whose best stop is worth most and two sizes per station (the
+gap to the cost-minimising target and half of it); ``ortools`` keeps every station in the trucks'
+reach (``max_stations`` None); ``greedy-objective`` looks at every station in each truck's reach
+at any size. This script runs them and OR-Tools with every station and four sizes
+(``fractions``) on the same days and rider draws, and prints
 each planner's mean objective, problem share at the hour start, lost trips, truck km and
 decision seconds per day. It reads a processed data folder (``bicimad ingest``) and EMT's
 daily counts::
@@ -20,13 +21,13 @@ import pandas as pd
 
 from bicimad.jobs.compare import load_daily_usage, parse_period, prepare_days, run_comparison
 from bicimad.plan import planner_for
-from bicimad.plan.ortools_planner import ORToolsPlanner, objective_weights
+from bicimad.plan.ortools_planner import ORTOOLS_1H_CANDIDATES, ORToolsPlanner, objective_weights
 from bicimad.sim.scenario import load_scenario
 
 VARIANTS = {
-    "ortools": {},
-    "ortools, every station": {"max_stations": 10_000},
-    "ortools, every station, 4 sizes": {"max_stations": 10_000, "fractions": (1.0, 0.75, 0.5, 0.25)},
+    "ortools-1h": ORTOOLS_1H_CANDIDATES,
+    "ortools, every station": {},
+    "ortools, every station, 4 sizes": {"fractions": (1.0, 0.75, 0.5, 0.25)},
 }
 
 

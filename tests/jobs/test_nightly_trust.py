@@ -125,3 +125,19 @@ def test_a_real_data_folder_is_never_replanned_on_the_synthetic_city(tmp_path, s
     assert "real" in done.stderr and "synthetic" in done.stderr and "Traceback" not in done.stderr
     assert (data / "processed" / "snapshots.parquet").read_bytes() == before
     assert json.loads((data / "processed" / "dataset.json").read_text())["dataset"] == "real"
+
+
+def test_the_synthetic_city_policy_is_refused_on_a_synthetic_city_of_other_stations(tmp_path, capsys):
+    """source.kind = "synthetic" ingests the synthetic city at its Sep 2018 size (172 stations);
+    the committed policy was trained on the 210-station one: the simulate step refuses it."""
+    from bicimad.cli import main
+
+    config = tmp_path / "n.toml"
+    config.write_text('planners = ["noop", "ppo"]\ndispatch = "noop"\nseeds = 1\n'
+                      "[demand]\nhistory_days = 7\nrounds = 20\n", encoding="utf-8")
+    assert main(["--data-dir", str(tmp_path / "data"), "nightly", "--date", "2018-09-10", "--config", str(config),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "network.stations is 210, the network of 2018-09-11's is 172" in err
+    assert "then put it in models/policies/default" in err
+    assert not (tmp_path / "data" / "runs" / "nightly" / "2018-09-10" / "plan.csv").exists()

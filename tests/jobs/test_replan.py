@@ -71,3 +71,16 @@ def test_replan_refuses_a_state_from_another_day(night, tmp_path, capsys):
     with loopback_server(partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "feed"))) as base:
         assert main(["replan", str(night), "--now", "--gbfs-url", base + "/"]) == 2
     assert "outside the planned day 2018-09-09" in capsys.readouterr().err
+
+
+def test_replan_refuses_the_default_policy_on_a_network_it_was_not_trained_on(night, tmp_path, capsys):
+    stations = read_table("stations", night / "stations.parquet").drop_duplicates("station_id")
+    _gbfs(tmp_path / "feed", stations, dict.fromkeys(stations["station_id"], 1),
+          pd.Timestamp("2018-09-09 10:00", tz="Europe/Madrid"))
+    with loopback_server(partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "feed"))) as base:
+        assert main(["replan", str(night), "--now", "--gbfs-url", base + "/", "--planner", "ppo"]) == 2
+    err = capsys.readouterr().err
+    # the run planned the 30-station synthetic city (its ledger says so); the policy knows 210 stations
+    assert "network.stations is 210, the live network at 2018-09-09 10:00:00+02:00's is 30" in err
+    assert "(210 synthetic stations trained on, 30 synthetic here)" in err and "bicimad train-agent" in err
+    assert not (night / "replan-1000").exists()

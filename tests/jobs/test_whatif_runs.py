@@ -57,3 +57,19 @@ def test_days_must_match_the_nights_named(nights, tmp_path, capsys):
     assert main(["whatif", "--config", str(_sweep(tmp_path, f"{nights}/2018-09-0*", days=1)),
                  "--out", str(tmp_path / "out")]) == 2
     assert "names 2 nightly run folder(s)" in capsys.readouterr().err
+
+
+def test_the_default_policy_is_refused_on_the_nights_networks(nights, tmp_path, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text(textwrap.dedent(f"""
+        name = "runs-ppo"
+        run = "{nights}/2018-09-08"
+        days = 1
+        planners = ["noop", "ppo"]
+        seeds = 1
+        workers = 1
+    """), encoding="utf-8")
+    assert main(["whatif", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "network.stations is 210, nightly run " in err and "(210 synthetic stations trained on, 25 synthetic here)" in err
+    assert not (tmp_path / "out").exists()

@@ -107,6 +107,9 @@ def test_train_agent_writes_a_policy_and_its_model_card(tmp_path):
     card = json.loads((out / "model_card.json").read_text())
     assert card["scenario"] == "small" and card["steps"] == 24 and card["seed"] == 0
     assert card["days"] == ["2018-09-24"]
+    # what every job that plans with it checks: the fleet and the training days' network
+    assert card["fleet"] == {"trucks": 2, "truck_capacity": 22, "visits_per_hour": 2, "radius_km": 3.5}
+    assert card["network"]["source"] == "synthetic" and card["network"]["stations"] == 40
     assert set(card["evaluation"]["results"]) == {"noop", "ortools", "ppo"}
     assert card["training"]["imitation"]["samples"] == 2 * 6
     # Each simulated day's problem share is in PPO's metrics (2 envs x 2 iterations of a 6-hour day).

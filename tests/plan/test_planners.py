@@ -8,9 +8,16 @@ import time
 import numpy as np
 import pytest
 
-from bicimad.plan import PLANNER_NAMES, make_planner
+from bicimad.plan import OBJECTIVE_PLANNERS, PLANNER_NAMES, make_planner
 from bicimad.plan.base import PlanError, check_plan
-from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, ORToolsSettings, build_problem, solve
+from bicimad.plan.ortools_planner import (
+    DEFAULT_SETTINGS,
+    ORTOOLS_1H_CANDIDATES,
+    ORToolsPlanner,
+    ORToolsSettings,
+    build_problem,
+    solve,
+)
 from bicimad.plan.targets import expected_events
 from bicimad.sim.interface import Visit
 
@@ -164,6 +171,53 @@ def test_ortools_defaults_have_one_home(make_random_view):
     assert planner.fractions == (1.0,) and build_problem(view, planner).settings is planner
     with pytest.raises(ValueError, match="first_solution"):
         ORToolsSettings(first_solution="random")
+
+
+def far_truck_view(make_line_view):
+    """Two loaded trucks: truck 0 reaches stations 0..59, all empty with many riders about to
+    take bikes; truck 1 reaches only station 60, empty with fewer riders (its stop is the 61st
+    best of the city), and station 61, where it stands, at its target."""
+    n = 62
+    pickup = np.full((3, n), 0.5)
+    pickup[:, :60], pickup[:, 60] = 6.0, 3.0
+    view = make_line_view([0] * 61 + [10], [20] * n, truck_station=(0, 61), truck_load=(22, 22), spacing_km=0.01,
+                          pickup_rate=pickup, return_rate=np.full((3, n), 0.5))
+    reachable = np.zeros((2, n), dtype=bool)
+    reachable[0, :60], reachable[1, 60:] = True, True
+    return dataclasses.replace(view, reachable=reachable)
+
+
+def test_ortools_considers_every_station_in_reach_and_ortools_1h_the_best_60(make_line_view):
+    view = far_truck_view(make_line_view)
+    best = {}
+    for station, value in zip(*(getattr(build_problem(view), f) for f in ("stop_station", "stop_value"))):
+        best[int(station)] = max(value, best.get(int(station), 0))
+    assert len(best) == 62 - 1 and sorted(best, key=best.get, reverse=True).index(60) == 60   # the 61st best
+    # ortools: the far truck unloads at the 61st-best station, the only one it reaches.
+    plan = make_planner("ortools").plan(view)
+    check_plan(view, plan)
+    assert [v.station for v in plan[1]] == [60] and plan[1][0].bikes < 0
+    assert plan[0] and {v.station for v in plan[0]} <= set(range(60))
+    # ortools-1h keeps the 60 best stations only: the far truck has nothing to do.
+    cut = make_planner("ortools-1h")
+    assert cut.max_stations == 60 and cut.name == "ortools-1h"
+    assert 60 not in build_problem(view, cut).stop_station
+    plan = cut.plan(view)
+    assert plan[1] == [] and plan[0] and {v.station for v in plan[0]} <= set(range(60))
+
+
+def test_ortools_1h_is_todays_ortools_but_for_the_candidate_cut():
+    assert DEFAULT_SETTINGS.max_stations is None and ORTOOLS_1H_CANDIDATES == {"max_stations": 60}
+    assert dataclasses.asdict(make_planner("ortools-1h")) == {**dataclasses.asdict(DEFAULT_SETTINGS),
+                                                               "max_stations": 60, "name": "ortools-1h"}
+    assert "ortools-1h" in PLANNER_NAMES and "ortools-1h" in OBJECTIVE_PLANNERS
+    # the variants measured with the cut keep it
+    for name in ("ortools-gls", "ortools-events", "ortools-lookahead"):
+        assert make_planner(name).max_stations == 60, name
+    assert make_planner("ortools-1h", max_stations=80).max_stations == 80
+    for bad in (0, -1, 2.5, True, "60"):
+        with pytest.raises(ValueError, match="max_stations must be a whole number >= 1, or None"):
+            ORToolsSettings(max_stations=bad)
 
 
 def test_greedy_on_the_objective_fills_the_station_about_to_empty(make_line_view):

@@ -58,7 +58,6 @@ import time
 from pathlib import Path
 
 from bicimad import config as paths
-from bicimad.config import models_dir
 from bicimad.errors import (
     EXIT_DATAERR,
     EXIT_NOINPUT,
@@ -71,6 +70,7 @@ from bicimad.errors import (
 from bicimad.jobs import JobResult, batch
 from bicimad.jobs.nightly.config import DemandConfig, NightlyConfig, SourceConfig
 from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInputError, StaleInputError, load_run_inputs
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, policy_folder, read_card
 from bicimad.opendata.schemas import SchemaError
 from bicimad.plan import PLANNER_NAMES, make_planner
 from bicimad.sim.scenario import ScenarioError, load_scenario
@@ -124,7 +124,7 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
         raise CommandError(f"{source}: planners: status-quo replays EMT's moves observed on past days; it cannot "
                            "plan tomorrow (use it in `bicimad compare`)", EXIT_USAGE)
     try:
-        load_scenario(config.scenario)
+        scenario = load_scenario(config.scenario)
     except ScenarioError as exc:
         raise CommandError(f"{source}: scenario: {exc}", EXIT_USAGE) from None
     if "ppo" in config.planners:
@@ -132,12 +132,17 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
             make_planner("ppo")
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(f"{source}: planners: ppo: {exc}", EXIT_USAGE) from None
-        card_path = models_dir() / "policies" / "default" / "model_card.json"
-        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
-        if config.source.kind != "synthetic" and card.get("source") == "synthetic":
-            raise CommandError(f"{source}: planners: ppo: the policy {card_path.parent} was trained on the synthetic "
-                               f"city (scenario {card.get('scenario')!r}), and source.kind = {config.source.kind!r} plans "
-                               "on real EMT data: train a policy on real data first", EXIT_USAGE)
+        folder = policy_folder(None)
+        try:
+            card = read_card(folder)
+            if config.source.kind != "synthetic" and card.get("source") == "synthetic":
+                raise CommandError(f"the policy {folder} was trained on the synthetic city (scenario "
+                                   f"{card.get('scenario')!r}), and source.kind = {config.source.kind!r} plans on real "
+                                   "EMT data: train a policy on real data first", EXIT_USAGE)
+            check_policy_fleet(folder, card, scenario.fleet, f"scenario {scenario.name!r}", config.scenario,
+                               DEFAULT_POLICY_HINT)
+        except CommandError as exc:
+            raise CommandError(f"{source}: planners: ppo: {exc}", EXIT_USAGE) from None
 
 
 def _attach_log(run_dir: Path) -> logging.Handler:

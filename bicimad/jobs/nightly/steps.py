@@ -22,6 +22,7 @@ from bicimad.jobs import ingest
 from bicimad.jobs.batch import Step, StepResult, config_to_dict, file_inputs, git_commit
 from bicimad.jobs.nightly.config import NightlyConfig
 from bicimad.jobs.nightly.decision import decide
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fits
 from bicimad.opendata.schemas import read_table, write_table
 from bicimad.plan import planner_for
 from bicimad.report.html import build_report, load_run
@@ -255,6 +256,9 @@ def step_simulate(ctx: NightlyRun):
     stations, start_rows, network, demand = _episode_inputs(ctx)
     start = start_rows["ts"].iloc[0]
     scenario = load_scenario(ctx.config.scenario)
+    if "ppo" in ctx.config.planners:
+        check_policy_fits(None, scenario, network_source(ingest.processed_dataset(ctx.data_root)),
+                          [(f"the network of {ctx.target}", network)], ctx.config.scenario, DEFAULT_POLICY_HINT)
     outputs = [write_scenario(scenario, ctx.run_dir / "scenario.toml")]
     rows, plans, draws = [], [], {}
     with tqdm(total=len(ctx.config.planners) * len(ctx.seeds), desc="simulate", unit="episode",
@@ -317,10 +321,32 @@ def step_plan(ctx: NightlyRun):
                                               "bikes_moved": int(plan["bikes"].abs().sum() // 2) if len(plan) else 0})
 
 
+#: The datasets a data folder's processed tables hold (``ingest.processed_dataset``), in words.
+DATASET_LABELS = {"synthetic": "synthetic city", "real": "real EMT data"}
+
+
 def dataset_label(ctx: NightlyRun) -> str:
     """What the run planned on, in words, from the processed tables' own record."""
     dataset = ingest.processed_dataset(ctx.data_root)
-    return {"synthetic": "synthetic city", "real": "real EMT data"}.get(dataset, f"dataset {dataset!r}")
+    return DATASET_LABELS.get(dataset, f"dataset {dataset!r}")
+
+
+def network_source(dataset: str | None) -> str:
+    """A scenario's ``network.source`` for a data folder's dataset: the synthetic city, or processed (real) data."""
+    return "synthetic" if dataset == "synthetic" else "processed"
+
+
+def run_network_source(run_dir: str | Path) -> str:
+    """The ``network.source`` a finished nightly run planned on, from its ledger's ingest record."""
+    ledger = Path(run_dir) / "ledger.json"
+    try:
+        label = json.loads(ledger.read_text(encoding="utf-8"))["steps"]["ingest"]["facts"]["dataset"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{ledger}: no readable ingest record of the dataset planned on ({exc})") from None
+    dataset = next((key for key, words in DATASET_LABELS.items() if words == label), None)
+    if dataset is None:
+        raise ValueError(f"{ledger}: the ingest record names an unknown dataset {label!r}")
+    return network_source(dataset)
 
 
 def _provenance(ctx: NightlyRun) -> dict:

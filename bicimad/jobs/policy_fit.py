@@ -1,0 +1,133 @@
+"""What a fleet policy was trained for, and the check that refuses it on another fleet or network.
+
+``bicimad train-agent`` records in the policy's ``model_card.json`` the fleet it trained with
+(``fleet``: trucks, truck capacity, visits per hour, radius in km) and the network of its
+training days (``network``: its source, number of stations and the SHA-256 of its sorted station
+ids, :func:`network_fingerprint`). Every job that plans with a policy on a scenario (``compare``,
+``nightly``, ``whatif``, ``sim run``, ``replan``) calls :func:`check_policy_fleet` before any work
+and :func:`check_policy_network` once the networks it plans on are known: a policy whose fleet
+or network differs, or whose card does not say (a card written before these fields existed), is
+refused with exit code 2, naming the folder, the field and both values.
+
+The fingerprint is the station ids, not their positions: EMT's ids name real stations, but a
+synthetic city of under 60 stations numbers its stations 1..n whatever its seed, so two such
+cities of one size are not told apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from bicimad.config import models_dir
+from bicimad.errors import EXIT_USAGE, CommandError
+
+CARD_FILE = "model_card.json"
+#: How a job that plans with the committed default policy (nightly, whatif, sim run, replan) is given another.
+DEFAULT_POLICY_HINT = ", then put it in models/policies/default (the policy nightly, whatif, sim run and replan plan with)"
+#: The fleet fields a policy's card records, as named in the scenario's ``[fleet]``.
+FLEET_FIELDS = ("trucks", "truck_capacity", "visits_per_hour", "radius_km")
+
+
+def policy_folder(policy: str | os.PathLike | None) -> Path:
+    """The policy folder a planner loads: ``policy``, else the committed default."""
+    return Path(policy) if policy else models_dir() / "policies" / "default"
+
+
+def fleet_record(fleet) -> dict:
+    """The fleet fields a card records, from a scenario's :class:`~bicimad.sim.scenario.FleetSpec`."""
+    return {"trucks": int(fleet.trucks), "truck_capacity": int(fleet.truck_capacity),
+            "visits_per_hour": int(fleet.visits_per_hour), "radius_km": float(fleet.radius_km)}
+
+
+def network_fingerprint(network, source: str) -> dict:
+    """A network's identity: its ``source`` (``synthetic`` or ``processed``), number of stations
+    and the SHA-256 of its station ids, sorted and written as comma-separated decimals."""
+    ids = np.sort(np.asarray(network.station_ids, dtype=np.int64))
+    digest = hashlib.sha256(",".join(str(i) for i in ids.tolist()).encode("ascii")).hexdigest()
+    return {"source": source, "stations": int(len(ids)), "station_ids_sha256": digest}
+
+
+def read_card(folder: Path) -> dict:
+    """The policy's model card; refused (exit 2) when it is missing or unreadable."""
+    path = folder / CARD_FILE
+    if not path.is_file():
+        raise CommandError(f"policy {folder} has no {CARD_FILE}: the fleet, network and days it was trained on "
+                           "cannot be checked; train a policy with `bicimad train-agent --scenario ...`", EXIT_USAGE)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CommandError(f"policy {folder}: {path.name} is not readable JSON ({exc})", EXIT_USAGE) from None
+    if not isinstance(card, dict):
+        raise CommandError(f"policy {folder}: {path.name} is not a JSON object", EXIT_USAGE)
+    return card
+
+
+#: The network fields a policy's card records (:func:`network_fingerprint`).
+NETWORK_FIELDS = ("source", "stations", "station_ids_sha256")
+
+
+def recorded_fit(folder: Path, card: dict) -> tuple[dict, dict]:
+    """The card's ``fleet`` and ``network`` tables; refused (exit 2) when the card predates them."""
+    missing = [f"{key}.{f}" for key, fields in (("fleet", FLEET_FIELDS), ("network", NETWORK_FIELDS))
+               for f in fields if not isinstance(card.get(key), dict) or f not in card[key]]
+    if missing:
+        raise CommandError(
+            f"policy {folder}: its {CARD_FILE} predates the fleet and network check (no {', '.join(missing)}): "
+            "the fleet and network it was trained for cannot be checked; re-train it with `bicimad train-agent "
+            f"--scenario {card.get('scenario', 'SCENARIO')} --period {card.get('period', 'START:END')}`", EXIT_USAGE)
+    return card["fleet"], card["network"]
+
+
+def _retrain(scenario_arg: str, hint: str) -> str:
+    return f"train one for it with `bicimad train-agent --scenario {scenario_arg} --period START:END`{hint}"
+
+
+def check_policy_fleet(folder: Path, card: dict, fleet, where: str, scenario_arg: str, hint: str = "") -> None:
+    """Refuse (exit 2) a policy whose card's fleet differs from ``fleet`` (``where`` names the
+    scenario, e.g. ``scenario 'seed-fleet-2019'``)."""
+    trained, _ = recorded_fit(folder, card)
+    wanted = fleet_record(fleet)
+    differ = [f"fleet.{f} = {trained[f]!r} (the {where} has {wanted[f]!r})" for f in FLEET_FIELDS
+              if not math.isclose(float(trained[f]), float(wanted[f]), rel_tol=1e-9, abs_tol=1e-12)]
+    if differ:
+        raise CommandError(f"policy {folder} was trained with {'; '.join(differ)}: a policy plans for the fleet "
+                           f"it was trained with; {_retrain(scenario_arg, hint)}", EXIT_USAGE)
+
+
+def check_policy_network(folder: Path, card: dict, source: str, networks: Iterable[tuple[str, object]],
+                         scenario_arg: str, hint: str = "") -> None:
+    """Refuse (exit 2) a policy whose card's network differs from any of ``networks``
+    (``(label, network)`` pairs, e.g. ``("day 2019-10-08", network)``) on ``source``'s data."""
+    _, trained = recorded_fit(folder, card)
+    differ = []
+    for label, network in networks:
+        seen = network_fingerprint(network, source)
+        field = next((f for f in NETWORK_FIELDS if seen[f] != trained[f]), None)
+        if field is not None:
+            differ.append((label, field, seen))
+    if not differ:
+        return
+    label, field, seen = differ[0]
+    more = f"; {len(differ) - 1} more differ" if len(differ) > 1 else ""
+    raise CommandError(f"policy {folder} was trained on another network: its network.{field} is {trained[field]!r}, "
+                       f"{label}'s is {seen[field]!r} ({trained['stations']} {trained['source']} stations trained on, "
+                       f"{seen['stations']} {seen['source']} here{more}): a policy plans on the stations it was trained "
+                       f"on; {_retrain(scenario_arg, hint)}", EXIT_USAGE)
+
+
+def check_policy_fits(policy, scenario, source: str, networks: Iterable[tuple[str, object]], scenario_arg: str,
+                      hint: str = "") -> Path:
+    """Both checks for the policy folder ``policy`` (None: the committed default) planning on
+    ``scenario``'s fleet and on ``networks``; returns the folder."""
+    folder = policy_folder(policy)
+    card = read_card(folder)
+    check_policy_fleet(folder, card, scenario.fleet, f"scenario {scenario.name!r}", scenario_arg, hint)
+    check_policy_network(folder, card, source, networks, scenario_arg, hint)
+    return folder
