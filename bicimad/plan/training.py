@@ -5,7 +5,10 @@ PPO starts from a policy whose logits already prefer valuable stops (the prior i
 OR-Tools planner's decisions (a warm start: cross-entropy on the planner's stops mapped to the
 policy's candidates, on states the planner itself visits), so PPO fine-tunes a policy that
 starts close to the optimiser instead of exploring from scratch. PPO itself is the generic core
-(:mod:`bicimad.rl.ppo`) driving :class:`~bicimad.plan.fleet_env.FleetPlanningVectorEnv`.
+(:mod:`bicimad.rl.ppo`) driving :class:`~bicimad.plan.fleet_env.FleetPlanningVectorEnv`, in
+this process or, with ``workers > 0``, split over Ray actors
+(:class:`~bicimad.plan.ray_envs.RayFleetVectorEnv`) while the learner stays here; the same seed
+gives the same policy either way.
 """
 
 from __future__ import annotations
@@ -38,11 +41,29 @@ class TrainingConfig:
     imitation_days: int = 0         #: days of OR-Tools demonstrations per env before PPO (0: none)
     imitation_epochs: int = 100     #: passes over the demonstrations
     torch_threads: int = 1          #: small networks on a shared machine: one thread is fastest
+    workers: int = 0                #: Ray actors the envs are split over (0: envs in this process)
+    ray_address: str | None = None  #: Ray cluster of the workers (None: a fresh local one)
     observation: ObservationConfig = field(default_factory=ObservationConfig)
 
 
+def fleet_envs(scenario, network, days, config: TrainingConfig):
+    """The vector env PPO trains on: in this process (``config.workers`` 0) or split over that
+    many Ray workers; the caller closes it."""
+    if config.workers < 0:
+        raise ValueError(f"workers must be >= 0 (0: the envs in this process), got {config.workers}")
+    if config.workers == 0:
+        if config.ray_address is not None:
+            raise ValueError(f"ray_address {config.ray_address!r} needs workers >= 1")
+        return FleetPlanningVectorEnv(scenario, network, days, num_envs=config.num_envs, config=config.observation)
+    from bicimad.plan.ray_envs import RayFleetVectorEnv
+
+    return RayFleetVectorEnv(scenario, network, days, num_envs=config.num_envs, config=config.observation,
+                             workers=config.workers, ray_address=config.ray_address)
+
+
 def demonstrations(envs, planner, days: int, seed: int):
-    """(features, masks, actions) of ``planner`` driving the fleet vector env ``envs`` for ``days`` episodes."""
+    """(features, masks, actions) of ``planner`` driving ``envs`` (a fleet vector env, in process
+    or on Ray) for ``days`` episodes."""
     features, masks, actions = [], [], []
     obs, info = envs.reset(seed=seed)
     for _ in range(days * envs.day_hours):
@@ -87,11 +108,11 @@ def train_fleet_policy(scenario, network, days, config: TrainingConfig, out_dir:
                        progress: bool = True) -> dict:
     """Train a fleet policy on ``days`` (pairs of truth demand and forecast); saves it in
     ``out_dir`` (policy files) with PPO's metrics and checkpoint in ``out_dir/ppo``. The envs
-    are closed at the end, also when training fails."""
+    (and Ray workers, if any) are closed at the end, also when training fails."""
     out_dir = Path(out_dir)
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
-    envs = FleetPlanningVectorEnv(scenario, network, days, num_envs=config.num_envs, config=config.observation)
+    envs = fleet_envs(scenario, network, days, config)
     try:
         return _train(envs, scenario, config, out_dir, progress)
     finally:
