@@ -4,6 +4,7 @@ local Ray cluster of two CPUs; PPO trained either way; bad worker counts."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import ray
 import torch
 
+from bicimad.cli import main
 from bicimad.plan import make_planner
 from bicimad.plan.fleet_env import FleetPlanningVectorEnv
 from bicimad.plan.policy import ObservationConfig, load_policy
@@ -19,6 +21,7 @@ from bicimad.plan.training import TrainingConfig, fleet_envs, train_fleet_policy
 from bicimad.sim.riders import synthetic_demand
 
 from .test_fleet_env import random_actions
+from .test_jobs import small_scenario
 
 CONFIG = ObservationConfig(candidates=5)
 
@@ -131,3 +134,23 @@ def test_training_config_workers_are_checked(city):
         fleet_envs(scenario, network, days, TrainingConfig(workers=-1))
     with pytest.raises(ValueError, match="ray_address 'auto' needs workers >= 1"):
         fleet_envs(scenario, network, days, TrainingConfig(ray_address="auto"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--envs", "2", "--workers", "3"], "--workers must be from 0 (envs in this process) to --envs (2), got 3"),
+    (["--ray-address", "auto"], "--ray-address needs --workers >= 1"),
+])
+def test_train_agent_refuses_bad_worker_options(tmp_path, capsys, args, message):
+    assert main(["train-agent", "--steps", "0", "--out", str(tmp_path / "p"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_agent_on_workers_records_them_in_the_model_card(cluster, tmp_path):
+    out = tmp_path / "policy"
+    assert main(["train-agent", "--scenario", small_scenario(tmp_path, hours=6), "--period", "2018-09-24:2018-09-24",
+                 "--steps", "12", "--envs", "2", "--workers", "2", "--imitate", "0", "--candidates", "6",
+                 "--eval-days", "1", "--eval-seeds", "1", "--out", str(out), "--no-progress"]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["workers"] == 2 and card["ray_address"] is None and card["envs"] == 2
+    assert "envs split over 2 Ray worker(s) on a local cluster" in (out / "MODEL_CARD.md").read_text()
+    assert wait_for_free_cpus(2) == 2
