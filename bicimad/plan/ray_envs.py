@@ -14,6 +14,12 @@ replay from one generator seeded by all the copies' seeds (the ``copies`` reset 
 ``FleetPlanningVectorEnv``). For identical actions the split env therefore returns what the
 in-process env returns, bit for bit, and PPO trained on it gives the same weights.
 
+When it pays: the simulator batches its per-minute work over the copies, so a step of 8 copies
+costs little more than a step of 4 in one process; splitting them pays only where every worker
+has a core of its own, and most with many copies per worker (several machines, large
+``num_envs``). ``tests/bench/bench_fleet_rollout_workers.py`` measures it against the envs in
+process.
+
 Ray: a fresh local cluster with one CPU per worker when no address is given, else the cluster at
 ``ray_address`` (``auto``: the one this machine belongs to; its nodes need this package
 installed). A Ray already initialised in this process is used as it is and left running.
