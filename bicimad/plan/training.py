@@ -8,7 +8,11 @@ starts close to the optimiser instead of exploring from scratch. PPO itself is t
 (:mod:`bicimad.rl.ppo`) driving :class:`~bicimad.plan.fleet_env.FleetPlanningVectorEnv`, in
 this process or, with ``workers > 0``, split over Ray actors
 (:class:`~bicimad.plan.ray_envs.RayFleetVectorEnv`) while the learner stays here; the same seed
-gives the same policy either way.
+gives the same policy either way. One exception, with ``imitation_days > 0``: the OR-Tools
+planner's search also stops at a wall-clock limit (``time_limit_s``), and a solve that reaches
+it (a slow or busy machine or worker) may return another plan, so the demonstrations, and the
+policy after them, are the same for the same seed only where no solve hits that limit, in this
+process as on workers.
 """
 
 from __future__ import annotations
