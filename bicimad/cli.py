@@ -224,6 +224,13 @@ def _register_train_agent(sub) -> None:
                         help="days of OR-Tools demonstrations per env before PPO (default 2; 0: none)")
     parser.add_argument("--candidates", type=_positive_int, default=16, help="candidate stations per truck (default 16)")
     parser.add_argument("--seed", type=_non_negative_int, default=0)
+    parser.add_argument("--workers", type=_non_negative_int, default=0, metavar="N",
+                        help="split the --envs over N Ray actors (rollout workers, one CPU each; at most --envs); "
+                        "the learner stays in this process and the same seed gives the same policy "
+                        "(default 0: the envs in this process)")
+    parser.add_argument("--ray-address", metavar="ADDR", default=None,
+                        help="Ray cluster of the --workers (e.g. auto: the one this machine belongs to; its nodes "
+                        "need this package installed) (default: a fresh local cluster of N CPUs)")
     parser.add_argument("--run", help="run name (default <scenario>-seed<seed>)")
     parser.add_argument("--out", help="output folder (default models/policies/<run>)")
     parser.add_argument("--eval-days", type=_non_negative_int, default=2, help="days evaluated after training (default 2)")
@@ -234,7 +241,7 @@ def _register_train_agent(sub) -> None:
     parser.set_defaults(func=lambda a: _job("agent").train_agent(
         a.scenario, a.period, steps=a.steps, envs=a.envs, imitate=a.imitate, candidates=a.candidates,
         seed=a.seed, run=a.run, out=a.out, eval_days=a.eval_days, eval_seeds=a.eval_seeds, force=a.force,
-        data_dir=a.data_dir, progress=not a.no_progress).print())
+        data_dir=a.data_dir, workers=a.workers, ray_address=a.ray_address, progress=not a.no_progress).print())
 
 
 def _register_compare(sub) -> None:

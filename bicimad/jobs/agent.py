@@ -41,6 +41,7 @@ stations within its radius; masked MultiDiscrete actions), trained in the simula
 | training data | {period} ({source}; {n_days} day(s): {first}..{last}) |
 | imitation warm start | {imitation} |
 | PPO steps | {steps} fleet-hours ({envs} envs, seed {seed}) |
+| rollout | {rollout} |
 | training wall time | {wall_s:.0f} s |
 | evaluation | {eval_days} day(s) x seeds {eval_seeds} (rider draws not used in training) |
 
@@ -75,6 +76,14 @@ class TrainedPolicy(JobResult):
         return "\n".join([*lines, f"wrote {self.out}"])
 
 
+def _rollout(card: dict) -> str:
+    """Where the envs ran, in words."""
+    if not card["workers"]:
+        return "envs in the training process"
+    where = card["ray_address"] or "a local cluster"
+    return f"envs split over {card['workers']} Ray worker(s) on {where}; the learner in the training process"
+
+
 def _write_card(out: Path, card: dict, scenario, same, eval_days) -> None:
     results = card["evaluation"]["results"]
     share = {name: r["problem_share"] for name, r in results.items()}
@@ -88,7 +97,8 @@ def _write_card(out: Path, card: dict, scenario, same, eval_days) -> None:
             truck_capacity=fleet.truck_capacity, visits=fleet.visits_per_hour, radius=fleet.radius_km,
             period=card["period"], source=scenario.network.source, n_days=len(same), first=same[0].date,
             last=same[-1].date, imitation=f"{imitate} day(s) of OR-Tools demonstrations" if imitate else "none",
-            steps=card["steps"], envs=card["envs"], seed=card["seed"], wall_s=card["wall_s"], eval_days=len(eval_days),
+            steps=card["steps"], envs=card["envs"], seed=card["seed"], rollout=_rollout(card), wall_s=card["wall_s"],
+            eval_days=len(eval_days),
             eval_seeds=card["evaluation"]["seeds"], rows=rows or "| (not evaluated) | | | |",
             vs_noop=share["ppo"] / share["noop"] - 1 if share else float("nan"),
             vs_ortools=share["ppo"] / share["ortools"] - 1 if share else float("nan"),
@@ -99,14 +109,21 @@ def _write_card(out: Path, card: dict, scenario, same, eval_days) -> None:
 def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2018-09-28", *, steps: int = 20_000,
                 envs: int = 8, imitate: int = 2, candidates: int = 16, seed: int = 0, run: str | None = None,
                 out=None, eval_days: int = 2, eval_seeds: int = 2, force: bool = False, data_dir=None,
-                progress: bool = True) -> TrainedPolicy:
-    """Train the PPO fleet policy on ``period``'s demand, evaluate it and write its folder."""
+                workers: int = 0, ray_address: str | None = None, progress: bool = True) -> TrainedPolicy:
+    """Train the PPO fleet policy on ``period``'s demand, evaluate it and write its folder.
+
+    ``workers`` > 0 splits the envs over that many Ray actors (on the cluster at ``ray_address``,
+    None: a fresh local one); the same seed gives the same policy with any number of workers."""
     try:
         loaded = load_scenario(scenario)
     except ScenarioError as exc:
         raise CommandError(str(exc)) from None
     if steps < 0 or envs < 1 or candidates < 1 or imitate < 0:
         raise CommandError("--steps and --imitate must be >= 0, --envs and --candidates >= 1")
+    if not 0 <= workers <= envs:
+        raise CommandError(f"--workers must be from 0 (envs in this process) to --envs ({envs}), got {workers}")
+    if ray_address is not None and workers == 0:
+        raise CommandError("--ray-address needs --workers >= 1")
     start, end = parse_period(period)
     days, skipped = prepare_days(loaded, start, end, data_dir)
     if not days:
@@ -121,6 +138,7 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
     same = [d for d in days if np.array_equal(d.network.station_ids, days[0].network.station_ids)]
     training_days = [(d.forecast or d.truth, d.forecast or d.truth) for d in same]
     config = TrainingConfig(seed=seed, total_steps=steps, num_envs=envs, imitation_days=imitate,
+                            workers=workers, ray_address=ray_address,
                             observation=ObservationConfig(candidates=candidates,
                                                           visits_per_hour=loaded.fleet.visits_per_hour))
     t0 = time.perf_counter()
@@ -135,7 +153,8 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
     card = {
         "run": run_name, "scenario": loaded.name, "period": period, "source": loaded.network.source,
         "days": [d.date for d in same], "skipped_days": skipped, "seed": seed, "steps": steps,
-        "envs": envs, "imitation_days": imitate, "candidates": candidates,
+        "envs": envs, "workers": workers, "ray_address": ray_address, "imitation_days": imitate,
+        "candidates": candidates,
         "fleet": fleet_record(loaded.fleet), "network": network_fingerprint(days[0].network, loaded.network.source),
         "training": report, "wall_s": wall_s, "evaluation": {"days": [d.date for d in evaluated],
                                                             "seeds": seeds, "results": results},

@@ -2,20 +2,23 @@
 
 :class:`FleetPlanningEnv` (one city) and :class:`FleetPlanningVectorEnv` (``num_envs`` copies
 stepped in lockstep, its ``vector_entry_point``) share one implementation (:class:`_FleetDays`),
-so they cannot disagree. This is the env PPO trains on (:mod:`bicimad.plan.training`); the
-minute-level ``bicimad/Rebalance-v0`` (:mod:`bicimad.sim.env`) is the one for planners and
-external agents that move trucks slot by slot.
+so they cannot disagree. This is the env PPO trains on (:mod:`bicimad.plan.training`), in
+this process or split over Ray workers (:mod:`bicimad.plan.ray_envs`, which builds on the
+``copies`` reset option); the minute-level ``bicimad/Rebalance-v0`` (:mod:`bicimad.sim.env`) is
+the one for planners and external agents that move trucks slot by slot.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.utils import seeding
 
-from bicimad.plan.policy import FEATURES, ObservationConfig, decode, observe
+from bicimad.plan.policy import FEATURES, ObservationConfig, decode, observe, plan_to_action
 from bicimad.plan.targets import expected_events
 from bicimad.sim.core import FleetSim
 from bicimad.sim.env import resolve_scenario, scenario_inputs, slot_reward
@@ -74,7 +77,11 @@ _DOC = """
     Docked bikes from the network (a snapshot, or the synthetic network's draw); trucks at their
     bases holding ``fleet.initial_load`` bikes. Each episode takes one of ``days`` (pairs of
     truth demand and forecast) at random and draws each city's riders from its own generator,
-    all seeded from ``reset(seed=...)``.
+    all seeded from ``reset(seed=...)``. The vector env gives copy ``i`` its own generator,
+    seeded ``s + i`` for ``reset(seed=s)`` (or ``seed[i]`` for a list; gymnasium's convention),
+    and draws the day all copies replay from a generator of its own, seeded by all the copies'
+    seeds: so a copy's riders do not depend on how many copies run beside it or where, and with
+    one day copy ``i`` meets the riders of the scalar env reset with seed ``s + i``.
 
     ## Episode End
     1. Truncation: the day is over (``episode.hours`` steps, the demand's hours; 24 by default).
@@ -94,11 +101,28 @@ _DOC = """
     horizon). ``gymnasium.make_vec(..., num_envs=8, vectorization_mode="vector_entry_point")``
     builds :class:`FleetPlanningVectorEnv`, which autoresets in ``SAME_STEP`` mode: the step
     that ends a day returns the next day's first observation, with the final one in
-    ``info["final_obs"]``.
+    ``info["final_obs"]``. Its ``reset(seed=seeds, options={"copies": range(a, b)})`` makes its
+    ``b - a`` copies copies ``a..b-1`` of a vector env reset with ``seeds`` (one per copy of that
+    whole env): how :class:`~bicimad.plan.ray_envs.RayFleetVectorEnv` splits one vector env over
+    workers and still draws what this one draws.
 
     ## Version History
     * v0: initial version.
 """
+
+
+def fleet_inputs(scenario: Scenario | str | None, network: Network | None,
+                 days: list[tuple[object, object]] | None) -> tuple[Scenario, Network, list[tuple[object, object]]]:
+    """(scenario, network, days) of the envs' arguments, defaults filled in (see Arguments)."""
+    scenario = resolve_scenario(scenario)
+    if days is None:
+        network, truth = scenario_inputs(scenario, network)
+        days = [(truth, None)]
+    elif network is None:
+        network, _ = scenario_inputs(scenario)
+    if not days:
+        raise ValueError("FleetPlanningVectorEnv needs at least one (truth, forecast) day")
+    return scenario, network, list(days)
 
 
 class _FleetDays:
@@ -106,15 +130,8 @@ class _FleetDays:
     and observations of the current hour, and stepping an hour of decoded plans."""
 
     def _setup(self, scenario, network, days, num_envs: int, config, reward_scale: float) -> None:
-        scenario = resolve_scenario(scenario)
-        if days is None:
-            network, truth = scenario_inputs(scenario, network)
-            days = [(truth, None)]
-        elif network is None:
-            network, _ = scenario_inputs(scenario)
-        if not days:
-            raise ValueError("FleetPlanningVectorEnv needs at least one (truth, forecast) day")
-        self.scenario, self.network, self.days = scenario, network, list(days)
+        scenario, network, days = fleet_inputs(scenario, network, days)
+        self.scenario, self.network, self.days = scenario, network, days
         self.config = config or ObservationConfig(visits_per_hour=scenario.fleet.visits_per_hour)
         self.reward_scale = reward_scale
         self.sims = [FleetSim(network, scenario, truth, n_envs=num_envs, forecast=forecast)
@@ -148,10 +165,10 @@ class _FleetDays:
         mask = np.stack([o.mask for o in self._obs])
         return features, mask
 
-    def _start_episode(self, rng: np.random.Generator) -> None:
-        """A day drawn from ``rng``, each copy's riders from its own generator drawn from it."""
-        self.sim = self.sims[int(rng.integers(len(self.sims)))]
-        self.sim.reset(child_rngs(rng, self._copies))
+    def _start_episode(self, day_rng: np.random.Generator, copy_rngs: list[np.random.Generator]) -> None:
+        """A day drawn from ``day_rng``; each copy's riders from a generator drawn from its own."""
+        self.sim = self.sims[int(day_rng.integers(len(self.sims)))]
+        self.sim.reset([child_rngs(rng, 1)[0] for rng in copy_rngs])
         self._return[:] = 0.0
         self._length = 0
 
@@ -197,7 +214,7 @@ class FleetPlanningEnv(_FleetDays, gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._start_episode(self.np_random)
+        self._start_episode(self.np_random, [self.np_random])
         features, mask = self._observe()
         return features[0], {"action_mask": mask[0]}
 
@@ -229,14 +246,49 @@ class FleetPlanningVectorEnv(_FleetDays, gym.vector.VectorEnv):
         self.single_observation_space, self.single_action_space = self._obs_space, self._act_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self._rng = np.random.default_rng()
+        self._day_rng: np.random.Generator | None = None  # seeded on the first reset
+        self._copy_rngs: list[np.random.Generator] = []
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        if seed is not None:
-            self._rng = np.random.default_rng(seed if isinstance(seed, int) else list(seed))
-        self._start_episode(self._rng)
+    @property
+    def day_hours(self) -> int:
+        """Hours of the day now simulated (the steps to its end from its start)."""
+        return self.sim.H
+
+    def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
+        """Start a day. ``seed``: an int ``s`` (copy ``i`` seeded ``s + i``), one seed per copy, or
+        None (go on with the generators of the last seeded reset; fresh entropy the first time).
+        ``options={"copies": range(a, b)}``: ``seed`` names the seeds of a larger vector env and
+        this one's copies are its copies ``a..b-1``."""
+        options = dict(options or {})
+        copies = options.pop("copies", None)
+        if options:
+            raise ValueError(f"reset: unknown option(s) {sorted(options)} (known: 'copies')")
+        if copies is not None:
+            if seed is None or isinstance(seed, (int, np.integer)):
+                raise ValueError("reset: the copies option needs the seeds of every copy of the whole vector env")
+            seeds = [int(s) for s in seed]
+            if not (isinstance(copies, range) and copies.step == 1 and len(copies) == self.num_envs
+                    and 0 <= copies.start and copies.stop <= len(seeds)):
+                raise ValueError(f"reset: copies {copies!r} are not {self.num_envs} consecutive copies "
+                                 f"of the {len(seeds)} seeded")
+            self._seed(seeds, copies)
+        elif seed is not None or self._day_rng is None:
+            self._seed(copy_seeds(seed, self.num_envs), range(self.num_envs))
+        self._start_episode(self._day_rng, self._copy_rngs)
         features, mask = self._observe()
         return features, {"action_mask": mask}
+
+    def _seed(self, seeds: list[int], copies: range) -> None:
+        """Generators of copies ``copies`` of a vector env whose copies have ``seeds``."""
+        # The day's generator is spawned from all the copies' seeds: apart from every copy's own.
+        self._day_rng = np.random.default_rng(np.random.SeedSequence(seeds).spawn(1)[0])
+        self._copy_rngs = [seeding.np_random(seeds[i])[0] for i in copies]
+
+    def planner_actions(self, planner) -> np.ndarray:
+        """(num_envs, k * visits_per_hour): the action closest to ``planner``'s plan in each copy
+        now (:func:`~bicimad.plan.policy.plan_to_action`), e.g. to imitate it."""
+        visits = self.scenario.fleet.visits_per_hour
+        return np.stack([plan_to_action(obs, planner.plan(view), visits) for view, obs in zip(self._views, self._obs)])
 
     def step(self, actions):
         reward = self._run_hour(actions)
@@ -248,6 +300,19 @@ class FleetPlanningVectorEnv(_FleetDays, gym.vector.VectorEnv):
         if sim.done:
             infos["final_obs"] = features
             infos["final_info"] = {"episode": self._episode_stats(), "_episode": np.ones(self.num_envs, dtype=bool)}
-            self._start_episode(self._rng)
+            self._start_episode(self._day_rng, self._copy_rngs)
             features, infos["action_mask"] = self._observe()
         return features, reward.astype(np.float32), terminated, truncated, infos
+
+
+def copy_seeds(seed: int | Sequence[int] | None, num_envs: int) -> list[int]:
+    """The seed of each of ``num_envs`` copies for ``reset(seed=seed)``: ``seed + i`` for an int,
+    the sequence itself (one per copy), ``entropy + i`` for None (fresh entropy, drawn once)."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy)
+    if isinstance(seed, (int, np.integer)):
+        return [int(seed) + i for i in range(num_envs)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != num_envs:
+        raise ValueError(f"reset: {len(seeds)} seeds for {num_envs} envs")
+    return seeds

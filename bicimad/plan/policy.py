@@ -199,6 +199,19 @@ def decode(view: FleetView, obs: Observation, action: np.ndarray | None, ranking
     return plan
 
 
+def plan_to_action(obs: Observation, plan: Plan, visits: int) -> np.ndarray:
+    """The policy action closest to ``plan``: each stop as its candidate index, "no visit"
+    where the planner stops nowhere or at a station outside the truck's candidates."""
+    k, c = obs.candidates.shape
+    action = np.full(k * visits, c, dtype=np.int64)
+    for truck, route in enumerate(plan):
+        for slot, visit in enumerate(route[:visits]):
+            hit = np.flatnonzero(obs.candidates[truck] == visit.station)
+            if hit.size:
+                action[truck * visits + slot] = hit[0]
+    return action
+
+
 class FleetAgent(nn.Module):
     """Per-candidate MLP shared by every truck; logits per visit slot; value from the fleet mean.
 

@@ -5,7 +5,14 @@ PPO starts from a policy whose logits already prefer valuable stops (the prior i
 OR-Tools planner's decisions (a warm start: cross-entropy on the planner's stops mapped to the
 policy's candidates, on states the planner itself visits), so PPO fine-tunes a policy that
 starts close to the optimiser instead of exploring from scratch. PPO itself is the generic core
-(:mod:`bicimad.rl.ppo`) driving :class:`~bicimad.plan.fleet_env.FleetPlanningVectorEnv`.
+(:mod:`bicimad.rl.ppo`) driving :class:`~bicimad.plan.fleet_env.FleetPlanningVectorEnv`, in
+this process or, with ``workers > 0``, split over Ray actors
+(:class:`~bicimad.plan.ray_envs.RayFleetVectorEnv`) while the learner stays here; the same seed
+gives the same policy either way. One exception, with ``imitation_days > 0``: the OR-Tools
+planner's search also stops at a wall-clock limit (``time_limit_s``), and a solve that reaches
+it (a slow or busy machine or worker) may return another plan, so the demonstrations, and the
+policy after them, are the same for the same seed only where no solve hits that limit, in this
+process as on workers.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ import numpy as np
 import torch
 
 from bicimad.plan.fleet_env import FleetPlanningVectorEnv
-from bicimad.plan.policy import FleetAgent, Observation, ObservationConfig, save_policy
-from bicimad.sim.interface import Plan
+from bicimad.plan.policy import FleetAgent, ObservationConfig, save_policy
+from bicimad.sim.seeds import derive_seed
+
+#: Seed key of the demonstrations' rider draws: other days than PPO's (its copies are seeded seed + i).
+IMITATION_STREAM = 1
 
 
 @dataclass
@@ -35,30 +45,33 @@ class TrainingConfig:
     imitation_days: int = 0         #: days of OR-Tools demonstrations per env before PPO (0: none)
     imitation_epochs: int = 100     #: passes over the demonstrations
     torch_threads: int = 1          #: small networks on a shared machine: one thread is fastest
+    workers: int = 0                #: Ray actors the envs are split over (0: envs in this process)
+    ray_address: str | None = None  #: Ray cluster of the workers (None: a fresh local one)
     observation: ObservationConfig = field(default_factory=ObservationConfig)
 
 
-def plan_to_action(obs: Observation, plan: Plan, visits: int) -> np.ndarray:
-    """The policy action closest to ``plan``: each stop as its candidate index, "no visit"
-    where the planner stops nowhere or at a station outside the truck's candidates."""
-    k, c = obs.candidates.shape
-    action = np.full(k * visits, c, dtype=np.int64)
-    for truck, route in enumerate(plan):
-        for slot, visit in enumerate(route[:visits]):
-            hit = np.flatnonzero(obs.candidates[truck] == visit.station)
-            if hit.size:
-                action[truck * visits + slot] = hit[0]
-    return action
+def fleet_envs(scenario, network, days, config: TrainingConfig):
+    """The vector env PPO trains on: in this process (``config.workers`` 0) or split over that
+    many Ray workers; the caller closes it."""
+    if config.workers < 0:
+        raise ValueError(f"workers must be >= 0 (0: the envs in this process), got {config.workers}")
+    if config.workers == 0:
+        if config.ray_address is not None:
+            raise ValueError(f"ray_address {config.ray_address!r} needs workers >= 1")
+        return FleetPlanningVectorEnv(scenario, network, days, num_envs=config.num_envs, config=config.observation)
+    from bicimad.plan.ray_envs import RayFleetVectorEnv
+
+    return RayFleetVectorEnv(scenario, network, days, num_envs=config.num_envs, config=config.observation,
+                             workers=config.workers, ray_address=config.ray_address)
 
 
-def demonstrations(envs: FleetPlanningVectorEnv, planner, days: int, seed: int):
-    """(features, masks, actions) of ``planner`` driving ``envs`` for ``days`` episodes."""
-    visits = envs.scenario.fleet.visits_per_hour
+def demonstrations(envs, planner, days: int, seed: int):
+    """(features, masks, actions) of ``planner`` driving ``envs`` (a fleet vector env, in process
+    or on Ray) for ``days`` episodes."""
     features, masks, actions = [], [], []
     obs, info = envs.reset(seed=seed)
-    for _ in range(days * envs.sim.H):
-        step_actions = np.stack([plan_to_action(o, planner.plan(view), visits)
-                                 for view, o in zip(envs._views, envs._obs)])
+    for _ in range(days * envs.day_hours):
+        step_actions = envs.planner_actions(planner)
         features.append(obs)
         masks.append(info["action_mask"])
         actions.append(step_actions)
@@ -98,26 +111,35 @@ def behaviour_clone(agent: FleetAgent, features, masks, actions, epochs: int, se
 def train_fleet_policy(scenario, network, days, config: TrainingConfig, out_dir: str | Path,
                        progress: bool = True) -> dict:
     """Train a fleet policy on ``days`` (pairs of truth demand and forecast); saves it in
-    ``out_dir`` (policy files) with PPO's metrics and checkpoint in ``out_dir/ppo``."""
-    from bicimad.rl.ppo import PPOConfig, train
-
+    ``out_dir`` (policy files) with PPO's metrics and checkpoint in ``out_dir/ppo``. The envs
+    (and Ray workers, if any) are closed at the end, also when training fails."""
     out_dir = Path(out_dir)
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
-    envs = FleetPlanningVectorEnv(scenario, network, days, num_envs=config.num_envs, config=config.observation)
+    envs = fleet_envs(scenario, network, days, config)
+    try:
+        return _train(envs, scenario, config, out_dir, progress)
+    finally:
+        envs.close()
+
+
+def _train(envs, scenario, config: TrainingConfig, out_dir: Path, progress: bool) -> dict:
+    from bicimad.rl.ppo import PPOConfig, train
+
     agent = FleetAgent(config.observation)
     report: dict = {}
     t0 = time.perf_counter()
     if config.imitation_days > 0:
         from bicimad.plan.ortools_planner import ORToolsPlanner
 
-        demo = demonstrations(envs, ORToolsPlanner(), config.imitation_days, config.seed)
+        demo = demonstrations(envs, ORToolsPlanner(), config.imitation_days,
+                              derive_seed(config.seed, IMITATION_STREAM))
         losses = behaviour_clone(agent, *demo, epochs=config.imitation_epochs, seed=config.seed)
         report["imitation"] = {"samples": int(len(demo[0])), "loss_first": losses[0], "loss_last": losses[-1],
                                "wall_s": time.perf_counter() - t0}
 
     ppo = PPOConfig(env_id=f"fleet/{scenario.name}", seed=config.seed, total_steps=config.total_steps,
-                    num_envs=config.num_envs, num_steps=envs.sim.H, learning_rate=config.learning_rate,
+                    num_envs=config.num_envs, num_steps=envs.day_hours, learning_rate=config.learning_rate,
                     torch_threads=config.torch_threads,
                     gamma=config.gamma, ent_coef=config.ent_coef, num_minibatches=4, update_epochs=4)
     t1 = time.perf_counter()

@@ -14,7 +14,8 @@ With ``riders.unusable_bike_share`` ``q`` > 0, a rider at a station with ``b`` b
 usable with chance ``q ** b`` (and walks on or is lost the same way); with
 ``riders.unusable_dock_share`` ``r`` > 0, a returning rider at ``f`` free docks finds none usable
 with chance ``r ** f`` and is diverted. Each rider's draw for the first is part of the riders'
-stream (common to every planner); the docks' draws come from a generator seeded by the riders'.
+stream (common to every planner); each env's dock draws come from its own generator, seeded by
+its riders', so a copy draws the same whichever other copies it is simulated with.
 With ``riders.in_transit_at_start`` the day starts with riders already riding, drawn after the
 stream: they dock in the first minutes without having taken a bike in the episode.
 A station-hour is empty (full) if the fewest (most) bikes seen in it, after every truck visit,
@@ -125,7 +126,7 @@ class FleetSim:
         if self._q_bike > 0 or self._q_dock > 0:  # drawn after the stream: q = r = 0 leaves the riders as they were
             self.ev_u = np.empty(len(self.ev_origin))
             self.ev_u[self._ev_pos] = np.concatenate([rng.random(size) for rng, size in zip(rngs, self._ev_sizes)])
-            self._dock_rng = np.random.default_rng([int(rng.integers(2**63)) for rng in rngs])
+            self._dock_rngs = [np.random.default_rng(int(rng.integers(2**63))) for rng in rngs]
         if self.scenario.riders.in_transit_at_start:
             for e, rng in enumerate(rngs):
                 minute, station = self.sampler.draw_in_transit(rng)
@@ -441,10 +442,13 @@ class FleetSim:
         free = self.cap[flat] - self.bikes[flat]
         turned = np.zeros_like(count)
         single = (count == 1) & (free > 0)
-        turned[single] = self._dock_rng.random(int(single.sum())) < self._q_dock ** free[single]
+        if single.any():  # one draw per station, from its env's generator (flat is sorted: env by env)
+            envs, per_env = np.unique(flat[single] // self.n, return_counts=True)
+            u = np.concatenate([self._dock_rngs[e].random(c) for e, c in zip(envs.tolist(), per_env.tolist())])
+            turned[single] = u < self._q_dock ** free[single]
         for i in np.flatnonzero((count > 1) & (free > 0)):  # a few riders in one minute: one by one
             f = int(free[i])
-            for u in self._dock_rng.random(int(count[i])):
+            for u in self._dock_rngs[int(flat[i]) // self.n].random(int(count[i])):
                 if f <= 0:
                     break
                 if u < self._q_dock ** f:

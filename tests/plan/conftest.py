@@ -1,4 +1,4 @@
-"""Hand-made fleet views for planner tests."""
+"""Hand-made fleet views for planner tests, and a small synthetic city for the fleet envs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from bicimad.sim.interface import FleetView
+from bicimad.sim.network import synthetic_network
+from bicimad.sim.riders import synthetic_demand
 from bicimad.sim.scenario import Scenario
 
 #: Observations scale capacities as the default scenario does.
@@ -88,3 +90,12 @@ def make_line_view():
 @pytest.fixture
 def make_random_view():
     return random_view
+
+
+@pytest.fixture(scope="module")
+def small_city():
+    """(scenario, network, demand): 40 synthetic stations, 2 trucks, 10-hour days."""
+    scenario = Scenario().override({"network.stations": 40, "fleet.trucks": 2, "episode.hours": 10})
+    network = synthetic_network(40, seed=3)
+    demand = synthetic_demand(network, seed=3, daily_trips=8000)
+    return scenario, network, demand

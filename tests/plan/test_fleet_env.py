@@ -13,19 +13,9 @@ from gymnasium.utils.env_checker import check_env
 from bicimad.plan import FLEET_ENV_ID
 from bicimad.plan.fleet_env import FleetPlanningEnv, FleetPlanningVectorEnv
 from bicimad.plan.ortools_planner import ORToolsPlanner
-from bicimad.plan.policy import FleetAgent, ObservationConfig, decode
-from bicimad.plan.training import behaviour_clone, demonstrations, plan_to_action
-from bicimad.sim.network import synthetic_network
+from bicimad.plan.policy import FleetAgent, ObservationConfig, decode, plan_to_action
+from bicimad.plan.training import behaviour_clone, demonstrations
 from bicimad.sim.riders import synthetic_demand
-from bicimad.sim.scenario import Scenario
-
-
-@pytest.fixture(scope="module")
-def small_city():
-    scenario = Scenario().override({"network.stations": 40, "fleet.trucks": 2, "episode.hours": 10})
-    network = synthetic_network(40, seed=3)
-    demand = synthetic_demand(network, seed=3, daily_trips=8000)
-    return scenario, network, demand
 
 
 def make_env(small_city, num_envs=3, candidates=5):
@@ -143,3 +133,53 @@ def test_scalar_env_is_the_vector_env_with_one_city(small_city):
     episode, vec_episode = info["episode"], vec_info["final_info"]["episode"]
     assert episode["problem_share"] == vec_episode["problem_share"][0] > 0
     assert episode["l"] == 10 and episode["r"] == pytest.approx(vec_episode["r"][0])
+
+
+@pytest.fixture(scope="module")
+def two_day_city(small_city):
+    """The small city with two days of different demand, and unusable bikes and docks."""
+    scenario, network, demand = small_city
+    scenario = scenario.override({"riders.unusable_bike_share": 0.3, "riders.unusable_dock_share": 0.4})
+    return scenario, network, [(demand, None), (synthetic_demand(network, seed=3, daily_trips=5000), None)]
+
+
+def random_actions(mask: np.ndarray, rng: np.random.Generator, width: int = 6) -> np.ndarray:
+    """One allowed choice per action component of every copy."""
+    per_copy = mask.reshape(len(mask), -1, width)
+    return np.stack([[rng.choice(np.flatnonzero(m)) for m in copy] for copy in per_copy])
+
+
+def test_copies_split_over_envs_draw_what_the_whole_env_draws(two_day_city):
+    scenario, network, days = two_day_city
+    config = ObservationConfig(candidates=5)
+    whole = FleetPlanningVectorEnv(scenario, network, days, num_envs=3, config=config)
+    parts = [FleetPlanningVectorEnv(scenario, network, days, num_envs=n, config=config) for n in (2, 1)]
+    seeds = [14, 15, 16]  # their days: 0, 1, 0
+    obs, info = whole.reset(seed=seeds)
+    split = [part.reset(seed=seeds, options={"copies": copies}) for part, copies in zip(parts, (range(0, 2), range(2, 3)))]
+    np.testing.assert_array_equal(obs, np.concatenate([o for o, _ in split]))
+    rng = np.random.default_rng(0)
+    days_seen = set()
+    for _ in range(25):  # two and a half days: two autoresets, each drawing a day
+        days_seen.add(whole.sims.index(whole.sim))
+        action = random_actions(info["action_mask"], rng)
+        obs, reward, _, truncated, info = whole.step(action)
+        split = [part.step(a) for part, a in zip(parts, (action[:2], action[2:]))]
+        np.testing.assert_array_equal(obs, np.concatenate([s[0] for s in split]))
+        np.testing.assert_array_equal(reward, np.concatenate([s[1] for s in split]))
+        np.testing.assert_array_equal(info["action_mask"], np.concatenate([s[4]["action_mask"] for s in split]))
+        assert [bool(s[3].all()) for s in split] == [bool(truncated.all())] * 2
+    assert days_seen == {0, 1}
+    assert not np.array_equal(reward[0], reward[1])  # the copies are not one city thrice
+
+
+def test_reset_options_are_checked(small_city):
+    env = make_env(small_city, num_envs=2)
+    with pytest.raises(ValueError, match="unknown option"):
+        env.reset(seed=1, options={"bikes": None})
+    with pytest.raises(ValueError, match="seeds of every copy"):
+        env.reset(seed=1, options={"copies": range(0, 2)})
+    with pytest.raises(ValueError, match="not 2 consecutive copies of the 3 seeded"):
+        env.reset(seed=[1, 2, 3], options={"copies": range(2, 4)})
+    with pytest.raises(ValueError, match="3 seeds for 2 envs"):
+        env.reset(seed=[1, 2, 3])

@@ -106,6 +106,7 @@ def test_train_agent_writes_a_policy_and_its_model_card(tmp_path):
                  "--out", str(out), "--no-progress"]) == 0
     card = json.loads((out / "model_card.json").read_text())
     assert card["scenario"] == "small" and card["steps"] == 24 and card["seed"] == 0
+    assert card["workers"] == 0 and card["ray_address"] is None
     assert card["days"] == ["2018-09-24"]
     # what every job that plans with it checks: the fleet and the training days' network
     assert card["fleet"] == {"trucks": 2, "truck_capacity": 22, "visits_per_hour": 2, "radius_km": 3.5}
@@ -116,7 +117,7 @@ def test_train_agent_writes_a_policy_and_its_model_card(tmp_path):
     _, shares = read_metrics(out / "ppo", "episode/problem_share")
     assert len(shares) == 4 and ((shares > 0) & (shares <= 1)).all()
     text = (out / "MODEL_CARD.md").read_text()
-    assert "small" in text and "PPO vs OR-Tools" in text
+    assert "small" in text and "PPO vs OR-Tools" in text and "| rollout | envs in the training process |" in text
     # The ppo planner plans from it in a comparison on a day it never trained on ...
     assert main(["compare", "--scenario", scenario, "--period", "2018-09-25:2018-09-25", "--planners", "ppo",
                  "--policy", str(out), "--seeds", "1", "--out", str(tmp_path / "cmp"), "--no-progress"]) == 0

@@ -64,6 +64,25 @@ def test_the_same_seed_gives_the_same_riders_with_unusable_shares(small_network,
     assert plain.summary()["diverted_returns"] < outcomes[0]["diverted_returns"]  # unusable docks divert them
 
 
+def test_a_copy_draws_the_same_whichever_copies_run_beside_it(small_network, small_demand, small_scenario):
+    # Each copy's dock draws come from its own generator: copies 1 and 2 of three simulated
+    # together are those copies simulated on their own (as when envs are split over workers).
+    changed = small_scenario.override({"episode.hours": 24, "riders.unusable_bike_share": 0.5,
+                                       "riders.unusable_dock_share": 0.5})
+    together = FleetSim(small_network, changed, small_demand, n_envs=3)
+    together.reset([rider_rng(i) for i in range(3)])
+    while not together.done:
+        together.step(np.full((3, together.k), -1, np.int64))
+    alone = []
+    for i in (1, 2):
+        sim = FleetSim(small_network, changed, small_demand)
+        sim.reset([rider_rng(i)])
+        run_idle(sim)
+        alone.append(sim.summary())
+    assert [together.summary(1), together.summary(2)] == alone
+    assert alone[0]["diverted_returns"] > 0 and alone[0] != alone[1]
+
+
 @pytest.mark.parametrize("key, value", [("riders.unusable_bike_share", 1.0), ("riders.unusable_dock_share", -0.1),
                                         ("riders.counted_share", 0.0)])
 def test_impossible_shares_are_refused_naming_the_key(key, value):
