@@ -264,7 +264,8 @@ def _register_compare(sub) -> None:
     parser.add_argument("--seeds", type=_positive_int, default=3, help="demand draws per day (default 3)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="first seed (default 0)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--policy", help="policy folder for the ppo planner (default models/policies/default)")
+    parser.add_argument("--policy", help="policy folder for the ppo planner (default models/policies/<scenario name> "
+                        "where there is one, else models/policies/default)")
     parser.add_argument("--time-limit", type=_positive_float, default=None,
                         help="OR-Tools time limit per hour, s (default: the planner's)")
     parser.add_argument("--history-days", type=_positive_int, default=28, help="days of history behind each forecast")

@@ -630,6 +630,17 @@ def check_policy_protocol(policy: str | None, scenario, start, end, allow_traini
     return [message]
 
 
+def scenario_policy(scenario) -> str | None:
+    """The policy ``ppo`` plans with when none is given: the scenario's own,
+    ``models/policies/<scenario name>/`` (e.g. ``seed-fleet-2019``), where one is committed or
+    trained, else None (the default policy, trained on the synthetic city). Said in the log."""
+    folder = policy_folder(None).parent / scenario.name
+    if (folder / "policy.pt").is_file():
+        log.info("ppo plans with %s, the policy of scenario %r", folder, scenario.name)
+        return str(folder)
+    return None
+
+
 def check_policy_days(policy: str | None, scenario, days, scenario_arg: str | None = None) -> None:
     """Refuse (exit 2) a policy whose training network differs from the network of any day to be
     planned (its source, number of stations or station ids)."""
@@ -709,6 +720,8 @@ def compare(scenario: str, period: str, *, out, planners=None, seeds: int = 3,
     if seeds < 1 or max_days < 0 or history_days < 1:
         raise CommandError("--seeds and --history-days must be >= 1, --max-days >= 0")
     planners = DEFAULT_PLANNERS[loaded.network.source] if planners is None else planners
+    if policy is None and "ppo" in planners:
+        policy = scenario_policy(loaded)
     built = build_planners(planners, policy, time_limit_s, loaded.reward)
     warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days, scenario) if "ppo" in built else []
     model, model_warnings = load_forecast_model(demand_model, start, allow_training_days)

@@ -151,3 +151,22 @@ def test_nightly_sim_run_and_whatif_refuse_the_default_policy_for_another_fleet(
     with pytest.raises(CommandError, match=r"fleet.trucks = 6 \(the grid point trucks=5, .* of 'fleet' has 5\)"):
         whatif(sweep, out=tmp_path / "whatif")
     assert not (tmp_path / "whatif").exists()
+
+
+def test_compare_plans_ppo_with_the_scenarios_own_policy_when_none_is_given(tmp_path, monkeypatch):
+    """``models/policies/<scenario name>/`` is the scenario's policy: ``ppo`` takes it without
+    ``--policy``, and its checks apply to it (here: its card says 5 trucks, the scenario 6)."""
+    models = tmp_path / "models"
+    shutil.copytree(DEFAULT, models / "policies" / "default")
+    own = models / "policies" / "mine"
+    shutil.copytree(DEFAULT, own)
+    card = json.loads((own / "model_card.json").read_text())
+    card["fleet"]["trucks"] = 5
+    (own / "model_card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("BICIMAD_MODELS_DIR", str(models))
+    assert compare(tmp_path, variant(tmp_path, "other")) == 0  # no policy of its own: the default
+    with pytest.raises(CommandError, match=f"policy {own} was trained with fleet.trucks = 5"):
+        from bicimad.jobs.compare import compare as run_compare
+
+        run_compare(variant(tmp_path, "mine"), "2018-10-01:2018-10-01", out=tmp_path / "c2", planners=["ppo"],
+                    seeds=1, progress=False)
