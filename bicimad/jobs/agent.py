@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bicimad.config import models_dir
 from bicimad.errors import CommandError
@@ -28,6 +29,8 @@ from bicimad.jobs.policy_fit import fleet_record, network_fingerprint
 from bicimad.plan import make_planner, planner_for
 from bicimad.plan.policy import ObservationConfig, PolicyPlanner, load_policy
 from bicimad.plan.training import TrainingConfig, train_fleet_policy
+from bicimad.sim.network import Network
+from bicimad.sim.riders import Demand
 from bicimad.sim.scenario import ScenarioError, load_scenario, write_scenario
 
 CARD = """# Fleet policy `{run}`
@@ -54,6 +57,25 @@ stations within its radius; masked MultiDiscrete actions), trained in the simula
 PPO vs no-op: {vs_noop:+.1%} problem station-hours; PPO vs OR-Tools: {vs_ortools:+.1%}.
 Written by `bicimad train-agent` at commit `{commit}`.
 """
+
+
+def on_network(demand: Demand, source: Network, target: Network) -> Demand:
+    """``demand`` of the stations of ``source`` moved onto those of ``target``: a station of
+    ``target`` that ``source`` lacks gets rate 0, a station ``target`` lacks is dropped (with
+    the trips it would start or end). Returns ``demand`` itself when the stations are the same."""
+    if np.array_equal(source.station_ids, target.station_ids):
+        return demand
+    column = pd.Index(source.station_ids).get_indexer(target.station_ids)
+    known = column >= 0
+
+    def move(rates):
+        return np.where(known[None, :], np.asarray(rates)[:, np.maximum(column, 0)], 0.0)
+
+    od = None
+    if demand.od is not None:
+        od = np.asarray(demand.od)[..., np.maximum(column, 0), :][..., np.maximum(column, 0)]
+        od = od * known[:, None] * known[None, :]
+    return Demand(demand.hours, move(demand.pickup_rate), move(demand.return_rate), od)
 
 
 def evaluate(scenario, days, planners: dict, seeds: list[int]) -> dict:
@@ -134,15 +156,18 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
         raise CommandError(f"{out} already holds a policy (use --force to replace it)")
 
     # Train on what a planner sees: the forecast where there is one (processed data), else
-    # the synthetic truth; on the first day's stations (days with other stations are left out).
-    same = [d for d in days if np.array_equal(d.network.station_ids, days[0].network.station_ids)]
-    training_days = [(d.forecast or d.truth, d.forecast or d.truth) for d in same]
+    # the synthetic truth. Real networks change from day to day (stations opened, closed, out of
+    # service): every day is trained on the last day's network, its demand moved onto it.
+    network = days[-1].network
+    same = days
+    training_days = [(demand, demand) for demand in
+                     (on_network(d.forecast or d.truth, d.network, network) for d in days)]
     config = TrainingConfig(seed=seed, total_steps=steps, num_envs=envs, imitation_days=imitate,
                             workers=workers, ray_address=ray_address,
                             observation=ObservationConfig(candidates=candidates,
                                                           visits_per_hour=loaded.fleet.visits_per_hour))
     t0 = time.perf_counter()
-    report = train_fleet_policy(loaded, days[0].network, training_days, config, out, progress=progress)
+    report = train_fleet_policy(loaded, network, training_days, config, out, progress=progress)
     wall_s = time.perf_counter() - t0
 
     evaluated = days[:eval_days]
@@ -155,7 +180,8 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
         "days": [d.date for d in same], "skipped_days": skipped, "seed": seed, "steps": steps,
         "envs": envs, "workers": workers, "ray_address": ray_address, "imitation_days": imitate,
         "candidates": candidates,
-        "fleet": fleet_record(loaded.fleet), "network": network_fingerprint(days[0].network, loaded.network.source),
+        "fleet": fleet_record(loaded.fleet), "network": network_fingerprint(network, loaded.network.source,
+                                                                        with_ids=loaded.network.source == "processed"),
         "training": report, "wall_s": wall_s, "evaluation": {"days": [d.date for d in evaluated],
                                                             "seeds": seeds, "results": results},
         "git_commit": git_commit().get("commit"),

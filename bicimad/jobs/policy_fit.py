@@ -9,6 +9,12 @@ and :func:`check_policy_network` once the networks it plans on are known: a poli
 or network differs, or whose card does not say (a card written before these fields existed), is
 refused with exit code 2, naming the folder, the field and both values.
 
+A policy trained on real data also lists its training stations (``network.station_ids``; the
+network of the last training day, onto which every training day's demand is moved): EMT opens,
+closes and takes stations out of service from day to day, so such a policy plans on a day of the
+same source at least :data:`MIN_KNOWN_STATIONS` of whose stations it trained on, and is refused
+below that. A card without the list (synthetic cities) must match the fingerprint exactly.
+
 The fingerprint is the station ids, not their positions: EMT's ids name real stations, but a
 synthetic city of under 60 stations numbers its stations 1..n whatever its seed, so two such
 cities of one size are not told apart.
@@ -46,12 +52,24 @@ def fleet_record(fleet) -> dict:
             "visits_per_hour": int(fleet.visits_per_hour), "radius_km": float(fleet.radius_km)}
 
 
-def network_fingerprint(network, source: str) -> dict:
+def network_fingerprint(network, source: str, with_ids: bool = False) -> dict:
     """A network's identity: its ``source`` (``synthetic`` or ``processed``), number of stations
-    and the SHA-256 of its station ids, sorted and written as comma-separated decimals."""
+    and the SHA-256 of its station ids, sorted and written as comma-separated decimals; with
+    ``with_ids``, the sorted ids themselves too (``station_ids``: what a real network's policy
+    is checked against, see :func:`check_policy_network`)."""
     ids = np.sort(np.asarray(network.station_ids, dtype=np.int64))
     digest = hashlib.sha256(",".join(str(i) for i in ids.tolist()).encode("ascii")).hexdigest()
-    return {"source": source, "stations": int(len(ids)), "station_ids_sha256": digest}
+    record = {"source": source, "stations": int(len(ids)), "station_ids_sha256": digest}
+    if with_ids:
+        record["station_ids"] = ids.tolist()
+    return record
+
+
+#: A real network changes from day to day (stations opened, closed, out of service) while the
+#: policy's weights are not tied to stations (it scores each truck's candidates from their
+#: features): a policy with its training stations on its card plans on a day at least this share
+#: of whose stations it trained on.
+MIN_KNOWN_STATIONS = 0.8
 
 
 def read_card(folder: Path) -> dict:
@@ -106,6 +124,9 @@ def check_policy_network(folder: Path, card: dict, source: str, networks: Iterab
     """Refuse (exit 2) a policy whose card's network differs from any of ``networks``
     (``(label, network)`` pairs, e.g. ``("day 2019-10-08", network)``) on ``source``'s data."""
     _, trained = recorded_fit(folder, card)
+    if "station_ids" in trained:
+        _check_known_share(folder, trained, source, networks, scenario_arg, hint)
+        return
     differ = []
     for label, network in networks:
         seen = network_fingerprint(network, source)
@@ -120,6 +141,26 @@ def check_policy_network(folder: Path, card: dict, source: str, networks: Iterab
                        f"{label}'s is {seen[field]!r} ({trained['stations']} {trained['source']} stations trained on, "
                        f"{seen['stations']} {seen['source']} here{more}): a policy plans on the stations it was trained "
                        f"on; {_retrain(scenario_arg, hint)}", EXIT_USAGE)
+
+
+def _check_known_share(folder: Path, trained: dict, source: str, networks, scenario_arg: str, hint: str) -> None:
+    """The rule for a card that lists its training stations: same source, and at least
+    :data:`MIN_KNOWN_STATIONS` of each planned day's stations among them."""
+    known_ids = np.asarray(trained["station_ids"], dtype=np.int64)
+    worst = None
+    for label, network in networks:
+        ids = np.asarray(network.station_ids, dtype=np.int64)
+        if source != trained["source"]:
+            raise CommandError(f"policy {folder} was trained on {trained['source']} stations, {label} is on {source} "
+                               f"ones: {_retrain(scenario_arg, hint)}", EXIT_USAGE)
+        share = float(np.isin(ids, known_ids).mean()) if len(ids) else 1.0
+        if worst is None or share < worst[1]:
+            worst = (label, share, len(ids))
+    if worst is not None and worst[1] < MIN_KNOWN_STATIONS:
+        label, share, n = worst
+        raise CommandError(f"policy {folder} was trained on another network: of {label}'s {n} stations only "
+                           f"{share:.0%} are among the {len(known_ids)} it trained on (at least "
+                           f"{MIN_KNOWN_STATIONS:.0%} needed): {_retrain(scenario_arg, hint)}", EXIT_USAGE)
 
 
 def check_policy_fits(policy, scenario, source: str, networks: Iterable[tuple[str, object]], scenario_arg: str,

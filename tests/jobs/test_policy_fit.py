@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from bicimad.cli import main
@@ -170,3 +172,35 @@ def test_compare_plans_ppo_with_the_scenarios_own_policy_when_none_is_given(tmp_
 
         run_compare(variant(tmp_path, "mine"), "2018-10-01:2018-10-01", out=tmp_path / "c2", planners=["ppo"],
                     seeds=1, progress=False)
+
+
+def test_a_real_networks_policy_plans_where_it_knows_most_stations_and_is_refused_elsewhere():
+    base = synthetic_network(100, seed=4)
+    card = {"fleet": fleet_record(FleetSpec()), "network": network_fingerprint(base, "processed", with_ids=True)}
+    assert card["network"]["station_ids"] == sorted(base.station_ids.tolist())
+    order = np.arange(100)
+    grown = Network.build(np.concatenate([base.station_ids[order[:85]], base.station_ids.max() + 1 + np.arange(15)]),
+                          *(getattr(base, f) for f in ("lat", "lon", "capacity", "bikes")))
+    check_policy_network(DEFAULT, card, "processed", [("day A", base), ("day B", grown)], "s")  # 85 % known
+    shrunk = Network.build(np.concatenate([base.station_ids[:70], base.station_ids.max() + 1 + np.arange(30)]),
+                           *(getattr(base, f) for f in ("lat", "lon", "capacity", "bikes")))
+    with pytest.raises(CommandError, match="of day C's 100 stations only 70% are among the 100 it trained on"):
+        check_policy_network(DEFAULT, card, "processed", [("day A", base), ("day C", shrunk)], "s")
+    with pytest.raises(CommandError, match="trained on processed stations, day A is on synthetic"):
+        check_policy_network(DEFAULT, card, "synthetic", [("day A", base)], "s")
+
+
+def test_on_network_moves_a_days_demand_onto_the_training_stations():
+    from bicimad.jobs.agent import on_network
+    from bicimad.sim.riders import Demand
+
+    src = synthetic_network(12, seed=1)
+    keep = np.r_[0:8]
+    dst = Network.build(np.concatenate([src.station_ids[keep], [999, 998]]),
+                        *(np.concatenate([getattr(src, f)[keep], getattr(src, f)[:2]]) for f in ("lat", "lon", "capacity", "bikes")))
+    rng = np.random.default_rng(0)
+    demand = Demand(pd.date_range("2019-07-01", periods=24, freq="h"), rng.random((24, 12)), rng.random((24, 12)))
+    moved = on_network(demand, src, dst)
+    np.testing.assert_array_equal(moved.pickup_rate[:, :8], demand.pickup_rate[:, keep])
+    np.testing.assert_array_equal(moved.return_rate[:, 8:], 0.0)  # stations the day did not have
+    assert on_network(demand, src, src) is demand
