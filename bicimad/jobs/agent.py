@@ -42,11 +42,12 @@ stations within its radius; masked MultiDiscrete actions), trained in the simula
 |---|---|
 | scenario | `{scenario}` ({trucks} trucks x {truck_capacity} bikes, {visits} visits/h, {radius} km) |
 | training data | {period} ({source}; {n_days} day(s): {first}..{last}) |
+| training network | {stations} stations (the last training day's; each day's demand moved onto them) |
 | imitation warm start | {imitation} |
 | PPO steps | {steps} fleet-hours ({envs} envs, seed {seed}) |
 | rollout | {rollout} |
 | training wall time | {wall_s:.0f} s |
-| evaluation | {eval_days} day(s) x seeds {eval_seeds} (rider draws not used in training) |
+| evaluation | {eval_days} training day(s) x seeds {eval_seeds} (other rider draws of days it trained on: a check, not a test) |
 
 ## Results (problem share of station-hours, mean over evaluation seeds)
 
@@ -54,7 +55,7 @@ stations within its radius; masked MultiDiscrete actions), trained in the simula
 |---|---|---|---|
 {rows}
 
-PPO vs no-op: {vs_noop:+.1%} problem station-hours; PPO vs OR-Tools: {vs_ortools:+.1%}.
+{verdict}
 Written by `bicimad train-agent` at commit `{commit}`.
 """
 
@@ -122,8 +123,10 @@ def _write_card(out: Path, card: dict, scenario, same, eval_days) -> None:
             steps=card["steps"], envs=card["envs"], seed=card["seed"], rollout=_rollout(card), wall_s=card["wall_s"],
             eval_days=len(eval_days),
             eval_seeds=card["evaluation"]["seeds"], rows=rows or "| (not evaluated) | | | |",
-            vs_noop=share["ppo"] / share["noop"] - 1 if share else float("nan"),
-            vs_ortools=share["ppo"] / share["ortools"] - 1 if share else float("nan"),
+            stations=card["network"]["stations"],
+            verdict=(f"PPO vs no-op: {share['ppo'] / share['noop'] - 1:+.1%} problem station-hours; PPO vs OR-Tools: "
+                     f"{share['ppo'] / share['ortools'] - 1:+.1%} (on training days)." if share else
+                     "Not evaluated at training (`--eval-seeds 0`): test it with `bicimad compare` on months it never saw."),
             commit=(card["git_commit"] or "unknown")[:7],
         ))
 
