@@ -162,7 +162,6 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
     # the synthetic truth. Real networks change from day to day (stations opened, closed, out of
     # service): every day is trained on the last day's network, its demand moved onto it.
     network = days[-1].network
-    same = days
     training_days = [(demand, demand) for demand in
                      (on_network(d.forecast or d.truth, d.network, network) for d in days)]
     config = TrainingConfig(seed=seed, total_steps=steps, num_envs=envs, imitation_days=imitate,
@@ -180,7 +179,7 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
     results = evaluate(loaded, evaluated, planners, seeds) if eval_seeds and evaluated else {}
     card = {
         "run": run_name, "scenario": loaded.name, "period": period, "source": loaded.network.source,
-        "days": [d.date for d in same], "skipped_days": skipped, "seed": seed, "steps": steps,
+        "days": [d.date for d in days], "skipped_days": skipped, "seed": seed, "steps": steps,
         "envs": envs, "workers": workers, "ray_address": ray_address, "imitation_days": imitate,
         "candidates": candidates,
         "fleet": fleet_record(loaded.fleet), "network": network_fingerprint(network, loaded.network.source,
@@ -191,5 +190,5 @@ def train_agent(scenario: str = "synthetic-default", period: str = "2018-09-24:2
     }
     write_json(out / "model_card.json", card)
     write_scenario(loaded, out / "scenario.toml")
-    _write_card(out, card, loaded, same, evaluated)
+    _write_card(out, card, loaded, days, evaluated)
     return TrainedPolicy(out=out, results=results)
