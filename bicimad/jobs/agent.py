@@ -67,15 +67,14 @@ def on_network(demand: Demand, source: Network, target: Network) -> Demand:
     if np.array_equal(source.station_ids, target.station_ids):
         return demand
     column = pd.Index(source.station_ids).get_indexer(target.station_ids)
-    known = column >= 0
+    known, take = column >= 0, np.maximum(column, 0)
 
     def move(rates):
-        return np.where(known[None, :], np.asarray(rates)[:, np.maximum(column, 0)], 0.0)
+        return np.where(known[None, :], np.asarray(rates)[:, take], 0.0)
 
     od = None
     if demand.od is not None:
-        od = np.asarray(demand.od)[..., np.maximum(column, 0), :][..., np.maximum(column, 0)]
-        od = od * known[:, None] * known[None, :]
+        od = np.asarray(demand.od)[..., take, :][..., take] * known[:, None] * known[None, :]
     return Demand(demand.hours, move(demand.pickup_rate), move(demand.return_rate), od)
 
 

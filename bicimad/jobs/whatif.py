@@ -360,12 +360,9 @@ def _iter_ray(fn, tasks: list[Task], address: str, workers: int):
     """(task, result) as tasks finish on a Ray cluster (``local``: start one with ``workers`` CPUs)."""
     import ray  # only for sweeps on Ray: a heavy import
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        if address == "local":
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
+    from bicimad.plan.ray_envs import connect_ray
+
+    started_here = connect_ray(None if address == "local" else address, workers)
     try:
         # a task whose worker dies (node lost, process killed) is run again elsewhere; a task
         # that raises is not (a deterministic error would only raise again)
