@@ -633,10 +633,11 @@ def check_policy_protocol(policy: str | None, scenario, start, end, allow_traini
 def scenario_policy(scenario) -> str | None:
     """The policy ``ppo`` plans with when none is given: the scenario's own,
     ``models/policies/<scenario name>/`` (e.g. ``seed-fleet-2019``), where one is committed or
-    trained, else None (the default policy, trained on the synthetic city). Said in the log."""
+    trained, else None (the default policy, trained on the synthetic city). Said in the log at
+    warning level (shown without -v), and recorded as ``policy`` in ``run.json``."""
     folder = policy_folder(None).parent / scenario.name
     if (folder / "policy.pt").is_file():
-        log.info("ppo plans with %s, the policy of scenario %r", folder, scenario.name)
+        log.warning("ppo plans with %s, the policy of scenario %r (no --policy given)", folder, scenario.name)
         return str(folder)
     return None
 
