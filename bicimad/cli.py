@@ -244,6 +244,55 @@ def _register_train_agent(sub) -> None:
         data_dir=a.data_dir, workers=a.workers, ray_address=a.ray_address, progress=not a.no_progress).print())
 
 
+def _register_train_router(sub) -> None:
+    parser = sub.add_parser(
+        "train-router", help="learn the router's cost-to-go on training days, choose it on others (models/routers/)",
+        description="Learn the parameters of the router (greedy stops on the declared objective with a learnt "
+        "cost-to-go: look-ahead hours, discount, forecast spread, problem-hour and km scales, the worth of a bike "
+        "left on a truck, a two-visit look-ahead) by a cross-entropy search on the days of --period, each "
+        "simulated on the forecast planners would have had, then choose among the search's finalists on the days "
+        "of --select. Writes router.json, MODEL_CARD.md, search.csv and search.png; a stopped run resumes "
+        "(`pydoc bicimad.jobs.router`). Test it with `bicimad compare --planners ...,router:DIR`.",
+    )
+    parser.add_argument("--scenario", default="synthetic-default", help="scenario name or TOML path")
+    parser.add_argument("--period", required=True, help="START:END local dates, both included, of the training days")
+    parser.add_argument("--select", required=True, help="START:END of the selection days (not overlapping --period)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="the search's seed (default 0)")
+    parser.add_argument("--generations", type=_positive_int, default=8, help="search generations (default 8)")
+    parser.add_argument("--population", type=_positive_int, default=10, help="candidates a generation (default 10)")
+    parser.add_argument("--elite", type=_positive_int, default=3, help="best candidates the search refits to (default 3)")
+    parser.add_argument("--days", type=_positive_int, default=6, help="training days a generation (default 6)")
+    parser.add_argument("--draws", type=_positive_int, default=1, help="rider draws a day (default 1)")
+    parser.add_argument("--select-days", type=_positive_int, default=10,
+                        help="selection days simulated, spread over --select (default 10)")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--ray-address", metavar="ADDR", default=None,
+                        help="run the simulations as tasks on this Ray cluster (local: a fresh local cluster of "
+                        "--workers CPUs; auto: the one this machine belongs to)")
+    parser.add_argument("--daily-usage", type=Path, metavar="CSV",
+                        help="EMT's daily usage series (bici_disponibilidad_*.csv): each day's truth calibrated to its "
+                        "counted trips (required on processed data unless ingested)")
+    parser.add_argument("--history-days", type=_positive_int, default=28, help="days of history behind each forecast")
+    parser.add_argument("--out", help="output folder (default models/routers/<scenario>-seed<seed>)")
+    parser.add_argument("--force", action="store_true", help="replace an existing router")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=lambda a: _train_router(a))
+
+
+def _train_router(a):
+    from bicimad.plan.router import SearchConfig
+
+    try:
+        search = SearchConfig(generations=a.generations, population=a.population, elite=a.elite)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return _job("router").train_router(
+        a.scenario, a.period, select=a.select, out=a.out, seed=a.seed, search=search, days_per_generation=a.days,
+        draws=a.draws, select_days=a.select_days, workers=a.workers, ray_address=a.ray_address,
+        daily_usage=a.daily_usage, history_days=a.history_days, force=a.force, data_dir=a.data_dir,
+        progress=not a.no_progress).print()
+
+
 def _register_compare(sub) -> None:
     parser = sub.add_parser(
         "compare", help="run planners on the same days and demand draws; occupancy table and plot",
@@ -258,7 +307,8 @@ def _register_compare(sub) -> None:
                         "status-quo (EMT's own moves), ortools-1h (OR-Tools on the 60 stations whose best stop is worth "
                         "most, as the first headline results), ortools-events (the earlier value function), "
                         "greedy-objective (greedy stops on the declared objective), ortools-lookahead (routes two hours "
-                        "ahead), <name>-perfect (seeing the truth), ortools-lost<w> (lost trips "
+                        "ahead), router (the scenario's router, models/routers/<scenario>/), router:DIR (a `bicimad "
+                        "train-router` folder; several give their mean too), <name>-perfect (seeing the truth), ortools-lost<w> (lost trips "
                         "weighted w: a point of the weight sweep), ortools-gls (guided local search, using the whole time limit) "
                         "(default: status-quo,noop,greedy,ortools on observed data; noop,greedy,ortools,ppo on the synthetic city)")
     parser.add_argument("--seeds", type=_positive_int, default=3, help="demand draws per day (default 3)")
@@ -379,6 +429,7 @@ REGISTRARS = (
     _register_sim,
     lambda sub: _job("rl").register(sub),       # rl train|eval
     _register_train_agent,
+    _register_train_router,
     _register_compare,
     _register_nightly,
     _register_replan,

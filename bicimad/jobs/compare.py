@@ -22,14 +22,16 @@ Evaluation protocol (ARCHITECTURE.md). For a period ``START:END`` (local dates, 
 * a learnt policy is refused on days its model card lists as training days
   (``--allow-training-days`` runs it anyway and marks every output), a policy trained on the
   synthetic city is refused for processed data, and so is a policy trained with another fleet
-  or on another network than the days planned (:mod:`bicimad.jobs.policy_fit`).
+  or on another network than the days planned (:mod:`bicimad.jobs.policy_fit`); a router
+  (``router``: the scenario's own, ``router:DIR``: a `bicimad train-router` folder) is refused
+  on its training and selection days and when learnt on the synthetic city for real data.
 
 Outputs in ``--out``: ``per_day.csv`` (one row per planner, seed and day), ``per_seed.csv`` (one
 row per planner and seed, summed over the days), ``occupancy.csv`` (one row per planner, named
 by ``planner``: means over seeds with ``<col>_ci_low``/``<col>_ci_high`` 95 % Student-t
 intervals; ``lost_trips``, ``diverted_returns``, ``bikes_moved``, ``truck_km`` and ``objective``
 per day; plus the ``observed`` row from the snapshots of the same days, NaN where a metric is
-not observed), ``paired.csv`` (each planner against ``status-quo``, ``ortools`` and ``noop``
+not observed), ``paired.csv`` (each planner against ``status-quo``, ``ortools``, ``greedy-objective`` and ``noop``
 where present: the mean per-day difference and relative change of the objective, the problem
 share and lost trips, with 95 % intervals from a bootstrap over days), ``relative.csv`` (the
 problem share against no-op and OR-Tools, paired by seed), ``seed_table.csv`` (balanced /
@@ -53,7 +55,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from bicimad.config import TZ, processed_dir
+from bicimad.config import TZ, models_dir, processed_dir
 from bicimad.demand.calibration import calibrate_days, day_truth, rates_for_total
 from bicimad.demand.forecast import forecast_day
 from bicimad.demand.models import DemandModel
@@ -63,12 +65,19 @@ from bicimad.errors import CommandError
 from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import git_commit
-from bicimad.jobs.policy_fit import check_policy_fleet, check_policy_network, policy_folder, read_card
+from bicimad.jobs.policy_fit import (
+    check_policy_fleet,
+    check_policy_network,
+    check_router_fit,
+    policy_folder,
+    read_card,
+)
 from bicimad.opendata.daily_usage import counted_trips, read_daily_usage
 from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import OBJECTIVE_PLANNERS, PLANNER_NAMES, make_planner
 from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, objective_weights
+from bicimad.plan.router import load_router, read_router
 from bicimad.report.occupancy import (
     hourly_profile,
     mean_interval,
@@ -384,10 +393,14 @@ def _daily_values(per_day: pd.DataFrame, metric: str) -> pd.DataFrame:
         values = (sums["start_empty"] + sums["start_full"]) / sums["start_station_hours"]
     else:
         values = grouped[metric].mean()
-    return values.unstack("planner")
+    table = values.unstack("planner")
+    routers = [c for c in table.columns if str(c).startswith("router:")]
+    if len(routers) > 1:  # several training seeds of a router: their mean is the method's result
+        table[f"router:mean of {len(routers)}"] = table[routers].mean(axis=1)
+    return table
 
 
-def paired_by_day(per_day: pd.DataFrame, baselines=("status-quo", "ortools", "noop"),
+def paired_by_day(per_day: pd.DataFrame, baselines=("status-quo", "ortools", "greedy-objective", "noop"),
                   metrics=("objective", "problem_share", "lost_trips"), n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Each planner against each baseline present: the mean per-day difference and its 95 %
     interval by a bootstrap over days (the day is the cluster: its seeds stay together), and the
@@ -543,16 +556,26 @@ def _ortools_with_lost_weight(name: str, objective, time_limit_s):
     return ORToolsPlanner(name=name, **weights)
 
 
-def build_planners(names, policy: str | None, time_limit_s: float | None, objective=None) -> dict:
+def build_planners(names, policy: str | None, time_limit_s: float | None, objective=None,
+                   routers: dict | None = None) -> dict:
     """Planners by name (``<name>-perfect``: that planner seeing the truth); ``time_limit_s``
     None leaves OR-Tools' own default; ``objective`` (the scenario's weights) is what OR-Tools
-    values its stops on."""
+    values its stops on; ``routers`` maps each router name to its folder (:func:`router_folders`)."""
     planners = {}
+    routers = routers or {}
     for name in names:
+        base = name.removesuffix("-perfect")
+        if base in routers:
+            weights = objective_weights(objective) if objective is not None else {}
+            try:
+                router = load_router(routers[base], name=base, **weights)
+            except (FileNotFoundError, ValueError) as exc:
+                raise CommandError(f"planner {base}: {exc}") from None
+            planners[name] = router if base == name else PerfectForecast(router)
+            continue
         if name.startswith("ortools-lost"):
             planners[name] = _ortools_with_lost_weight(name, objective, time_limit_s)
             continue
-        base = name.removesuffix("-perfect")
         if base not in PLANNER_NAMES or name == "status-quo-perfect":
             known = ", ".join(PLANNER_NAMES)
             raise CommandError(f"--planners: unknown planner {name!r}; known: {known} (and <name>-perfect)")
@@ -628,6 +651,29 @@ def check_policy_protocol(policy: str | None, scenario, start, end, allow_traini
     if not allow_training_days:
         raise CommandError(message + "; choose a period it never saw, or pass --allow-training-days to mark the output")
     return [message]
+
+
+def router_folders(names, scenario) -> tuple[list[str], dict[str, Path]]:
+    """``names`` as outputs name them, and the folder of each router among them: ``router:DIR``
+    names one (reported as ``router:<folder name>``); ``router`` (or ``router-perfect``) is the
+    scenario's own, ``models/routers/<scenario name>/``, refused (exit 2) where there is none."""
+    labels, folders = [], {}
+    for name in names:
+        base = name.removesuffix("-perfect")
+        if base == "router":
+            folder = models_dir() / "routers" / scenario.name
+            if not (folder / "router.json").is_file():
+                raise CommandError(f"--planners router: scenario {scenario.name!r} has no router ({folder} has no "
+                                   "router.json): train one with `bicimad train-router`, or name one with router:DIR")
+            folders[base] = folder
+        elif name.startswith("router:"):
+            folder = Path(name.removeprefix("router:"))
+            name = f"router:{folder.name}"
+            if name in folders and folders[name] != folder:
+                raise CommandError(f"--planners: two routers are both called {name!r}: give their folders other names")
+            folders[name] = folder
+        labels.append(name)
+    return labels, folders
 
 
 def scenario_policy(scenario) -> str | None:
@@ -723,8 +769,16 @@ def compare(scenario: str, period: str, *, out, planners=None, seeds: int = 3,
     planners = DEFAULT_PLANNERS[loaded.network.source] if planners is None else planners
     if policy is None and "ppo" in planners:
         policy = scenario_policy(loaded)
-    built = build_planners(planners, policy, time_limit_s, loaded.reward)
+    planners, routers = router_folders(planners, loaded)
+    built = build_planners(planners, policy, time_limit_s, loaded.reward, routers)
     warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days, scenario) if "ppo" in built else []
+    dates = [d.date().isoformat() for d in pd.date_range(start, end, freq="D", inclusive="left")]
+    for label, folder in routers.items():
+        try:
+            card = read_router(folder)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(f"planner {label}: {exc}") from None
+        warnings += check_router_fit(folder, card, loaded, dates, allow_training_days)
     model, model_warnings = load_forecast_model(demand_model, start, allow_training_days)
     warnings += model_warnings
     if "ppo" in built:
@@ -755,7 +809,8 @@ def compare(scenario: str, period: str, *, out, planners=None, seeds: int = 3,
     _write_outputs(out, frames, tables, loaded, seed_list, skipped, warnings)
     write_json(out / "run.json", {
         "scenario": loaded.name, "period": period, "days": [d.date for d in days], "skipped": skipped,
-        "seeds": seed_list, "planners": list(built), "policy": policy, "ortools_time_limit_s": time_limit_s or DEFAULT_SETTINGS.time_limit_s,
+        "seeds": seed_list, "planners": list(built), "policy": policy,
+        "routers": {label: str(folder) for label, folder in routers.items()}, "ortools_time_limit_s": time_limit_s or DEFAULT_SETTINGS.time_limit_s,
         "history_days": history_days, "git_commit": git_commit().get("commit"), "wall_s": time.perf_counter() - t0,
         "warnings": warnings, "tested_on_training_days": any("its training days" in w for w in warnings),
         "forecast": str(demand_model) if demand_model else f"cell rates of the {history_days} days before each day",

@@ -22,6 +22,7 @@ cities of one size are not told apart.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -172,3 +173,34 @@ def check_policy_fits(policy, scenario, source: str, networks: Iterable[tuple[st
     check_policy_fleet(folder, card, scenario.fleet, f"scenario {scenario.name!r}", scenario_arg, hint)
     check_policy_network(folder, card, source, networks, scenario_arg, hint)
     return folder
+
+
+def check_router_fit(folder: Path, card: dict, scenario, dates: Iterable[str], allow_training_days: bool) -> list[str]:
+    """What a comparison must know of a router (:mod:`bicimad.plan.router`) before it plans:
+    refused (exit 2) when it was learnt on the synthetic city and the scenario is real, or when a
+    day of ``dates`` is among its training or selection days (unless ``allow_training_days``:
+    then a warning marks the output); a warning when its fleet or objective differs from the
+    scenario's (its parameters hold no station identity, so another network is no reason to refuse)."""
+    if scenario.network.source == "processed" and card.get("source") == "synthetic":
+        raise CommandError(f"router {folder} was learnt on the synthetic city (scenario {card.get('scenario')!r}); "
+                           f"scenario {scenario.name!r} runs on processed data: train one on real days with "
+                           "`bicimad train-router`", EXIT_USAGE)
+    warnings = []
+    seen = sorted(set(dates) & (set(card.get("days", [])) | set(card.get("selection_days", []))))
+    if seen:
+        message = (f"router {folder} was trained or chosen on {len(seen)} day(s) of this period ({seen[0]}..{seen[-1]}): "
+                   "its results are measured on days it learnt from")
+        if not allow_training_days:
+            raise CommandError(message + "; choose a period it never saw, or pass --allow-training-days to mark the "
+                               "output", EXIT_USAGE)
+        warnings.append(message)
+    wanted = fleet_record(scenario.fleet)
+    differ = [f"{f} {card.get('fleet', {}).get(f)!r} (scenario: {wanted[f]!r})" for f in FLEET_FIELDS
+              if card.get("fleet", {}).get(f) != wanted[f]]
+    if differ:
+        warnings.append(f"router {folder} was learnt for another fleet: {'; '.join(differ)}")
+    weights = dataclasses.asdict(scenario.reward)
+    if card.get("objective_weights") not in (None, weights):
+        warnings.append(f"router {folder} was learnt on the objective {card['objective_weights']}; the scenario "
+                        f"declares {weights}")
+    return warnings

@@ -24,9 +24,9 @@ if FLEET_ENV_ID not in gymnasium.registry:
 
 #: Planner names, in the order comparisons report them.
 PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo", "ortools-events", "ortools-gls", "greedy-objective",
-                 "ortools-lookahead", "ortools-1h")
+                 "ortools-lookahead", "ortools-1h", "router")
 #: The planners that value their stops on the scenario's declared objective (its weights).
-OBJECTIVE_PLANNERS = ("ortools", "ortools-gls", "greedy-objective", "ortools-lookahead", "ortools-1h")
+OBJECTIVE_PLANNERS = ("ortools", "ortools-gls", "greedy-objective", "ortools-lookahead", "ortools-1h", "router")
 
 
 def make_planner(name: str, **kwargs) -> Planner:
@@ -57,6 +57,9 @@ def make_planner(name: str, **kwargs) -> Planner:
     if name == "ortools-events":
         from bicimad.plan.ortools_planner import EVENTS_ONLY, ORTOOLS_1H_CANDIDATES, ORToolsPlanner
         return ORToolsPlanner(**{**ORTOOLS_1H_CANDIDATES, **EVENTS_ONLY, "name": "ortools-events", **kwargs})
+    if name == "router":  # greedy stops on a learnt cost-to-go: router_dir is a `bicimad train-router` folder
+        from bicimad.plan.router import load_router
+        return load_router(**kwargs)
     if name == "status-quo":
         from bicimad.plan.status_quo import StatusQuoPlanner
         return StatusQuoPlanner(**kwargs)

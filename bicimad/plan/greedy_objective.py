@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bicimad.plan.targets import forecast_cost
+from bicimad.plan.targets import expected_cost
 from bicimad.sim.interface import FleetView, Plan, Visit
 
 
@@ -41,7 +41,17 @@ def best_moves(cost: np.ndarray, bikes: np.ndarray, room: int, load: int) -> tup
 @dataclass
 class ObjectiveGreedyPlanner:
     """Greedy stops on the declared objective (module docstring); the weights default to the
-    declared objective's defaults and come from the scenario through :func:`bicimad.plan.planner_for`."""
+    declared objective's defaults and come from the scenario through :func:`bicimad.plan.planner_for`.
+
+    The fields after ``min_gain`` are the valuation knobs :mod:`bicimad.plan.router` learns; their
+    defaults give the plain greedy above. ``discount`` weighs hour ``h`` of the horizon by
+    ``discount ** h``; ``spread`` adds ``spread * (pickups + returns)`` to both forecast rates
+    (more variance, the same mean drift: room for forecast error); ``problem_scale`` multiplies
+    the problem-hour weight and ``km_scale`` the km cost inside the planner (the objective it is
+    judged on is unchanged); ``load_value`` is what a bike still on the truck at the end of the
+    hour is worth; ``pair_candidates`` > 1 picks each visit among that many best stops by the
+    value of the stop plus the best stop after it (a two-visit look-ahead), not the stop alone.
+    """
 
     name: str = "greedy-objective"
     problem_hour_weight: float = 1.0
@@ -50,26 +60,69 @@ class ObjectiveGreedyPlanner:
     km_cost: float = 0.01
     horizon_hours: int = 3
     min_gain: float = 0.02
+    discount: float = 1.0
+    spread: float = 0.0
+    problem_scale: float = 1.0
+    km_scale: float = 1.0
+    load_value: float = 0.0
+    pair_candidates: int = 1
+
+    def station_cost(self, view: FleetView) -> np.ndarray:
+        """(n, C+1) the planner's cost of each station at each inventory over its horizon."""
+        hours = max(1, min(int(self.horizon_hours), view.pickup_rate.shape[0]))
+        pickup, returns = view.pickup_rate[:hours], view.return_rate[:hours]
+        if self.spread:
+            churn = self.spread * (pickup + returns)
+            pickup, returns = pickup + churn, returns + churn
+        return expected_cost(view.capacity, pickup, returns, lost_weight=self.lost_weight,
+                             diverted_weight=self.diverted_weight,
+                             problem_hour_weight=self.problem_hour_weight * self.problem_scale,
+                             hour_weights=self.discount ** np.arange(hours))
 
     def plan(self, view: FleetView) -> Plan:
-        cost = forecast_cost(view, self.horizon_hours, lost_weight=self.lost_weight,
-                             diverted_weight=self.diverted_weight, problem_hour_weight=self.problem_hour_weight)
+        cost = self.station_cost(view)
         bikes = view.bikes.astype(np.int64).copy()
         claimed = np.zeros(view.n_stations, dtype=bool)
         plan: Plan = []
         for truck in range(view.n_trucks):
             load, here, route = int(view.truck_load[truck]), int(view.truck_station[truck]), []
-            for _ in range(view.visits_per_hour):
-                move, gain = best_moves(cost, bikes, view.truck_capacity - load, load)
-                value = np.where(view.reachable[truck] & ~claimed & (move != 0),
-                                 gain - self.km_cost * view.distance_km[here], -np.inf)
-                station = int(value.argmax())
-                if not value[station] >= self.min_gain:
+            for visit in range(view.visits_per_hour):
+                left = view.visits_per_hour - visit - 1
+                station, move = self._next_stop(view, cost, bikes, claimed, truck, here, load, left)
+                if station < 0:
                     break
-                route.append(Visit(station, int(move[station])))
-                load += int(move[station])
-                bikes[station] -= int(move[station])
+                route.append(Visit(station, move))
+                load += move
+                bikes[station] -= move
                 claimed[station] = True
                 here = station
             plan.append(route)
         return plan
+
+    def _stop_values(self, view, cost, bikes, claimed, truck, here, load):
+        """Per station: the best move there and its value (gain less km, plus the load's worth)."""
+        move, gain = best_moves(cost, bikes, view.truck_capacity - load, load)
+        value = gain - self.km_scale * self.km_cost * view.distance_km[here] + self.load_value * move
+        return move, np.where(view.reachable[truck] & ~claimed & (move != 0), value, -np.inf)
+
+    def _next_stop(self, view, cost, bikes, claimed, truck, here, load, left) -> tuple[int, int]:
+        """The next stop (station, bikes taken) or (-1, 0) where none is worth ``min_gain``."""
+        move, value = self._stop_values(view, cost, bikes, claimed, truck, here, load)
+        k = min(self.pair_candidates, int(np.isfinite(value).sum()))
+        if left < 1 or k <= 1:
+            station = int(value.argmax())
+            return (station, int(move[station])) if value[station] >= self.min_gain else (-1, 0)
+        best, best_total = -1, -np.inf
+        for station in np.argpartition(-value, k - 1)[:k]:
+            if not value[station] >= self.min_gain:
+                continue
+            q = int(move[station])
+            bikes[station] -= q
+            claimed[station] = True
+            _, after = self._stop_values(view, cost, bikes, claimed, truck, int(station), load + q)
+            bikes[station] += q
+            claimed[station] = False
+            total = value[station] + max(float(after.max(initial=-np.inf)), 0.0)
+            if total > best_total:
+                best, best_total = int(station), total
+        return (best, int(move[best])) if best >= 0 else (-1, 0)

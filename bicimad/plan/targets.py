@@ -47,6 +47,7 @@ def expected_cost(
     lost_weight: float = 1.0,
     diverted_weight: float = 1.0,
     problem_hour_weight: float = 0.0,
+    hour_weights: np.ndarray | None = None,
     tail: float = 1e-9,
 ) -> np.ndarray:
     """Expected weighted cost per station and starting inventory over the forecast hours:
@@ -60,6 +61,8 @@ def expected_cost(
         capacity: (n,) docks per station.
         pickup_rate: (h, n) expected pickups per hour, first hour first.
         return_rate: (h, n) expected returns per hour.
+        hour_weights: (h,) weight of the cost accrued in each hour (default all 1): e.g. a
+            discount, so a later hour's events count less than this hour's.
         tail: Poisson tail mass left out of the uniformisation sum.
 
     Returns:
@@ -77,6 +80,9 @@ def expected_cost(
         raise ValueError("rates must be finite and non-negative")
     if (capacity < 0).any():
         raise ValueError("capacity must be non-negative")
+    weights = np.ones(pickup_rate.shape[0]) if hour_weights is None else np.asarray(hour_weights, dtype=np.float64)
+    if weights.shape != (pickup_rate.shape[0],) or (weights < 0).any() or not np.isfinite(weights).all():
+        raise ValueError(f"hour_weights must be {pickup_rate.shape[0]} finite non-negative numbers; got {weights!r}")
 
     n = capacity.shape[0]
     width = int(capacity.max(initial=0)) + 1
@@ -86,12 +92,12 @@ def expected_cost(
     at_full = (inventory == capacity[:, None]) & valid
     value = np.zeros((n, width))
 
-    for lam, mu in zip(pickup_rate[::-1], return_rate[::-1]):
+    for lam, mu, w in zip(pickup_rate[::-1], return_rate[::-1], weights[::-1]):
         total = lam + mu
         safe_total = np.where(total > 0, total, 1.0)
         p_up = (mu / safe_total)[:, None]
         p_down = (lam / safe_total)[:, None]
-        rate = lost_weight * lam[:, None] * at_empty + diverted_weight * mu[:, None] * at_full  # cost per hour
+        rate = w * (lost_weight * lam[:, None] * at_empty + diverted_weight * mu[:, None] * at_full)  # cost per hour
         k_max = int(stats.poisson.isf(tail, total.max(initial=0.0))) + 2 if total.max(initial=0.0) > 0 else 0
         ks = np.arange(k_max + 1)
         pmf = stats.poisson.pmf(ks[:, None], total[None, :])            # (k, n)
@@ -112,9 +118,9 @@ def expected_cost(
                 alive = _jump(alive[None], p_up, p_down, at_empty, at_full)[0] * interior
         if problem_hour_weight:
             untouched += stats.poisson.sf(ks[-1], total)[:, None] * alive  # the truncated tail
-            new_value += problem_hour_weight * (1.0 - untouched)
+            new_value += w * problem_hour_weight * (1.0 - untouched)
         # A station with no demand in this hour keeps its state: it is a problem hour only at a boundary.
-        still = value + problem_hour_weight * (at_empty | at_full)
+        still = value + w * problem_hour_weight * (at_empty | at_full)
         value = np.where((total > 0)[:, None], new_value, still)
     return np.where(valid, value, np.inf)
 

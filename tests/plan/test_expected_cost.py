@@ -52,3 +52,27 @@ def test_weights_combine_events_and_problem_hours():
     assert np.allclose((0.2 * events + hours)[finite], both[finite])
     # a station without demand in an hour: a problem hour only where it sits at a boundary
     assert hours[1, 0] == pytest.approx(1.0 + 1.0) and hours[1, 2] < 1.0
+
+
+def test_hour_weights_scale_each_hours_cost_and_a_zero_weight_drops_the_hour():
+    rng = np.random.default_rng(3)
+    capacity = rng.integers(8, 25, 6)
+    pickup, returns = rng.uniform(0.2, 4, (3, 6)), rng.uniform(0.2, 4, (3, 6))
+    weights = dict(lost_weight=0.2, diverted_weight=0.3, problem_hour_weight=1.0)
+    plain = expected_cost(capacity, pickup, returns, **weights)
+    assert np.array_equal(expected_cost(capacity, pickup, returns, hour_weights=np.ones(3), **weights), plain)
+    first = expected_cost(capacity, pickup[:1], returns[:1], **weights)
+    dropped = expected_cost(capacity, pickup, returns, hour_weights=[1.0, 0.0, 0.0], **weights)
+    np.testing.assert_allclose(dropped[np.isfinite(first)], first[np.isfinite(first)], rtol=1e-12)
+    halved = expected_cost(capacity, pickup, returns, hour_weights=[0.5, 0.5, 0.5], **weights)
+    np.testing.assert_allclose(halved[np.isfinite(plain)], 0.5 * plain[np.isfinite(plain)], rtol=1e-12)
+    # a discount makes later hours count less: the cost lies between the first hour's and the whole horizon's
+    discounted = expected_cost(capacity, pickup, returns, hour_weights=[1.0, 0.7, 0.49], **weights)
+    ok = np.isfinite(plain)
+    assert (discounted[ok] <= plain[ok] + 1e-12).all() and (discounted[ok] >= first[ok] - 1e-12).all()
+
+
+@pytest.mark.parametrize("bad", [[1.0, 1.0], [1.0, -0.1, 1.0], [1.0, np.nan, 1.0]])
+def test_hour_weights_must_be_one_finite_non_negative_number_per_hour(bad):
+    with pytest.raises(ValueError, match="hour_weights"):
+        expected_cost(np.array([10]), np.ones((3, 1)), np.ones((3, 1)), hour_weights=bad)
