@@ -71,7 +71,12 @@ def make_planner(name: str, **kwargs) -> Planner:
 
 def planner_for(name: str, scenario, **kwargs) -> Planner:
     """The planner ``name`` for ``scenario``: OR-Tools values its stops on the scenario's
-    declared objective (its ``[reward]`` weights); ``kwargs`` as for :func:`make_planner`."""
+    declared objective (its ``[reward]`` weights); ``router`` without a ``router_dir`` is the
+    scenario's own, ``models/routers/<scenario name>/`` (FileNotFoundError where there is none);
+    ``kwargs`` as for :func:`make_planner`."""
+    if name == "router" and "router_dir" not in kwargs:
+        from bicimad.config import models_dir
+        kwargs["router_dir"] = models_dir() / "routers" / scenario.name
     if name in OBJECTIVE_PLANNERS:
         from bicimad.plan.ortools_planner import objective_weights
         kwargs = {**objective_weights(scenario.reward), **kwargs}

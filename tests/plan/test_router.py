@@ -191,3 +191,26 @@ def test_compare_refuses_router_when_the_scenario_has_none_and_a_folder_without_
     assert main(["compare", "--period", "2018-09-20:2018-09-20", "--planners", f"noop,router:{tmp_path}", "--out",
                  str(tmp_path / "c"), "--no-progress"]) == 2
     assert "router.json" in capsys.readouterr().err
+
+
+def test_router_for_a_scenario_is_its_own_and_nightly_checks_it_before_any_work(trained, tmp_path, monkeypatch):
+    from bicimad.jobs.nightly import NightlyConfig, validate_config
+    from bicimad.jobs.nightly.config import SourceConfig
+    from bicimad.plan import planner_for
+    from bicimad.sim.scenario import load_scenario
+
+    _, out = trained
+    monkeypatch.setenv("BICIMAD_MODELS_DIR", str(tmp_path / "models"))
+    scenario = load_scenario("synthetic-default")
+    config = NightlyConfig(planners=("noop", "router"), dispatch="router")
+    with pytest.raises(FileNotFoundError, match="train-router"):
+        planner_for("router", scenario)
+    with pytest.raises(CommandError, match="planners: router"):
+        validate_config(config)
+    own = tmp_path / "models" / "routers" / "synthetic-default"
+    own.mkdir(parents=True)
+    (own / "router.json").write_text((out / "router.json").read_text())
+    assert planner_for("router", scenario).name == "router"
+    validate_config(config)
+    with pytest.raises(CommandError, match="synthetic city"):  # a router of the synthetic city for real data
+        validate_config(NightlyConfig(planners=("noop", "router"), dispatch="router", source=SourceConfig(kind="local")))

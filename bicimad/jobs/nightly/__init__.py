@@ -70,9 +70,10 @@ from bicimad.errors import (
 from bicimad.jobs import JobResult, batch
 from bicimad.jobs.nightly.config import DemandConfig, NightlyConfig, SourceConfig
 from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInputError, StaleInputError, load_run_inputs
-from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, policy_folder, read_card
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, check_router_fit, policy_folder, read_card
 from bicimad.opendata.schemas import SchemaError
 from bicimad.plan import PLANNER_NAMES, make_planner
+from bicimad.plan.router import read_router
 from bicimad.sim.scenario import ScenarioError, load_scenario
 
 __all__ = ["DEFAULT_CONFIG", "DemandConfig", "NightlyConfig", "NightlyResult", "SourceConfig", "load_run_inputs",
@@ -143,6 +144,25 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
                                DEFAULT_POLICY_HINT)
         except CommandError as exc:
             raise CommandError(f"{source}: planners: ppo: {exc}", EXIT_USAGE) from None
+    if "router" in config.planners:
+        _validate_router(config, scenario, source)
+
+
+def _validate_router(config: NightlyConfig, scenario, source: str) -> None:
+    """The scenario's own router exists, reads, and was learnt on the kind of data planned."""
+    folder = paths.models_dir() / "routers" / scenario.name
+    try:
+        card = read_router(folder)
+        if config.source.kind != "synthetic" and card.get("source") == "synthetic":
+            raise CommandError(f"router {folder} was learnt on the synthetic city and source.kind = "
+                               f"{config.source.kind!r} plans on real EMT data: train one on real days with "
+                               "`bicimad train-router`", EXIT_USAGE)
+        for warning in check_router_fit(folder, card, scenario, [], allow_training_days=False):
+            log.warning("%s", warning)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(f"{source}: planners: router: {exc}", EXIT_USAGE) from None
+    except CommandError as exc:
+        raise CommandError(f"{source}: planners: router: {exc}", EXIT_USAGE) from None
 
 
 def _attach_log(run_dir: Path) -> logging.Handler:
