@@ -14,7 +14,7 @@ truck's hour. Unlike OR-Tools it does not look ahead to where the loaded bikes w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,11 +66,16 @@ class ObjectiveGreedyPlanner:
     km_scale: float = 1.0
     load_value: float = 0.0
     pair_candidates: int = 1
+    nowcast_volume: float = 0.0
+    nowcast_drift: float = 0.0
+    _day: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def station_cost(self, view: FleetView) -> np.ndarray:
         """(n, C+1) the planner's cost of each station at each inventory over its horizon."""
         hours = max(1, min(int(self.horizon_hours), view.pickup_rate.shape[0]))
         pickup, returns = view.pickup_rate[:hours], view.return_rate[:hours]
+        if self.nowcast_volume or self.nowcast_drift:
+            pickup, returns = self._nowcast(view, pickup, returns)
         if self.spread:
             churn = self.spread * (pickup + returns)
             pickup, returns = pickup + churn, returns + churn
@@ -78,6 +83,27 @@ class ObjectiveGreedyPlanner:
                              diverted_weight=self.diverted_weight,
                              problem_hour_weight=self.problem_hour_weight * self.problem_scale,
                              hour_weights=self.discount ** np.arange(hours))
+
+    def _nowcast(self, view: FleetView, pickup: np.ndarray, returns: np.ndarray):
+        """The forecast rates corrected by the day so far (class docstring)."""
+        day = self._day
+        if day is None or view.hour_index != day["hour"] + 1 or len(view.bikes) != len(day["expected"]):
+            day = self._day = {"hour": view.hour_index, "squares": 0.0, "expected_squares": 0.0,
+                               "residual": np.zeros(view.n_stations), "hours": 0, "expected": None}
+        elif day["expected"] is not None:   # last hour's riders: bikes now against bikes after last hour's plan
+            flow = view.bikes - day["expected"]
+            day["squares"] += float((flow ** 2).sum())
+            day["expected_squares"] += float((day["gross"] + day["net"] ** 2).sum())
+            day["residual"] += flow - day["net"]
+            day["hours"] += 1
+        day.update(hour=view.hour_index, gross=view.pickup_rate[0] + view.return_rate[0],
+                   net=view.return_rate[0] - view.pickup_rate[0])
+        if not day["hours"]:
+            return pickup, returns
+        rho = np.clip(day["squares"] / max(day["expected_squares"], 1e-9), 0.25, 4.0)
+        scale = rho ** self.nowcast_volume
+        drift = self.nowcast_drift * day["residual"] / day["hours"]
+        return pickup * scale + np.maximum(-drift, 0.0), returns * scale + np.maximum(drift, 0.0)
 
     def plan(self, view: FleetView) -> Plan:
         cost = self.station_cost(view)
@@ -97,6 +123,8 @@ class ObjectiveGreedyPlanner:
                 claimed[station] = True
                 here = station
             plan.append(route)
+        if self._day is not None:
+            self._day["expected"] = bikes.astype(float)   # docked bikes after the plan, before the riders
         return plan
 
     def _stop_values(self, view, cost, bikes, claimed, truck, here, load):

@@ -7,8 +7,9 @@ station's inventory over the coming hours, its cost-to-go, through a few paramet
 (:data:`SPACE`): how many forecast hours it looks ahead and how it discounts them; how much
 variance it adds to the forecast for the error forecasts make; how much weight it gives
 problem hours and truck km inside its valuation; what a bike left on a truck at the end of an
-hour is worth; and how many first stops it weighs with the best stop after each (a two-visit
-look-ahead). The parameters hold no station identity, so a router learnt on one network plans
+hour is worth; how many first stops it weighs with the best stop after each (a two-visit
+look-ahead); and how far it corrects the forecast by what the day has shown so far (its volume,
+each station's drift). The parameters hold no station identity, so a router learnt on one network plans
 on another.
 
 Learning is a cross-entropy search (:func:`cross_entropy`): each generation draws a population
@@ -68,11 +69,13 @@ SPACE: dict[str, Knob] = {
     "load_value": Knob(0.0, 0.3),
     "pair_candidates": Knob(1, 12, integer=True),
     "min_gain": Knob(0.005, 0.5, log=True),
+    "nowcast_volume": Knob(0.0, 1.0),
+    "nowcast_drift": Knob(0.0, 1.0),
 }
 
 #: The plain greedy's values of the knobs: where the search starts.
 GREEDY_START = {"horizon_hours": 3, "discount": 1.0, "spread": 0.0, "problem_scale": 1.0, "km_scale": 1.0,
-                "load_value": 0.0, "pair_candidates": 1, "min_gain": 0.02}
+                "load_value": 0.0, "pair_candidates": 1, "min_gain": 0.02, "nowcast_volume": 0.0, "nowcast_drift": 0.0}
 
 
 def params_from_unit(u: np.ndarray) -> dict:
