@@ -375,11 +375,25 @@ def summarise(per_seed, observed: dict | None = None):
             mean, low, high = mean_interval(values.tolist())
             row[column], row[f"{column}_ci_low"], row[f"{column}_ci_high"] = mean, low, high
         rows.append(row)
+    _bound_recovered(rows)
     if observed is not None:
         rows.append(observed)
     frame = pd.DataFrame(rows)
     first = ["planner", "kind", "seeds", "days", *METRICS]
     return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def _bound_recovered(rows: list[dict]) -> None:
+    """``bound_gain_recovered`` on each row: the share of the reachable gain it takes,
+    ``(noop - planner) / (noop - bound)`` on the objective a day, the bound being the best
+    planner shown the truth (``<name>-perfect``); left out without ``noop`` or such a planner."""
+    objective_of = {r["planner"]: r["objective"] for r in rows}
+    bounds = [v for k, v in objective_of.items() if k.endswith("-perfect")]
+    if "noop" not in objective_of or not bounds or not objective_of["noop"] > min(bounds):
+        return
+    reachable = objective_of["noop"] - min(bounds)
+    for row in rows:
+        row["bound_gain_recovered"] = (objective_of["noop"] - row["objective"]) / reachable
 
 
 def _daily_values(per_day: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -162,10 +163,13 @@ def test_compare_runs_routers_on_days_they_never_saw_and_reports_their_mean(trai
     (other / "router.json").write_text(json.dumps({**card, "params": dict(GREEDY_START)}))
     cmp = tmp_path / "cmp"
     assert main(["compare", "--period", "2018-09-20:2018-09-21", "--planners",
-                 f"noop,greedy-objective,router:{out},router:{other}", "--seeds", "1", "--out", str(cmp),
-                 "--no-progress"]) == 0
+                 f"noop,greedy-objective,router:{out},router:{other},greedy-objective-perfect", "--seeds", "1",
+                 "--out", str(cmp), "--no-progress"]) == 0
     per_day = pd.read_csv(cmp / "per_day.csv")
-    assert set(per_day.planner) == {"noop", "greedy-objective", "router:r", "router:r2"}
+    assert set(per_day.planner) == {"noop", "greedy-objective", "router:r", "router:r2", "greedy-objective-perfect"}
+    recovered = pd.read_csv(cmp / "occupancy.csv").set_index("planner")["bound_gain_recovered"]
+    assert recovered["noop"] == 0 and recovered["greedy-objective-perfect"] == pytest.approx(1.0)
+    assert 0 < recovered["router:r"] < 1.5
     same = per_day.set_index(["planner", "day"])["objective"]
     assert same["router:r2"].tolist() == same["greedy-objective"].tolist()  # the plain knobs: the same plan
     paired = pd.read_csv(cmp / "paired.csv")
@@ -214,3 +218,31 @@ def test_router_for_a_scenario_is_its_own_and_nightly_checks_it_before_any_work(
     validate_config(config)
     with pytest.raises(CommandError, match="synthetic city"):  # a router of the synthetic city for real data
         validate_config(NightlyConfig(planners=("noop", "router"), dispatch="router", source=SourceConfig(kind="local")))
+
+
+def test_the_nowcast_corrects_a_station_draining_faster_than_forecast():
+    # Forecast: 2 pickups and 2 returns an hour everywhere. In the first hour station 0 loses 6
+    # bikes and no truck moves: with nowcast_drift 0.5 its pickups rise by 0.5 x 6 the next hour.
+    first = line_view([10, 10], [20, 20], hours=3)
+    planner = ObjectiveGreedyPlanner(nowcast_drift=0.5, min_gain=1e9)   # plans nothing: only the nowcast acts
+    assert planner.plan(first) == [[]]
+    second = dataclasses.replace(first, hour_index=1, bikes=np.array([4, 10]))
+    pickup, returns = planner._nowcast(second, second.pickup_rate, second.return_rate)
+    np.testing.assert_allclose(pickup[:, 0], 2.0 + 3.0)
+    np.testing.assert_allclose(returns[:, 0], 2.0)
+    np.testing.assert_allclose(pickup[:, 1], 2.0)
+    # a view that does not follow the last one (another day) starts the day afresh: no correction
+    again = dataclasses.replace(first, hour_index=0, bikes=np.array([4, 10]))
+    pickup, _ = planner._nowcast(again, again.pickup_rate, again.return_rate)
+    np.testing.assert_allclose(pickup, 2.0)
+
+
+def test_the_nowcast_scales_a_busier_day_than_forecast():
+    first = line_view([10, 10], [20, 20], hours=3, pickup_rate=np.full((3, 2), 1.0), return_rate=np.full((3, 2), 1.0))
+    planner = ObjectiveGreedyPlanner(nowcast_volume=1.0, min_gain=1e9)
+    planner.plan(first)
+    # expected squared net flow 2 a station; realised (+4, -4): 16 each, rho = 8 (capped at 4)
+    second = dataclasses.replace(first, hour_index=1, bikes=np.array([14, 6]))
+    pickup, returns = planner._nowcast(second, second.pickup_rate, second.return_rate)
+    np.testing.assert_allclose(pickup, 4.0)
+    np.testing.assert_allclose(returns, 4.0)
