@@ -246,3 +246,10 @@ def test_the_nowcast_scales_a_busier_day_than_forecast():
     pickup, returns = planner._nowcast(second, second.pickup_rate, second.return_rate)
     np.testing.assert_allclose(pickup, 4.0)
     np.testing.assert_allclose(returns, 4.0)
+
+
+def test_the_search_on_a_local_ray_cluster_gives_the_same_router(trained, tmp_path):
+    pytest.importorskip("ray")
+    result, _ = trained
+    on_ray = train_router("synthetic-default", out=tmp_path / "ray", workers=2, ray_address="local", **SMALL)
+    assert on_ray.params == result.params
