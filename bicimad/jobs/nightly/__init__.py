@@ -136,10 +136,7 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
         folder = policy_folder(None)
         try:
             card = read_card(folder)
-            if config.source.kind != "synthetic" and card.get("source") == "synthetic":
-                raise CommandError(f"the policy {folder} was trained on the synthetic city (scenario "
-                                   f"{card.get('scenario')!r}), and source.kind = {config.source.kind!r} plans on real "
-                                   "EMT data: train a policy on real data first", EXIT_USAGE)
+            _refuse_synthetic(config, card, f"the policy {folder}", "train a policy on real data first")
             check_policy_fleet(folder, card, scenario.fleet, f"scenario {scenario.name!r}", config.scenario,
                                DEFAULT_POLICY_HINT)
         except CommandError as exc:
@@ -153,16 +150,18 @@ def _validate_router(config: NightlyConfig, scenario, source: str) -> None:
     folder = paths.models_dir() / "routers" / scenario.name
     try:
         card = read_router(folder)
-        if config.source.kind != "synthetic" and card.get("source") == "synthetic":
-            raise CommandError(f"router {folder} was learnt on the synthetic city and source.kind = "
-                               f"{config.source.kind!r} plans on real EMT data: train one on real days with "
-                               "`bicimad train-router`", EXIT_USAGE)
+        _refuse_synthetic(config, card, f"the router {folder}", "train one on real days with `bicimad train-router`")
         for warning in check_router_fit(folder, card, scenario, [], allow_training_days=False):
             log.warning("%s", warning)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, CommandError) as exc:
         raise CommandError(f"{source}: planners: router: {exc}", EXIT_USAGE) from None
-    except CommandError as exc:
-        raise CommandError(f"{source}: planners: router: {exc}", EXIT_USAGE) from None
+
+
+def _refuse_synthetic(config: NightlyConfig, card: dict, what: str, remedy: str) -> None:
+    """Refuse (exit 2) a learnt planner trained on the synthetic city for a night on real data."""
+    if config.source.kind != "synthetic" and card.get("source") == "synthetic":
+        raise CommandError(f"{what} was trained on the synthetic city (scenario {card.get('scenario')!r}), and "
+                           f"source.kind = {config.source.kind!r} plans on real EMT data: {remedy}", EXIT_USAGE)
 
 
 def _attach_log(run_dir: Path) -> logging.Handler:
