@@ -139,7 +139,7 @@ def _resume(path: Path, fingerprint: dict) -> dict[int, list[float]]:
 
 
 def train_router(scenario: str, period: str, *, select: str, out=None, seed: int = 0,
-                 search: SearchConfig | None = None, days_per_generation: int = 6, draws: int = 1,
+                 search: SearchConfig | None = None, days_per_generation: int = 8, draws: int = 1,
                  select_days: int = 10, workers: int = 1, ray_address: str | None = None, daily_usage=None,
                  history_days: int = 28, force: bool = False, data_dir=None, progress: bool = True) -> TrainRouterResult:
     """Learn the router on ``period`` and choose it on ``select`` (module docstring)."""

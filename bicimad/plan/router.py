@@ -138,12 +138,12 @@ class SearchConfig:
     ``elite`` refit the Gaussian (smoothed: ``smoothing`` of the old mean and spread kept);
     the spread starts at ``initial_std`` (unit cube) and never falls below ``min_std``."""
 
-    generations: int = 8
-    population: int = 10
-    elite: int = 3
-    initial_std: float = 0.25
+    generations: int = 12
+    population: int = 12
+    elite: int = 4
+    initial_std: float = 0.3
     min_std: float = 0.03
-    smoothing: float = 0.2
+    smoothing: float = 0.3
 
     def __post_init__(self):
         if self.generations < 1 or self.population < 2 or not 1 <= self.elite < self.population:
