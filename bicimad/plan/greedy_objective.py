@@ -9,7 +9,8 @@ another, visit by visit; each visit takes, among the reachable stations no truck
 this hour, the stop with the largest drop in expected cost less the truck-km cost of driving
 there: loading ``q`` bikes (up to the room on the truck) or unloading ``q`` (up to its load),
 ``q`` chosen to lower the station's cost most. A stop worth less than ``min_gain`` ends the
-truck's hour. Unlike OR-Tools it does not look ahead to where the loaded bikes will go.
+truck's hour. Unlike OR-Tools it does not look ahead to where the loaded bikes will go, unless its
+two-visit look-ahead is on (``pair_candidates``, one of the knobs the router learns).
 """
 
 from __future__ import annotations
@@ -87,10 +88,11 @@ class ObjectiveGreedyPlanner:
     def _nowcast(self, view: FleetView, pickup: np.ndarray, returns: np.ndarray):
         """The forecast rates corrected by the day so far (class docstring)."""
         day = self._day
-        if day is None or view.hour_index != day["hour"] + 1 or len(view.bikes) != len(day["expected"]):
+        if (day is None or view.hour_index != day["hour"] + 1 or day["expected"] is None
+                or len(view.bikes) != len(day["expected"])):   # not the hour after the last one planned: afresh
             day = self._day = {"hour": view.hour_index, "squares": 0.0, "expected_squares": 0.0,
                                "residual": np.zeros(view.n_stations), "hours": 0, "expected": None}
-        elif day["expected"] is not None:   # last hour's riders: bikes now against bikes after last hour's plan
+        else:   # last hour's riders: the bikes now against the bikes after last hour's plan
             flow = view.bikes - day["expected"]
             day["squares"] += float((flow ** 2).sum())
             day["expected_squares"] += float((day["gross"] + day["net"] ** 2).sum())
