@@ -69,21 +69,7 @@ def expected_cost(
         (n, max(capacity) + 1) array; entry ``[s, x]`` is the expectation for station ``s``
         starting with ``x`` bikes, ``inf`` where ``x > capacity[s]``.
     """
-    capacity = np.asarray(capacity, dtype=np.int64)
-    pickup_rate = np.atleast_2d(np.asarray(pickup_rate, dtype=np.float64))
-    return_rate = np.atleast_2d(np.asarray(return_rate, dtype=np.float64))
-    if pickup_rate.shape != return_rate.shape or pickup_rate.shape[1] != capacity.shape[0]:
-        raise ValueError(
-            f"rates must be (hours, {capacity.shape[0]}); got pickup {pickup_rate.shape}, return {return_rate.shape}"
-        )
-    if (pickup_rate < 0).any() or (return_rate < 0).any() or not np.isfinite(pickup_rate + return_rate).all():
-        raise ValueError("rates must be finite and non-negative")
-    if (capacity < 0).any():
-        raise ValueError("capacity must be non-negative")
-    weights = np.ones(pickup_rate.shape[0]) if hour_weights is None else np.asarray(hour_weights, dtype=np.float64)
-    if weights.shape != (pickup_rate.shape[0],) or (weights < 0).any() or not np.isfinite(weights).all():
-        raise ValueError(f"hour_weights must be {pickup_rate.shape[0]} finite non-negative numbers; got {weights!r}")
-
+    capacity, pickup_rate, return_rate, weights = _checked(capacity, pickup_rate, return_rate, hour_weights)
     n = capacity.shape[0]
     width = int(capacity.max(initial=0)) + 1
     inventory = np.arange(width)[None, :]
@@ -123,6 +109,25 @@ def expected_cost(
         still = value + w * problem_hour_weight * (at_empty | at_full)
         value = np.where((total > 0)[:, None], new_value, still)
     return np.where(valid, value, np.inf)
+
+
+def _checked(capacity, pickup_rate, return_rate, hour_weights):
+    """:func:`expected_cost`'s inputs as arrays, each checked; a ValueError says which is wrong."""
+    capacity = np.asarray(capacity, dtype=np.int64)
+    pickup_rate = np.atleast_2d(np.asarray(pickup_rate, dtype=np.float64))
+    return_rate = np.atleast_2d(np.asarray(return_rate, dtype=np.float64))
+    if pickup_rate.shape != return_rate.shape or pickup_rate.shape[1] != capacity.shape[0]:
+        raise ValueError(
+            f"rates must be (hours, {capacity.shape[0]}); got pickup {pickup_rate.shape}, return {return_rate.shape}"
+        )
+    if (pickup_rate < 0).any() or (return_rate < 0).any() or not np.isfinite(pickup_rate + return_rate).all():
+        raise ValueError("rates must be finite and non-negative")
+    if (capacity < 0).any():
+        raise ValueError("capacity must be non-negative")
+    weights = np.ones(pickup_rate.shape[0]) if hour_weights is None else np.asarray(hour_weights, dtype=np.float64)
+    if weights.shape != (pickup_rate.shape[0],) or (weights < 0).any() or not np.isfinite(weights).all():
+        raise ValueError(f"hour_weights must be {pickup_rate.shape[0]} finite non-negative numbers; got {weights!r}")
+    return capacity, pickup_rate, return_rate, weights
 
 
 def _jump(f, p_up, p_down, at_empty, at_full):
