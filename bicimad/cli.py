@@ -249,9 +249,9 @@ def _register_train_router(sub) -> None:
         "train-router", help="learn the router's cost-to-go on training days, choose it on others (models/routers/)",
         description="Learn the parameters of the router (greedy stops on the declared objective with a learnt "
         "cost-to-go: look-ahead hours, discount, forecast spread, problem-hour and km scales, the worth of a bike "
-        "left on a truck, a two-visit look-ahead) by a cross-entropy search on the days of --period, each "
-        "simulated on the forecast planners would have had, then choose among the search's finalists on the days "
-        "of --select. Writes router.json, MODEL_CARD.md, search.csv and search.png; a stopped run resumes "
+        "left on a truck, a two-visit look-ahead, a nowcast of the day so far) by a cross-entropy search on the "
+        "days of --period, each simulated on the forecast planners would have had, then choose among the "
+        "search's finalists on the days of --select. Writes router.json, MODEL_CARD.md, search.csv and search.png; a stopped run resumes "
         "(`pydoc bicimad.jobs.router`). Test it with `bicimad compare --planners ...,router:DIR`.",
     )
     parser.add_argument("--scenario", default="synthetic-default", help="scenario name or TOML path")
