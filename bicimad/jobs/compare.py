@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from bicimad.config import TZ, models_dir, processed_dir
+from bicimad.config import TZ, processed_dir
 from bicimad.demand.calibration import calibrate_days, day_truth, rates_for_total
 from bicimad.demand.forecast import forecast_day
 from bicimad.demand.models import DemandModel
@@ -77,7 +77,7 @@ from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import OBJECTIVE_PLANNERS, PLANNER_NAMES, make_planner
 from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, objective_weights
-from bicimad.plan.router import load_router, read_router
+from bicimad.plan.router import load_router, read_router, scenario_router_dir
 from bicimad.report.occupancy import (
     hourly_profile,
     mean_interval,
@@ -675,7 +675,7 @@ def router_folders(names, scenario) -> tuple[list[str], dict[str, Path]]:
     for name in names:
         base = name.removesuffix("-perfect")
         if base == "router":
-            folder = models_dir() / "routers" / scenario.name
+            folder = scenario_router_dir(scenario)
             if not (folder / "router.json").is_file():
                 raise CommandError(f"--planners router: scenario {scenario.name!r} has no router ({folder} has no "
                                    "router.json): train one with `bicimad train-router`, or name one with router:DIR")

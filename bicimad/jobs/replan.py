@@ -32,7 +32,7 @@ from bicimad.opendata.normalise import build_snapshots
 from bicimad.opendata.readers import read_snapshot_jsonl
 from bicimad.opendata.rejects import Rejects
 from bicimad.opendata.schemas import read_table
-from bicimad.plan import make_planner, planner_for
+from bicimad.plan import planner_for
 from bicimad.sim import load_scenario, run_episode
 from bicimad.sim.network import Network
 from bicimad.sim.riders import Demand
@@ -114,7 +114,7 @@ def replan(run_dir, *, now: bool = True, at: str | None = None, source: str = "g
     scenario = load_scenario(run_dir / "scenario.toml").override({"episode.hours": demand.n_hours})
     name = planner or inputs["decision"]["planner"]
     try:
-        make_planner(name)
+        planner_for(name, scenario)   # a router: the scenario's own
     except (ValueError, FileNotFoundError) as exc:
         raise CommandError(f"--planner: {exc}") from None
     if name == "ppo":

@@ -59,6 +59,8 @@ def make_planner(name: str, **kwargs) -> Planner:
         return ORToolsPlanner(**{**ORTOOLS_1H_CANDIDATES, **EVENTS_ONLY, "name": "ortools-events", **kwargs})
     if name == "router":  # greedy stops on a learnt cost-to-go: router_dir is a `bicimad train-router` folder
         from bicimad.plan.router import load_router
+        if "router_dir" not in kwargs:
+            raise ValueError("router: no router folder given (router_dir); planner_for takes the scenario's own")
         return load_router(**kwargs)
     if name == "status-quo":
         from bicimad.plan.status_quo import StatusQuoPlanner
@@ -75,8 +77,8 @@ def planner_for(name: str, scenario, **kwargs) -> Planner:
     scenario's own, ``models/routers/<scenario name>/`` (FileNotFoundError where there is none);
     ``kwargs`` as for :func:`make_planner`."""
     if name == "router" and "router_dir" not in kwargs:
-        from bicimad.config import models_dir
-        kwargs["router_dir"] = models_dir() / "routers" / scenario.name
+        from bicimad.plan.router import scenario_router_dir
+        kwargs["router_dir"] = scenario_router_dir(scenario)
     if name in OBJECTIVE_PLANNERS:
         from bicimad.plan.ortools_planner import objective_weights
         kwargs = {**objective_weights(scenario.reward), **kwargs}

@@ -112,6 +112,13 @@ def router_planner(params: dict, name: str = "router", **weights) -> ObjectiveGr
     return ObjectiveGreedyPlanner(name=name, **weights, **knobs)
 
 
+def scenario_router_dir(scenario) -> Path:
+    """The scenario's own router: ``models/routers/<scenario name>/`` (what ``router`` plans with)."""
+    from bicimad.config import models_dir
+
+    return models_dir() / "routers" / scenario.name
+
+
 def read_router(folder: str | Path) -> dict:
     """A router folder's ``router.json``, its parameters checked; a ValueError says what is wrong."""
     path = Path(folder) / ROUTER_FILE

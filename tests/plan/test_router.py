@@ -209,6 +209,8 @@ def test_router_for_a_scenario_is_its_own_and_nightly_checks_it_before_any_work(
     config = NightlyConfig(planners=("noop", "router"), dispatch="router")
     with pytest.raises(FileNotFoundError, match="train-router"):
         planner_for("router", scenario)
+    with pytest.raises(ValueError, match="router_dir"):   # not a TypeError: no folder named, none guessed
+        make_planner("router")
     with pytest.raises(CommandError, match="planners: router"):
         validate_config(config)
     own = tmp_path / "models" / "routers" / "synthetic-default"

@@ -73,7 +73,7 @@ from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInput
 from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, check_router_fit, policy_folder, read_card
 from bicimad.opendata.schemas import SchemaError
 from bicimad.plan import PLANNER_NAMES, make_planner
-from bicimad.plan.router import read_router
+from bicimad.plan.router import read_router, scenario_router_dir
 from bicimad.sim.scenario import ScenarioError, load_scenario
 
 __all__ = ["DEFAULT_CONFIG", "DemandConfig", "NightlyConfig", "NightlyResult", "SourceConfig", "load_run_inputs",
@@ -147,7 +147,7 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
 
 def _validate_router(config: NightlyConfig, scenario, source: str) -> None:
     """The scenario's own router exists, reads, and was learnt on the kind of data planned."""
-    folder = paths.models_dir() / "routers" / scenario.name
+    folder = scenario_router_dir(scenario)
     try:
         card = read_router(folder)
         _refuse_synthetic(config, card, f"the router {folder}", "train one on real days with `bicimad train-router`")
