@@ -3,9 +3,18 @@ and skip with a clear reason where it is absent."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bicimad.config import shared_data_dir
+
+# Every Ray cluster the tests start is private to the test run (in this process or in `ray start`
+# subprocesses): no token authentication. Set once for the whole run, so the clusters started in
+# this process do not disagree with each other on it whatever the order the tests run in (without
+# it, a local cluster started after a test connected to a `ray start` cluster failed with
+# InvalidAuthToken).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture(scope="session")
