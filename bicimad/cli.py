@@ -116,7 +116,8 @@ def _register_sim(sub) -> None:
         "(the planner sees --forecast, or those same rates if none is given: an oracle forecast).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("--scenario", default="synthetic-default", help="bundled scenario name or TOML path")
-    run.add_argument("--planner", default="noop", help="noop, greedy, ortools, ppo, or none (trucks idle)")
+    run.add_argument("--planner", default="noop", help="a planner name (noop, greedy, greedy-objective, ortools and its variants, ppo, router: the "
+                     "scenario's own, router:DIR: a `bicimad train-router` folder), or none (trucks idle)")
     run.add_argument("--seed", type=_non_negative_int, default=0, help="rider seed (common random numbers across planners)")
     run.add_argument("--date", default=None,
                      help="local date YYYY-MM-DD (default: the scenario's; a synthetic city's day follows the date's day type)")

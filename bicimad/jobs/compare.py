@@ -77,7 +77,7 @@ from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import OBJECTIVE_PLANNERS, PLANNER_NAMES, make_planner
 from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, objective_weights
-from bicimad.plan.router import load_router, read_router, scenario_router_dir
+from bicimad.plan.router import load_router, read_router, router_folder, scenario_router_dir
 from bicimad.report.occupancy import (
     hourly_profile,
     mean_interval,
@@ -681,7 +681,7 @@ def router_folders(names, scenario) -> tuple[list[str], dict[str, Path]]:
                                    "router.json): train one with `bicimad train-router`, or name one with router:DIR")
             folders[base] = folder
         elif name.startswith("router:"):
-            folder = Path(name.removeprefix("router:"))
+            folder = router_folder(name, scenario)
             name = f"router:{folder.name}"
             if name in folders and folders[name] != folder:
                 raise CommandError(f"--planners: two routers are both called {name!r}: give their folders other names")

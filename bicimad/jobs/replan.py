@@ -114,7 +114,7 @@ def replan(run_dir, *, now: bool = True, at: str | None = None, source: str = "g
     scenario = load_scenario(run_dir / "scenario.toml").override({"episode.hours": demand.n_hours})
     name = planner or inputs["decision"]["planner"]
     try:
-        planner_for(name, scenario)   # a router: the scenario's own
+        planner_for(name, scenario)   # a router: the scenario's own, or router:DIR
     except (ValueError, FileNotFoundError) as exc:
         raise CommandError(f"--planner: {exc}") from None
     if name == "ppo":

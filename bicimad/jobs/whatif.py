@@ -63,10 +63,12 @@ from bicimad.jobs.policy_fit import (
     DEFAULT_POLICY_HINT,
     check_policy_fleet,
     check_policy_network,
+    check_router_fit,
     policy_folder,
     read_card,
 )
-from bicimad.plan import PLANNER_NAMES, planner_for
+from bicimad.plan import is_planner_name, known_planners, planner_for
+from bicimad.plan.router import read_router, router_folder
 from bicimad.report.occupancy import mean_interval, problem_share
 from bicimad.report.whatif_report import build_whatif_report, sweep_figures
 from bicimad.sim import load_scenario, run_episode
@@ -599,10 +601,11 @@ def whatif_command(config_path: str, *, out=None, ray: str | None = None, worker
         scenario = load_scenario(config.scenario)
     except ValueError as exc:
         raise CommandError(f"{config_path}: scenario: {exc}", EXIT_USAGE) from None
-    unknown = [name for name in config.planners if name not in PLANNER_NAMES]
+    unknown = [name for name in config.planners if not is_planner_name(name)]
     if unknown:
-        raise CommandError(f"{config_path}: planners: unknown planner {unknown[0]!r}; known: {', '.join(PLANNER_NAMES)}",
+        raise CommandError(f"{config_path}: planners: unknown planner {unknown[0]!r}; known: {known_planners()}",
                            EXIT_USAGE)
+    _check_routers(config, scenario, config_path)
     try:
         check_baseline(config, scenario)
     except ValueError as exc:
@@ -614,6 +617,22 @@ def whatif_command(config_path: str, *, out=None, ray: str | None = None, worker
         except (OSError, ValueError, KeyError) as exc:
             raise CommandError(f"{config_path}: run: {exc}", EXIT_USAGE) from None
     return whatif(config, out=out, ray=ray, workers=workers, data_dir=data_dir, progress=progress)
+
+
+def _check_routers(config: WhatIfConfig, scenario, config_path) -> None:
+    """Every router planner of the sweep (``router``: the scenario's own; ``router:DIR``) reads and
+    may plan this scenario (:func:`bicimad.jobs.policy_fit.check_router_fit`; its warnings go
+    to the log), before any task runs."""
+    for name in config.planners:
+        if name != "router" and not name.startswith("router:"):
+            continue
+        folder = router_folder(name, scenario)
+        try:
+            card = read_router(folder)
+            for warning in check_router_fit(folder, card, scenario, [], allow_training_days=False):
+                log.warning("%s", warning)
+        except (FileNotFoundError, ValueError, CommandError) as exc:
+            raise CommandError(f"{config_path}: planners: {name}: {exc}", EXIT_USAGE) from None
 
 
 def check_baseline(config: WhatIfConfig, scenario) -> BaselinePoint | None:

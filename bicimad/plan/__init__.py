@@ -9,6 +9,8 @@ policy trains on (:mod:`bicimad.plan.fleet_env`), with its vector env as ``vecto
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium
 
 from bicimad.sim.interface import Planner
@@ -27,6 +29,18 @@ PLANNER_NAMES = ("noop", "greedy", "ortools", "ppo", "status-quo", "ortools-even
                  "ortools-lookahead", "ortools-1h", "router")
 #: The planners that value their stops on the scenario's declared objective (its weights).
 OBJECTIVE_PLANNERS = ("ortools", "ortools-gls", "greedy-objective", "ortools-lookahead", "ortools-1h", "router")
+#: ``router:DIR`` names the router trained in folder ``DIR`` (``bicimad train-router``'s output).
+ROUTER_PREFIX = "router:"
+
+
+def is_planner_name(name: str) -> bool:
+    """One of :data:`PLANNER_NAMES`, or ``router:DIR`` (a router folder)."""
+    return name in PLANNER_NAMES or (name.startswith(ROUTER_PREFIX) and len(name) > len(ROUTER_PREFIX))
+
+
+def known_planners() -> str:
+    """The planner names a job accepts, for its error messages."""
+    return ", ".join(PLANNER_NAMES) + ", router:DIR"
 
 
 def make_planner(name: str, **kwargs) -> Planner:
@@ -74,11 +88,15 @@ def make_planner(name: str, **kwargs) -> Planner:
 def planner_for(name: str, scenario, **kwargs) -> Planner:
     """The planner ``name`` for ``scenario``: OR-Tools values its stops on the scenario's
     declared objective (its ``[reward]`` weights); ``router`` without a ``router_dir`` is the
-    scenario's own, ``models/routers/<scenario name>/`` (FileNotFoundError where there is none);
+    scenario's own, ``models/routers/<scenario name>/`` (FileNotFoundError where there is none),
+    and ``router:DIR`` the router in folder ``DIR``, named ``router:<folder name>``;
     ``kwargs`` as for :func:`make_planner`."""
-    if name == "router" and "router_dir" not in kwargs:
-        from bicimad.plan.router import scenario_router_dir
-        kwargs["router_dir"] = scenario_router_dir(scenario)
+    if name == "router" or name.startswith(ROUTER_PREFIX):
+        from bicimad.plan.ortools_planner import objective_weights
+        from bicimad.plan.router import load_router, router_folder
+        folder = kwargs.pop("router_dir", None) or router_folder(name, scenario)
+        label = name if name == "router" else f"{ROUTER_PREFIX}{Path(folder).name}"
+        return load_router(folder, name=kwargs.pop("name", label), **{**objective_weights(scenario.reward), **kwargs})
     if name in OBJECTIVE_PLANNERS:
         from bicimad.plan.ortools_planner import objective_weights
         kwargs = {**objective_weights(scenario.reward), **kwargs}

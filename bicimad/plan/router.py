@@ -119,6 +119,16 @@ def scenario_router_dir(scenario) -> Path:
     return models_dir() / "routers" / scenario.name
 
 
+def router_folder(name: str, scenario) -> Path:
+    """The folder of router planner ``name``: ``router`` is the scenario's own
+    (:func:`scenario_router_dir`), ``router:DIR`` is ``DIR``."""
+    if name == "router":
+        return scenario_router_dir(scenario)
+    if not name.startswith("router:") or name == "router:":
+        raise ValueError(f"{name!r} is not a router planner: expected router or router:DIR")
+    return Path(name.removeprefix("router:"))
+
+
 def read_router(folder: str | Path) -> dict:
     """A router folder's ``router.json``, its parameters checked; a ValueError says what is wrong."""
     path = Path(folder) / ROUTER_FILE

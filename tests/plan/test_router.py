@@ -222,6 +222,32 @@ def test_router_for_a_scenario_is_its_own_and_nightly_checks_it_before_any_work(
         validate_config(NightlyConfig(planners=("noop", "router"), dispatch="router", source=SourceConfig(kind="local")))
 
 
+def test_a_router_folder_plans_in_nightly_whatif_and_sim_run_under_its_folders_name(trained, tmp_path, capsys):
+    from bicimad.jobs.nightly import NightlyConfig, validate_config
+    from bicimad.plan import is_planner_name, planner_for
+    from bicimad.sim.scenario import load_scenario
+
+    _, out = trained
+    params = json.loads((out / "router.json").read_text())["params"]
+    planner = planner_for(f"router:{out}", load_scenario("synthetic-default"))
+    assert planner.name == "router:r" and planner.horizon_hours == int(params["horizon_hours"])
+    assert is_planner_name(f"router:{out}") and not is_planner_name("router:") and not is_planner_name("routers")
+    validate_config(NightlyConfig(planners=("noop", f"router:{out}"), dispatch=f"router:{out}"))
+    with pytest.raises(CommandError, match=f"planners: router:{tmp_path}/missing: .*router.json"):
+        validate_config(NightlyConfig(planners=("noop", f"router:{tmp_path}/missing"), dispatch="noop"))
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'name = "r"\nscenario = "synthetic-default"\nplanners = ["noop", "router:{out}"]\n'
+                     'days = 1\nseeds = 1\n[grid]\ntrucks = [2]\n', encoding="utf-8")
+    assert main(["whatif", "--config", str(sweep), "--out", str(tmp_path / "w"), "--no-progress"]) == 0
+    results = pd.read_csv(tmp_path / "w" / "results.csv").set_index("planner")
+    assert results.loc[f"router:{out}", "bikes_moved"] > 0 and results.loc["noop", "bikes_moved"] == 0
+    sweep.write_text(sweep.read_text().replace(str(out), str(tmp_path / "missing")), encoding="utf-8")
+    assert main(["whatif", "--config", str(sweep), "--out", str(tmp_path / "w2"), "--no-progress"]) == 2
+    assert "router.json" in capsys.readouterr().err
+    assert main(["sim", "run", "--planner", f"router:{out}", "--out", str(tmp_path / "day")]) == 0
+    assert pd.read_csv(tmp_path / "day" / "summary.csv")["planner"].iloc[0] == "router:r"
+
+
 def test_the_nowcast_corrects_a_station_draining_faster_than_forecast():
     # Forecast: 2 pickups and 2 returns an hour everywhere. In the first hour station 0 loses 6
     # bikes and no truck moves: with nowcast_drift 0.5 its pickups rise by 0.5 x 6 the next hour.

@@ -72,8 +72,8 @@ from bicimad.jobs.nightly.config import DemandConfig, NightlyConfig, SourceConfi
 from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInputError, StaleInputError, load_run_inputs
 from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, check_router_fit, policy_folder, read_card
 from bicimad.opendata.schemas import SchemaError
-from bicimad.plan import PLANNER_NAMES, make_planner
-from bicimad.plan.router import read_router, scenario_router_dir
+from bicimad.plan import is_planner_name, known_planners, make_planner
+from bicimad.plan.router import read_router, router_folder
 from bicimad.sim.scenario import ScenarioError, load_scenario
 
 __all__ = ["DEFAULT_CONFIG", "DemandConfig", "NightlyConfig", "NightlyResult", "SourceConfig", "load_run_inputs",
@@ -117,9 +117,9 @@ class NightlyResult(JobResult):
 def validate_config(config: NightlyConfig, source: str = "config") -> None:
     """Every check that needs no data, before any work: planner names, the scenario, the policy.
     Raises :class:`CommandError` with exit code 2 naming the key."""
-    unknown = [name for name in config.planners if name not in PLANNER_NAMES]
+    unknown = [name for name in config.planners if not is_planner_name(name)]
     if unknown:
-        raise CommandError(f"{source}: planners: unknown planner {unknown[0]!r}; known: {', '.join(PLANNER_NAMES)}",
+        raise CommandError(f"{source}: planners: unknown planner {unknown[0]!r}; known: {known_planners()}",
                            EXIT_USAGE)
     if "status-quo" in config.planners:
         raise CommandError(f"{source}: planners: status-quo replays EMT's moves observed on past days; it cannot "
@@ -141,20 +141,22 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
                                DEFAULT_POLICY_HINT)
         except CommandError as exc:
             raise CommandError(f"{source}: planners: ppo: {exc}", EXIT_USAGE) from None
-    if "router" in config.planners:
-        _validate_router(config, scenario, source)
+    for name in config.planners:
+        if name == "router" or name.startswith("router:"):
+            _validate_router(config, scenario, source, name)
 
 
-def _validate_router(config: NightlyConfig, scenario, source: str) -> None:
-    """The scenario's own router exists, reads, and was learnt on the kind of data planned."""
-    folder = scenario_router_dir(scenario)
+def _validate_router(config: NightlyConfig, scenario, source: str, name: str) -> None:
+    """Router planner ``name``'s folder (``router``: the scenario's own; ``router:DIR``) exists,
+    reads, and was learnt on the kind of data planned."""
+    folder = router_folder(name, scenario)
     try:
         card = read_router(folder)
         _refuse_synthetic(config, card, f"the router {folder}", "train one on real days with `bicimad train-router`")
         for warning in check_router_fit(folder, card, scenario, [], allow_training_days=False):
             log.warning("%s", warning)
     except (FileNotFoundError, ValueError, CommandError) as exc:
-        raise CommandError(f"{source}: planners: router: {exc}", EXIT_USAGE) from None
+        raise CommandError(f"{source}: planners: {name}: {exc}", EXIT_USAGE) from None
 
 
 def _refuse_synthetic(config: NightlyConfig, card: dict, what: str, remedy: str) -> None:
