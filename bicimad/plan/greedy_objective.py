@@ -73,6 +73,13 @@ class ObjectiveGreedyPlanner:
 
     def station_cost(self, view: FleetView) -> np.ndarray:
         """(n, C+1) the planner's cost of each station at each inventory over its horizon."""
+        pickup, returns = self.rates(view)
+        return expected_cost(view.capacity, pickup, returns, hour_weights=self.discount ** np.arange(len(pickup)),
+                             **self.cost_weights())
+
+    def rates(self, view: FleetView) -> tuple[np.ndarray, np.ndarray]:
+        """(hours, n) pickup and return rates the planner values stations on: the forecast's
+        first ``horizon_hours``, corrected by the nowcast and widened by the spread."""
         hours = max(1, min(int(self.horizon_hours), view.pickup_rate.shape[0]))
         pickup, returns = view.pickup_rate[:hours], view.return_rate[:hours]
         if self.nowcast_volume or self.nowcast_drift:
@@ -80,10 +87,12 @@ class ObjectiveGreedyPlanner:
         if self.spread:
             churn = self.spread * (pickup + returns)
             pickup, returns = pickup + churn, returns + churn
-        return expected_cost(view.capacity, pickup, returns, lost_weight=self.lost_weight,
-                             diverted_weight=self.diverted_weight,
-                             problem_hour_weight=self.problem_hour_weight * self.problem_scale,
-                             hour_weights=self.discount ** np.arange(hours))
+        return pickup, returns
+
+    def cost_weights(self) -> dict:
+        """:func:`expected_cost`'s weights inside the planner (the problem-hour weight scaled)."""
+        return {"lost_weight": self.lost_weight, "diverted_weight": self.diverted_weight,
+                "problem_hour_weight": self.problem_hour_weight * self.problem_scale}
 
     def _nowcast(self, view: FleetView, pickup: np.ndarray, returns: np.ndarray):
         """The forecast rates corrected by the day so far (class docstring)."""

@@ -48,6 +48,7 @@ def expected_cost(
     diverted_weight: float = 1.0,
     problem_hour_weight: float = 0.0,
     hour_weights: np.ndarray | None = None,
+    terminal: np.ndarray | None = None,
     tail: float = 1e-9,
 ) -> np.ndarray:
     """Expected weighted cost per station and starting inventory over the forecast hours:
@@ -63,6 +64,9 @@ def expected_cost(
         return_rate: (h, n) expected returns per hour.
         hour_weights: (h,) weight of the cost accrued in each hour (default all 1): e.g. a
             discount, so a later hour's events count less than this hour's.
+        terminal: (n, max(capacity) + 1) cost charged at the end of the last hour for each
+            inventory then (default none; entries beyond a station's capacity are ignored): e.g.
+            the cost-to-go of later hours, so the first hours can be valued on their own.
         tail: Poisson tail mass left out of the uniformisation sum.
 
     Returns:
@@ -76,7 +80,7 @@ def expected_cost(
     valid = inventory <= capacity[:, None]                 # (n, width)
     at_empty = (inventory == 0) & valid
     at_full = (inventory == capacity[:, None]) & valid
-    value = np.zeros((n, width))
+    value = np.zeros((n, width)) if terminal is None else _checked_terminal(terminal, valid)
 
     for lam, mu, w in zip(pickup_rate[::-1], return_rate[::-1], weights[::-1]):
         total = lam + mu
@@ -128,6 +132,15 @@ def _checked(capacity, pickup_rate, return_rate, hour_weights):
     if weights.shape != (pickup_rate.shape[0],) or (weights < 0).any() or not np.isfinite(weights).all():
         raise ValueError(f"hour_weights must be {pickup_rate.shape[0]} finite non-negative numbers; got {weights!r}")
     return capacity, pickup_rate, return_rate, weights
+
+
+def _checked_terminal(terminal, valid: np.ndarray) -> np.ndarray:
+    terminal = np.asarray(terminal, dtype=np.float64)
+    if terminal.shape != valid.shape:
+        raise ValueError(f"terminal must be {valid.shape}; got {terminal.shape}")
+    if not np.isfinite(terminal[valid]).all():
+        raise ValueError("terminal must be finite within each station's capacity")
+    return np.where(valid, terminal, 0.0)
 
 
 def _jump(f, p_up, p_down, at_empty, at_full):

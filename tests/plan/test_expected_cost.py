@@ -76,3 +76,18 @@ def test_hour_weights_scale_each_hours_cost_and_a_zero_weight_drops_the_hour():
 def test_hour_weights_must_be_one_finite_non_negative_number_per_hour(bad):
     with pytest.raises(ValueError, match="hour_weights"):
         expected_cost(np.array([10]), np.ones((3, 1)), np.ones((3, 1)), hour_weights=bad)
+
+
+def test_a_terminal_cost_splits_the_horizon_at_any_hour():
+    rng = np.random.default_rng(5)
+    capacity = rng.integers(8, 25, 5)
+    pickup, returns = rng.uniform(0.2, 4, (3, 5)), rng.uniform(0.2, 4, (3, 5))
+    weights = dict(lost_weight=0.2, diverted_weight=0.2, problem_hour_weight=1.0, hour_weights=[1.0, 0.9, 0.81])
+    whole = expected_cost(capacity, pickup, returns, **weights)
+    later = expected_cost(capacity, pickup[1:], returns[1:], **{**weights, "hour_weights": [0.9, 0.81]})
+    split = expected_cost(capacity, pickup[:1], returns[:1], terminal=later,
+                          **{**weights, "hour_weights": [1.0]})
+    ok = np.isfinite(whole)
+    np.testing.assert_allclose(split[ok], whole[ok], rtol=1e-10)
+    with pytest.raises(ValueError, match="terminal"):
+        expected_cost(capacity, pickup, returns, terminal=later[:, :3])
