@@ -265,7 +265,7 @@ class ORToolsWithValuation:
             ortools.forecast_cost = plain
 
 
-def make_planner(setting: str, scenario, params: dict, day, seed: int):
+def setting_planner(setting: str, scenario, params: dict, day, seed: int):
     """The planner of ``setting`` (module docstring) on ``day``."""
     weights = objective_weights(scenario.reward)
 
@@ -307,7 +307,7 @@ def _simulate(task) -> float:
         scenario = dataclasses.replace(scenario, fleet=dataclasses.replace(scenario.fleet, **FLEET[setting]))
     forecast = day.forecast if day.forecast is not None else day.truth
     seen = seen_by_planner(setting, day.truth, forecast)
-    result = run_episode(day.network, day.truth, seen, scenario, make_planner(setting, scenario, params, day, seed),
+    result = run_episode(day.network, day.truth, seen, scenario, setting_planner(setting, scenario, params, day, seed),
                          seed=seed)
     return objective(result.summary.iloc[0], scenario.reward)
 
