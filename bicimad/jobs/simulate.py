@@ -22,7 +22,7 @@ from bicimad.io import atomic_path, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fits, check_router_fit
 from bicimad.opendata.schemas import read_table, write_table
-from bicimad.plan import planner_for
+from bicimad.plan import is_router_name, planner_for
 from bicimad.plan.router import read_router, router_folder
 from bicimad.sim.data import Processed
 from bicimad.sim.env import scenario_inputs
@@ -250,7 +250,7 @@ def simulate_day(scenario: str = "synthetic-default", *, planner: str = "noop", 
             chosen = planner_for(planner, loaded)
         except (ValueError, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from None
-        if planner == "router" or planner.startswith("router:"):
+        if is_router_name(planner):
             _check_router(planner, loaded, date)
     if date is not None:
         try:

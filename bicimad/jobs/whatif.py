@@ -67,7 +67,7 @@ from bicimad.jobs.policy_fit import (
     policy_folder,
     read_card,
 )
-from bicimad.plan import is_planner_name, known_planners, planner_for
+from bicimad.plan import is_planner_name, is_router_name, known_planners, planner_for
 from bicimad.plan.router import read_router, router_folder
 from bicimad.report.occupancy import mean_interval, problem_share
 from bicimad.report.whatif_report import build_whatif_report, sweep_figures
@@ -624,7 +624,7 @@ def _check_routers(config: WhatIfConfig, scenario, config_path) -> None:
     may plan this scenario (:func:`bicimad.jobs.policy_fit.check_router_fit`; its warnings go
     to the log), before any task runs."""
     for name in config.planners:
-        if name != "router" and not name.startswith("router:"):
+        if not is_router_name(name):
             continue
         folder = router_folder(name, scenario)
         try:

@@ -33,9 +33,14 @@ OBJECTIVE_PLANNERS = ("ortools", "ortools-gls", "greedy-objective", "ortools-loo
 ROUTER_PREFIX = "router:"
 
 
+def is_router_name(name: str) -> bool:
+    """``router`` (the scenario's own) or ``router:DIR`` (a router folder)."""
+    return name == "router" or (name.startswith(ROUTER_PREFIX) and len(name) > len(ROUTER_PREFIX))
+
+
 def is_planner_name(name: str) -> bool:
     """One of :data:`PLANNER_NAMES`, or ``router:DIR`` (a router folder)."""
-    return name in PLANNER_NAMES or (name.startswith(ROUTER_PREFIX) and len(name) > len(ROUTER_PREFIX))
+    return name in PLANNER_NAMES or is_router_name(name)
 
 
 def known_planners() -> str:
@@ -91,7 +96,7 @@ def planner_for(name: str, scenario, **kwargs) -> Planner:
     scenario's own, ``models/routers/<scenario name>/`` (FileNotFoundError where there is none),
     and ``router:DIR`` the router in folder ``DIR``, named ``router:<folder name>``;
     ``kwargs`` as for :func:`make_planner`."""
-    if name == "router" or name.startswith(ROUTER_PREFIX):
+    if is_router_name(name):
         from bicimad.plan.ortools_planner import objective_weights
         from bicimad.plan.router import load_router, router_folder
         folder = kwargs.pop("router_dir", None) or router_folder(name, scenario)

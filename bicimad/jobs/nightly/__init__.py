@@ -72,7 +72,7 @@ from bicimad.jobs.nightly.config import DemandConfig, NightlyConfig, SourceConfi
 from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInputError, StaleInputError, load_run_inputs
 from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, check_router_fit, policy_folder, read_card
 from bicimad.opendata.schemas import SchemaError
-from bicimad.plan import is_planner_name, known_planners, make_planner
+from bicimad.plan import is_planner_name, is_router_name, known_planners, make_planner
 from bicimad.plan.router import read_router, router_folder
 from bicimad.sim.scenario import ScenarioError, load_scenario
 
@@ -142,7 +142,7 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
         except CommandError as exc:
             raise CommandError(f"{source}: planners: ppo: {exc}", EXIT_USAGE) from None
     for name in config.planners:
-        if name == "router" or name.startswith("router:"):
+        if is_router_name(name):
             _validate_router(config, scenario, source, name)
 
 
