@@ -67,6 +67,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
+def file_stem(name: str) -> str:
+    """``name`` (e.g. a planner's, ``router:DIR``) as one file name: every character outside
+    letters, digits and ``._+-`` becomes ``_``, so a path inside a name makes no folders."""
+    return re.sub(r"[^\w.+-]", "_", name, flags=re.ASCII)
+
+
 def csv_safe(cell):
     """A cell as a spreadsheet shows it, never runs it: text starting with ``= + - @`` (or a tab
     or carriage return) gets a leading apostrophe; plain numbers such as ``-4`` stay as they are."""

@@ -54,7 +54,7 @@ from tqdm import tqdm
 
 from bicimad import config as paths
 from bicimad.errors import EXIT_SOFTWARE, EXIT_USAGE, CommandError
-from bicimad.io import atomic_open, atomic_path
+from bicimad.io import atomic_open, atomic_path, file_stem
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import ConfigError, load_config, write_config
 from bicimad.jobs.nightly import load_run_inputs
@@ -235,7 +235,7 @@ class Task:
 
     @property
     def task_id(self) -> str:
-        return (f"{self.planner}-t{self.trucks}-c{self.truck_capacity}-v{self.visits_per_hour}"
+        return (f"{file_stem(self.planner)}-t{self.trucks}-c{self.truck_capacity}-v{self.visits_per_hour}"
                 f"-r{self.radius_km:g}-d{self.demand_scale:g}-s{self.seed_index}")
 
 

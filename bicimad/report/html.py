@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from bicimad.config import TZ
-from bicimad.io import atomic_open
+from bicimad.io import atomic_open, file_stem
 from bicimad.opendata.schemas import OCCUPANCY_STATES, OCCUPANCY_SUMMARY_COLUMNS, read_table
 from bicimad.report import maps, plots
 from bicimad.report import occupancy as occ
@@ -76,7 +76,9 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> RunData:
         summary = occ.summary_table(occ.summarise(frame, planner) for planner, frame in per_planner.items())
     else:
         raise RunFolderError(f"{path}: no occupancy.csv and no occupancy/<planner>.parquet; not a run folder")
-    # station-hour tables in the summary's planner order (the order the run chose)
+    # station-hour tables under the summary's planner names (a file is named by file_stem), in its order
+    names = {file_stem(name): name for name in summary["planner"].astype(str)}
+    per_planner = {names.get(stem, stem): frame for stem, frame in per_planner.items()}
     order = {name: i for i, name in enumerate(summary["planner"].astype(str))}
     per_planner = dict(sorted(per_planner.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
     stations = read_table("stations", path / "stations.parquet") if (path / "stations.parquet").exists() else None

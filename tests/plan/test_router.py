@@ -246,6 +246,24 @@ def test_a_router_folder_plans_in_nightly_whatif_and_sim_run_under_its_folders_n
     assert "router.json" in capsys.readouterr().err
     assert main(["sim", "run", "--planner", f"router:{out}", "--out", str(tmp_path / "day")]) == 0
     assert pd.read_csv(tmp_path / "day" / "summary.csv")["planner"].iloc[0] == "router:r"
+    # a path in a planner's name makes no folders: one task file per task, one occupancy file per planner
+    assert len(list((tmp_path / "w" / "tasks").glob("*.json"))) == len(results)
+
+
+def test_a_nightly_run_dispatches_a_router_folder_and_reports_it_under_its_name(trained, tmp_path):
+    from bicimad.io import file_stem
+
+    _, out = trained
+    name = f"router:{out}"
+    config = tmp_path / "nightly.toml"
+    config.write_text(f'scenario = "synthetic-default"\nplanners = ["noop", "{name}"]\ndispatch = "{name}"\n'
+                      'seeds = 1\n[source]\nkind = "synthetic"\n', encoding="utf-8")
+    assert main(["--data-dir", str(tmp_path / "data"), "nightly", "--date", "2018-09-24", "--config", str(config),
+                 "--no-progress"]) == 0
+    run = next((tmp_path / "data" / "runs" / "nightly").iterdir())
+    assert sorted(p.name for p in (run / "occupancy").iterdir()) == sorted(["noop.parquet", f"{file_stem(name)}.parquet"])
+    assert set(pd.read_csv(run / "plans.csv")["planner"]) == {name} and len(pd.read_csv(run / "plan.csv")) > 0
+    assert name in (run / "report.html").read_text(encoding="utf-8")
 
 
 def test_the_nowcast_corrects_a_station_draining_faster_than_forecast():

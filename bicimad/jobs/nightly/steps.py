@@ -16,7 +16,7 @@ from bicimad.demand.forecast import forecast_day
 from bicimad.demand.models import DemandModel
 from bicimad.demand.od import build_od
 from bicimad.errors import EXIT_BAD_INPUT, EXIT_USAGE, CommandError
-from bicimad.io import atomic_path, write_csv, write_json
+from bicimad.io import atomic_path, file_stem, write_csv, write_json
 from bicimad.jobs import demand as demand_job
 from bicimad.jobs import ingest
 from bicimad.jobs.batch import Step, StepResult, config_to_dict, file_inputs, git_commit
@@ -270,7 +270,7 @@ def step_simulate(ctx: NightlyRun):
                 result = run_episode(network, demand, demand, scenario, planner, seed=seed)
                 per_seed.append(result.summary.iloc[0].to_dict())
                 if index == 0:  # the plan and the station-hour detail come from the first draw
-                    path = write_table(result.occupancy, "occupancy", ctx.run_dir / "occupancy" / f"{name}.parquet")
+                    path = write_table(result.occupancy, "occupancy", ctx.run_dir / "occupancy" / f"{file_stem(name)}.parquet")
                     outputs.append(path)
                     plans += plan_rows(name, planner.plans, demand.hours, network.station_ids)
                 bar.update()
