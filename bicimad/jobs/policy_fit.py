@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable
@@ -173,6 +174,23 @@ def check_policy_fits(policy, scenario, source: str, networks: Iterable[tuple[st
     check_policy_fleet(folder, card, scenario.fleet, f"scenario {scenario.name!r}", scenario_arg, hint)
     check_policy_network(folder, card, source, networks, scenario_arg, hint)
     return folder
+
+
+def check_router_planner(name: str, scenario, dates: Iterable[str] = (), allow_training_days: bool = False,
+                         before_fit=None) -> dict:
+    """Router planner ``name``'s card (``router``: the scenario's own; ``router:DIR``), read and
+    checked by :func:`check_router_fit` (its warnings go to the log) before the planner runs;
+    ``before_fit(card)`` runs a caller's own refusal first. Raises FileNotFoundError or
+    ValueError (no readable ``router.json``) or :class:`CommandError` (refused)."""
+    from bicimad.plan.router import read_router, router_folder
+
+    folder = router_folder(name, scenario)
+    card = read_router(folder)
+    if before_fit is not None:
+        before_fit(card)
+    for warning in check_router_fit(folder, card, scenario, dates, allow_training_days):
+        logging.getLogger(__name__).warning("%s", warning)
+    return card
 
 
 def check_router_fit(folder: Path, card: dict, scenario, dates: Iterable[str], allow_training_days: bool) -> list[str]:

@@ -20,10 +20,9 @@ from bicimad.demand.rates import fit_period_rates, flag_truck_moves
 from bicimad.errors import EXIT_BAD_INPUT, CommandError
 from bicimad.io import atomic_path, write_json
 from bicimad.jobs import JobResult
-from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fits, check_router_fit
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fits, check_router_planner
 from bicimad.opendata.schemas import read_table, write_table
 from bicimad.plan import is_router_name, planner_for
-from bicimad.plan.router import read_router, router_folder
 from bicimad.sim.data import Processed
 from bicimad.sim.env import scenario_inputs
 from bicimad.sim.fidelity import expected_bikes, score
@@ -227,15 +226,6 @@ def _processed_day(scenario, date: str | None, daily_trips, data_dir):
     return day, network, Demand.from_tables(network, today, build_od(processed.stations, processed.trips))
 
 
-def _check_router(name: str, scenario, date: str | None) -> None:
-    """Refuse a router learnt on the synthetic city for real data; warn (in the log) where it
-    was learnt for another fleet or objective, or trained or chosen on ``date``."""
-    folder = router_folder(name, scenario)
-    for warning in check_router_fit(folder, read_router(folder), scenario, [date] if date else [],
-                                    allow_training_days=True):
-        log.warning("%s", warning)
-
-
 def simulate_day(scenario: str = "synthetic-default", *, planner: str = "noop", seed: int = 0, date: str | None = None,
                  forecast: str | None = None, daily_trips: float | None = None, out=None, data_dir=None) -> DayResult:
     """Simulate one day of ``scenario`` with ``planner`` (``none``: trucks idle) and write the
@@ -250,8 +240,8 @@ def simulate_day(scenario: str = "synthetic-default", *, planner: str = "noop", 
             chosen = planner_for(planner, loaded)
         except (ValueError, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from None
-        if is_router_name(planner):
-            _check_router(planner, loaded, date)
+        if is_router_name(planner):   # refused for real data if learnt on the synthetic city; else warnings
+            check_router_planner(planner, loaded, [date] if date else [], allow_training_days=True)
     if date is not None:
         try:
             pd.Timestamp(date)

@@ -63,12 +63,11 @@ from bicimad.jobs.policy_fit import (
     DEFAULT_POLICY_HINT,
     check_policy_fleet,
     check_policy_network,
-    check_router_fit,
+    check_router_planner,
     policy_folder,
     read_card,
 )
 from bicimad.plan import is_planner_name, is_router_name, known_planners, planner_for
-from bicimad.plan.router import read_router, router_folder
 from bicimad.report.occupancy import mean_interval, problem_share
 from bicimad.report.whatif_report import build_whatif_report, sweep_figures
 from bicimad.sim import load_scenario, run_episode
@@ -626,11 +625,8 @@ def _check_routers(config: WhatIfConfig, scenario, config_path) -> None:
     for name in config.planners:
         if not is_router_name(name):
             continue
-        folder = router_folder(name, scenario)
         try:
-            card = read_router(folder)
-            for warning in check_router_fit(folder, card, scenario, [], allow_training_days=False):
-                log.warning("%s", warning)
+            check_router_planner(name, scenario)
         except (FileNotFoundError, ValueError, CommandError) as exc:
             raise CommandError(f"{config_path}: planners: {name}: {exc}", EXIT_USAGE) from None
 

@@ -122,11 +122,11 @@ def scenario_router_dir(scenario) -> Path:
 def router_folder(name: str, scenario) -> Path:
     """The folder of router planner ``name``: ``router`` is the scenario's own
     (:func:`scenario_router_dir`), ``router:DIR`` is ``DIR``."""
-    if name == "router":
-        return scenario_router_dir(scenario)
-    if not name.startswith("router:") or name == "router:":
+    from bicimad.plan import ROUTER_PREFIX, is_router_name
+
+    if not is_router_name(name):
         raise ValueError(f"{name!r} is not a router planner: expected router or router:DIR")
-    return Path(name.removeprefix("router:"))
+    return scenario_router_dir(scenario) if name == "router" else Path(name.removeprefix(ROUTER_PREFIX))
 
 
 def read_router(folder: str | Path) -> dict:

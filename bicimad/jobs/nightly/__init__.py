@@ -70,10 +70,10 @@ from bicimad.errors import (
 from bicimad.jobs import JobResult, batch
 from bicimad.jobs.nightly.config import DemandConfig, NightlyConfig, SourceConfig
 from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInputError, StaleInputError, load_run_inputs
-from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, check_router_fit, policy_folder, read_card
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, check_router_planner, policy_folder, read_card
 from bicimad.opendata.schemas import SchemaError
 from bicimad.plan import is_planner_name, is_router_name, known_planners, make_planner
-from bicimad.plan.router import read_router, router_folder
+from bicimad.plan.router import router_folder
 from bicimad.sim.scenario import ScenarioError, load_scenario
 
 __all__ = ["DEFAULT_CONFIG", "DemandConfig", "NightlyConfig", "NightlyResult", "SourceConfig", "load_run_inputs",
@@ -149,12 +149,12 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
 def _validate_router(config: NightlyConfig, scenario, source: str, name: str) -> None:
     """Router planner ``name``'s folder (``router``: the scenario's own; ``router:DIR``) exists,
     reads, and was learnt on the kind of data planned."""
-    folder = router_folder(name, scenario)
+    def refuse_synthetic(card):
+        _refuse_synthetic(config, card, f"the router {router_folder(name, scenario)}",
+                          "train one on real days with `bicimad train-router`")
+
     try:
-        card = read_router(folder)
-        _refuse_synthetic(config, card, f"the router {folder}", "train one on real days with `bicimad train-router`")
-        for warning in check_router_fit(folder, card, scenario, [], allow_training_days=False):
-            log.warning("%s", warning)
+        check_router_planner(name, scenario, before_fit=refuse_synthetic)
     except (FileNotFoundError, ValueError, CommandError) as exc:
         raise CommandError(f"{source}: planners: {name}: {exc}", EXIT_USAGE) from None
 
