@@ -77,7 +77,7 @@ from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import OBJECTIVE_PLANNERS, PLANNER_NAMES, make_planner
 from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, objective_weights
-from bicimad.plan.router import load_router, read_router, router_folder, scenario_router_dir
+from bicimad.plan.router import read_router, router_folder, router_planner, scenario_router_dir
 from bicimad.report.occupancy import (
     hourly_profile,
     mean_interval,
@@ -574,17 +574,15 @@ def build_planners(names, policy: str | None, time_limit_s: float | None, object
                    routers: dict | None = None) -> dict:
     """Planners by name (``<name>-perfect``: that planner seeing the truth); ``time_limit_s``
     None leaves OR-Tools' own default; ``objective`` (the scenario's weights) is what OR-Tools
-    values its stops on; ``routers`` maps each router name to its folder (:func:`router_folders`)."""
+    values its stops on; ``routers`` maps each router name to its read ``router.json``
+    (:func:`router_cards`)."""
     planners = {}
     routers = routers or {}
     for name in names:
         base = name.removesuffix("-perfect")
         if base in routers:
             weights = objective_weights(objective) if objective is not None else {}
-            try:
-                router = load_router(routers[base], name=base, **weights)
-            except (FileNotFoundError, ValueError) as exc:
-                raise CommandError(f"planner {base}: {exc}") from None
+            router = router_planner(routers[base]["params"], name=base, **weights)
             planners[name] = router if base == name else PerfectForecast(router)
             continue
         if name.startswith("ortools-lost"):
@@ -690,6 +688,18 @@ def router_folders(names, scenario) -> tuple[list[str], dict[str, Path]]:
     return labels, folders
 
 
+def router_cards(folders: dict[str, Path]) -> dict[str, dict]:
+    """Each router's ``router.json``, read once (:func:`bicimad.plan.router.read_router`); a
+    missing or bad one exits 2 naming the planner."""
+    cards = {}
+    for label, folder in folders.items():
+        try:
+            cards[label] = read_router(folder)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(f"planner {label}: {exc}") from None
+    return cards
+
+
 def scenario_policy(scenario) -> str | None:
     """The policy ``ppo`` plans with when none is given: the scenario's own,
     ``models/policies/<scenario name>/`` (e.g. ``seed-fleet-2019``), where one is committed or
@@ -784,15 +794,12 @@ def compare(scenario: str, period: str, *, out, planners=None, seeds: int = 3,
     if policy is None and "ppo" in planners:
         policy = scenario_policy(loaded)
     planners, routers = router_folders(planners, loaded)
-    built = build_planners(planners, policy, time_limit_s, loaded.reward, routers)
+    cards = router_cards(routers)
+    built = build_planners(planners, policy, time_limit_s, loaded.reward, cards)
     warnings = check_policy_protocol(policy, loaded, start, end, allow_training_days, scenario) if "ppo" in built else []
     dates = [d.date().isoformat() for d in pd.date_range(start, end, freq="D", inclusive="left")]
     for label, folder in routers.items():
-        try:
-            card = read_router(folder)
-        except (FileNotFoundError, ValueError) as exc:
-            raise CommandError(f"planner {label}: {exc}") from None
-        warnings += check_router_fit(folder, card, loaded, dates, allow_training_days)
+        warnings += check_router_fit(folder, cards[label], loaded, dates, allow_training_days)
     model, model_warnings = load_forecast_model(demand_model, start, allow_training_days)
     warnings += model_warnings
     if "ppo" in built:
