@@ -17,7 +17,9 @@ over days of the relative change (:func:`bicimad.jobs.compare.paired_by_day`).
 - ``true volume``: the forecast scaled so its day total is the truth's (the day's volume known);
 - ``true net flows``: each station-hour's net flow (returns − pickups) the truth's, its gross
   volume the forecast's (where each station drifts known, not how busy the day is);
-- ``12 trucks`` and ``4 visits an hour``: the forecast again, with twice the fleet's visits.
+- ``12 trucks`` and ``4 visits an hour``: the forecast again, with twice the fleet's visits;
+  ``any reach`` (a 50 km radius: every station within every truck's reach) and ``44-bike
+  trucks``: the same visits, with the truck's reach or its load no longer a limit.
 
 ``--group planning`` keeps the information and the fleet and changes how the visits are spent
 (the router's parameters as trained; nothing here is retrained):
@@ -73,7 +75,8 @@ from bicimad.sim.seeds import derive_seed
 
 BASELINE = "router"
 INFORMATION = ("perfect", "true volume", "true net flows")
-FLEET = {"12 trucks": {"trucks": 12}, "4 visits an hour": {"visits_per_hour": 4}}
+FLEET = {"12 trucks": {"trucks": 12}, "4 visits an hour": {"visits_per_hour": 4}, "any reach": {"radius_km": 50.0},
+         "44-bike trucks": {"truck_capacity": 44}}
 GROUPS = {
     "headroom": (BASELINE, *INFORMATION, *FLEET),
     "planning": (BASELINE, "best first", "sized with the second", "both", "urgency 0.25", "urgency 0.5",
@@ -374,6 +377,7 @@ def test_headroom_and_planning_variants_on_the_synthetic_city():
     # with the plain greedy's knobs the learnt valuation is OR-Tools' own
     assert table["ortools, learnt valuation"] == pytest.approx(table["ortools"])
     assert table["12 trucks"] < table[BASELINE] and table["4 visits an hour"] < table[BASELINE]
+    assert table["any reach"] <= table[BASELINE] * 1.05 and table["44-bike trucks"] <= table[BASELINE] * 1.05
     assert table.notna().all() and len(table) == len(settings)
 
 
