@@ -49,6 +49,8 @@ def expected_cost(
     problem_hour_weight: float = 0.0,
     hour_weights: np.ndarray | None = None,
     terminal: np.ndarray | None = None,
+    unusable_bikes: float = 0.0,
+    unusable_docks: float = 0.0,
     tail: float = 1e-9,
 ) -> np.ndarray:
     """Expected weighted cost per station and starting inventory over the forecast hours:
@@ -67,6 +69,11 @@ def expected_cost(
         terminal: (n, max(capacity) + 1) cost charged at the end of the last hour for each
             inventory then (default none; entries beyond a station's capacity are ignored): e.g.
             the cost-to-go of later hours, so the first hours can be valued on their own.
+        unusable_bikes: ``q``, as the scenario's ``riders.unusable_bike_share``: a pickup at
+            ``x`` bikes finds none usable, and is lost, with chance ``q ** x`` (1 at empty), as
+            the simulator draws it; the inventory stays. Default 0: only an empty station loses.
+        unusable_docks: ``r``, the same for free docks: a return at ``f`` free docks is
+            diverted with chance ``r ** f``.
         tail: Poisson tail mass left out of the uniformisation sum.
 
     Returns:
@@ -82,12 +89,19 @@ def expected_cost(
     at_full = (inventory == capacity[:, None]) & valid
     value = np.zeros((n, width)) if terminal is None else _checked_terminal(terminal, valid)
 
+    if not (0 <= unusable_bikes < 1 and 0 <= unusable_docks < 1):
+        raise ValueError(f"expected_cost: unusable_bikes {unusable_bikes} and unusable_docks {unusable_docks} "
+                         "must be in [0, 1)")
+    # The chance a rider finds no usable bike (dock) at each inventory: a failed pickup (return)
+    # is lost (diverted) and leaves the inventory as it was.
+    no_bike = np.where(valid, _power(unusable_bikes, inventory), 0.0)
+    no_dock = np.where(valid, _power(unusable_docks, np.maximum(capacity[:, None] - inventory, 0)), 0.0)
     for lam, mu, w in zip(pickup_rate[::-1], return_rate[::-1], weights[::-1]):
         total = lam + mu
         safe_total = np.where(total > 0, total, 1.0)
-        p_up = (mu / safe_total)[:, None]
-        p_down = (lam / safe_total)[:, None]
-        rate = w * (lost_weight * lam[:, None] * at_empty + diverted_weight * mu[:, None] * at_full)  # cost per hour
+        p_up = (mu / safe_total)[:, None] * (1.0 - no_dock)
+        p_down = (lam / safe_total)[:, None] * (1.0 - no_bike)
+        rate = w * (lost_weight * lam[:, None] * no_bike + diverted_weight * mu[:, None] * no_dock)  # cost per hour
         k_max = int(stats.poisson.isf(tail, total.max(initial=0.0))) + 2 if total.max(initial=0.0) > 0 else 0
         ks = np.arange(k_max + 1)
         pmf = stats.poisson.pmf(ks[:, None], total[None, :])            # (k, n)
@@ -144,13 +158,19 @@ def _checked_terminal(terminal, valid: np.ndarray) -> np.ndarray:
 
 
 def _jump(f, p_up, p_down, at_empty, at_full):
-    """``(P f)(x)``: expected value of ``f`` after one jump of the uniformised chain from ``x``."""
+    """``(P f)(x)``: expected value of ``f`` after one jump of the uniformised chain from ``x``;
+    ``p_up`` and ``p_down`` (per station and inventory) are the chances the jump moves it, the
+    rest of the jump (a blocked or failed pickup or return) leaves it where it is."""
     up = np.concatenate([f[..., 1:], f[..., -1:]], axis=-1)
     down = np.concatenate([f[..., :1], f[..., :-1]], axis=-1)
-    # Blocked moves (return at a full station, pickup at an empty one) leave the state unchanged.
     up = np.where(at_full, f, up)
     down = np.where(at_empty, f, down)
-    return p_up * up + p_down * down
+    return p_up * up + p_down * down + (1.0 - p_up - p_down) * f
+
+
+def _power(base: float, exponent: np.ndarray) -> np.ndarray:
+    """``base ** exponent`` with ``0 ** 0 = 1`` (a station at the boundary always refuses)."""
+    return np.where(exponent == 0, 1.0, float(base) ** np.maximum(exponent, 1))
 
 
 def forecast_cost(view, horizon_hours: int, *, lost_weight: float, diverted_weight: float,

@@ -26,7 +26,9 @@ over days of the relative change (:func:`bicimad.jobs.compare.paired_by_day`).
 
 - ``best first``: all trucks' next stops ranked together (the best stop of any truck first), not
   truck by truck; ``sized with the second``: the first of two stops sized (every size tried) for
-  the best stop after it, not for its own station; ``both``;
+  the best stop after it, not for its own station; ``both``; ``slots first``: every truck's
+  first stop (the hour's earlier slot) chosen before any truck's second, so the most valuable
+  stops are made first, not each truck's two in turn;
 - ``urgency S``: a stop's worth less share ``S`` of what the station would be worth a visit an
   hour later (waiting an hour, then the best move of up to a truckload);
 - ``rollout H×R``: each hour the best of four routers' plans (this one; problem scale ×2; 2 hours
@@ -35,6 +37,10 @@ over days of the relative change (:func:`bicimad.jobs.compare.paired_by_day`).
 - ``ortools``, and ``ortools, learnt valuation``: OR-Tools valuing its stops with the router's
   cost-to-go and km scale (nowcast off), against ``no nowcast`` (the router with it off too) and
   ``no nowcast, one stop ahead`` (and without its two-visit look-ahead);
+- ``unusable known`` and ``ortools, unusable known``: the router and OR-Tools valuing stations
+  with the scenario's riders' unusable bikes and docks in their chain (``expected_cost``'s
+  ``unusable_bikes``, ``unusable_docks``: at ``x`` bikes a pickup finds none usable with chance
+  ``q ** x``), as the simulator draws them;
 - ``net flows shrunk K`` and ``hours smoothed``: the forecast's net flows shrunk by share ``K``
   towards none, or each hour's rates averaged half with the hours either side.
 
@@ -79,9 +85,10 @@ FLEET = {"12 trucks": {"trucks": 12}, "4 visits an hour": {"visits_per_hour": 4}
          "44-bike trucks": {"truck_capacity": 44}}
 GROUPS = {
     "headroom": (BASELINE, *INFORMATION, *FLEET),
-    "planning": (BASELINE, "best first", "sized with the second", "both", "urgency 0.25", "urgency 0.5",
-                 "urgency 1", "rollout 2x2", "rollout 3x6", "ortools", "ortools, learnt valuation", "no nowcast",
-                 "no nowcast, one stop ahead", "net flows shrunk 0.2", "net flows shrunk 0.4", "hours smoothed"),
+    "planning": (BASELINE, "best first", "sized with the second", "both", "slots first", "urgency 0.25", "urgency 0.5",
+                 "urgency 1", "rollout 2x2", "rollout 3x6", "ortools", "ortools, learnt valuation", "unusable known",
+                 "ortools, unusable known", "no nowcast", "no nowcast, one stop ahead", "net flows shrunk 0.2",
+                 "net flows shrunk 0.4", "hours smoothed"),
 }
 
 _WORK: dict = {}
@@ -122,8 +129,14 @@ class VariantRouter(ObjectiveGreedyPlanner):
     best_first: bool = False
     joint_size: bool = False
     urgency: float = 0.0
+    slots_first: bool = False
+    unusable: tuple[float, float] = (0.0, 0.0)
 
     def station_cost(self, view):
+        if any(self.unusable):
+            pickup, returns = self.rates(view)
+            return expected_cost(view.capacity, pickup, returns, hour_weights=self.discount ** np.arange(len(pickup)),
+                                 **self.cost_weights(), unusable_bikes=self.unusable[0], unusable_docks=self.unusable[1])
         if not self.urgency or min(int(self.horizon_hours), view.pickup_rate.shape[0]) < 2:
             return super().station_cost(view)
         pickup, returns = self.rates(view)
@@ -142,6 +155,8 @@ class VariantRouter(ObjectiveGreedyPlanner):
         return cost + np.where(moved, self.urgency * worth_later[:, None], 0.0)
 
     def plan(self, view):
+        if self.slots_first:
+            return self._plan_slots_first(view)
         if not self.best_first:
             return super().plan(view)
         cost = self.station_cost(view)
@@ -168,6 +183,31 @@ class VariantRouter(ObjectiveGreedyPlanner):
             here[truck] = station
             if len(routes[truck]) == view.visits_per_hour:
                 open_.discard(truck)
+        if self._day is not None:
+            self._day["expected"] = bikes.astype(float)
+        return routes
+
+    def _plan_slots_first(self, view):
+        """Every truck's first stop (the earlier slot of the hour) before any truck's second."""
+        cost = self.station_cost(view)
+        bikes, claimed = view.bikes.astype(np.int64).copy(), np.zeros(view.n_stations, dtype=bool)
+        routes = [[] for _ in range(view.n_trucks)]
+        load, here = view.truck_load.astype(int).tolist(), view.truck_station.astype(int).tolist()
+        done = set()
+        for visit in range(view.visits_per_hour):
+            for truck in range(view.n_trucks):
+                if truck in done:
+                    continue
+                left = view.visits_per_hour - visit - 1
+                station, move = self._next_stop(view, cost, bikes, claimed, truck, here[truck], load[truck], left)
+                if station < 0:
+                    done.add(truck)
+                    continue
+                routes[truck].append(Visit(station, move))
+                load[truck] += move
+                bikes[station] -= move
+                claimed[station] = True
+                here[truck] = station
         if self._day is not None:
             self._day["expected"] = bikes.astype(float)
         return routes
@@ -250,6 +290,28 @@ class RolloutRouter:
         return plans[int(np.argmin(cost.reshape(len(plans), self.draws).mean(axis=1)))]
 
 
+class ORToolsKnowingUnusable:
+    """OR-Tools valuing its stops with the riders' unusable bikes and docks in the chain."""
+
+    def __init__(self, scenario):
+        self.name, self.inner = "ortools, unusable known", planner_for("ortools", scenario)
+        self.unusable = {"unusable_bikes": scenario.riders.unusable_bike_share,
+                         "unusable_docks": scenario.riders.unusable_dock_share}
+
+    def plan(self, view):
+        import bicimad.plan.ortools_planner as ortools
+
+        def cost(v, hours, **weights):
+            hours = max(1, min(hours, v.pickup_rate.shape[0]))
+            return expected_cost(v.capacity, v.pickup_rate[:hours], v.return_rate[:hours], **weights, **self.unusable)
+
+        plain, ortools.forecast_cost = ortools.forecast_cost, cost
+        try:
+            return self.inner.plan(view)
+        finally:
+            ortools.forecast_cost = plain
+
+
 class ORToolsWithValuation:
     """OR-Tools valuing its stops with ``valuation``'s cost-to-go, its km by ``km_scale``."""
 
@@ -279,6 +341,8 @@ def setting_planner(setting: str, scenario, params: dict, day, seed: int):
         return VariantRouter(name=setting, **weights, **knobs, **extra)
 
     quiet = {"nowcast_volume": 0.0, "nowcast_drift": 0.0}
+    if setting == "slots first":
+        return router(slots_first=True)
     if setting in ("best first", "both"):
         return router(best_first=True, joint_size=setting == "both")
     if setting == "sized with the second":
@@ -293,6 +357,10 @@ def setting_planner(setting: str, scenario, params: dict, day, seed: int):
                              day.forecast if day.forecast is not None else day.truth, hours, draws, seed)
     if setting == "ortools":
         return planner_for("ortools", scenario)
+    if setting == "unusable known":
+        return router(unusable=(scenario.riders.unusable_bike_share, scenario.riders.unusable_dock_share))
+    if setting == "ortools, unusable known":
+        return ORToolsKnowingUnusable(scenario)
     if setting == "ortools, learnt valuation":
         return ORToolsWithValuation(scenario, router(**quiet))
     if setting == "no nowcast":
@@ -376,6 +444,9 @@ def test_headroom_and_planning_variants_on_the_synthetic_city():
     assert np.allclose(table[same], table[BASELINE])
     # with the plain greedy's knobs the learnt valuation is OR-Tools' own
     assert table["ortools, learnt valuation"] == pytest.approx(table["ortools"])
+    # the synthetic city's riders find every bike and dock usable: knowing so changes nothing
+    assert table["unusable known"] == pytest.approx(table[BASELINE])
+    assert table["ortools, unusable known"] == pytest.approx(table["ortools"])
     assert table["12 trucks"] < table[BASELINE] and table["4 visits an hour"] < table[BASELINE]
     assert table["any reach"] <= table[BASELINE] * 1.05 and table["44-bike trucks"] <= table[BASELINE] * 1.05
     assert table.notna().all() and len(table) == len(settings)
@@ -388,14 +459,14 @@ def main(argv=None) -> int:
     parser.add_argument("--period", required=True, help="START:END, a training month (never a test month)")
     parser.add_argument("--router", required=True, help="a router folder (bicimad train-router's output)")
     parser.add_argument("--group", choices=sorted(GROUPS), default="headroom", help="which settings (module docstring)")
-    parser.add_argument("--settings", help="comma-separated settings of the group (default: all)")
+    parser.add_argument("--settings", help="settings of the group separated by ';' (default: all)")
     parser.add_argument("--every", type=int, default=1, help="every N-th day of the period only")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--daily-usage", default=None, help="EMT's counted trips (bici_disponibilidad_*.csv)")
     parser.add_argument("--draws", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    settings = GROUPS[args.group] if not args.settings else (BASELINE, *args.settings.split(","))
+    settings = GROUPS[args.group] if not args.settings else (BASELINE, *(x.strip() for x in args.settings.split(";")))
     unknown = sorted(set(settings) - set(GROUPS["headroom"]) - set(GROUPS["planning"]))
     if unknown:
         parser.error(f"--settings: unknown {unknown}; the groups hold {GROUPS}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import linalg, stats
 
-from bicimad.plan.targets import expected_events, station_targets
+from bicimad.plan.targets import expected_cost, expected_events, station_targets
 
 
 def poisson_excess(mean: float, threshold: int) -> float:
@@ -66,3 +66,47 @@ def test_bad_rates_are_rejected(bad):
 def test_shape_mismatch_names_the_shapes():
     with pytest.raises(ValueError, match=r"\(hours, 2\)"):
         expected_events(np.array([5, 5]), np.zeros((1, 3)), np.zeros((1, 3)))
+
+
+def _generator_cost(capacity, hours, q, r, lost_w, div_w, problem_w):
+    """The same expectation from the chain's generator, hour by hour backwards (matrix exponentials):
+    each rider finds no usable bike at x bikes w.p. q**x (none at 0), no usable dock at f free w.p. r**f."""
+    states = np.arange(capacity + 1)
+    value = np.zeros(capacity + 1)
+    for lam, mu in reversed(hours):
+        no_bike, no_dock = q ** states, r ** (capacity - states)
+        gen = np.zeros((capacity + 1, capacity + 1))
+        for x in states:
+            if x > 0:
+                gen[x, x - 1] = lam * (1 - no_bike[x])
+            if x < capacity:
+                gen[x, x + 1] = mu * (1 - no_dock[x])
+            gen[x, x] = -gen[x].sum()
+        rate = lost_w * lam * no_bike + div_w * mu * no_dock
+        augmented = np.zeros((capacity + 2, capacity + 2))
+        augmented[:-1, :-1], augmented[:-1, -1] = gen, rate
+        flow = linalg.expm(augmented)
+        # a problem hour: the chain touches 0 or C within the hour (the interior chain killed there)
+        interior = slice(1, capacity)
+        survive = np.zeros(capacity + 1)
+        survive[interior] = linalg.expm(gen[interior, interior]) @ np.ones(capacity - 1)
+        value = flow[:-1, -1] + flow[:-1, :-1] @ value + problem_w * (1 - survive)
+    return value
+
+
+def test_unusable_bikes_and_docks_match_the_generator():
+    # Riders who find no usable bike (dock) are lost (diverted) and leave the station as it was,
+    # as the simulator draws them: checked against the generator's matrix exponential.
+    capacity, hours = 6, [(2.5, 1.5), (0.8, 3.0)]
+    for q, r, problem_w in ((0.4, 0.3, 0.0), (0.47, 0.45, 1.0), (0.0, 0.0, 1.0)):
+        got = expected_cost(np.array([capacity]), np.array([[h[0]] for h in hours]), np.array([[h[1]] for h in hours]),
+                            lost_weight=0.2, diverted_weight=0.3, problem_hour_weight=problem_w,
+                            unusable_bikes=q, unusable_docks=r, tail=1e-12)
+        np.testing.assert_allclose(got[0], _generator_cost(capacity, hours, q, r, 0.2, 0.3, problem_w),
+                                   rtol=1e-6, atol=1e-9)
+    # unusable bikes cost lost pickups at low stock, where an empty station alone would lose few
+    plain = expected_cost(np.array([capacity]), np.array([[3.0]]), np.array([[0.5]]))
+    broken = expected_cost(np.array([capacity]), np.array([[3.0]]), np.array([[0.5]]), unusable_bikes=0.5)
+    assert (broken[0, 1:] > plain[0, 1:]).all() and broken[0, 0] == pytest.approx(plain[0, 0], rel=0.2)
+    with pytest.raises(ValueError, match="unusable_bikes"):
+        expected_cost(np.array([capacity]), np.array([[3.0]]), np.array([[0.5]]), unusable_bikes=1.0)
