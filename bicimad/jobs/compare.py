@@ -77,6 +77,7 @@ from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import OBJECTIVE_PLANNERS, PLANNER_NAMES, make_planner
 from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, objective_weights
+from bicimad.plan.policy import scenario_policy_dir
 from bicimad.plan.router import read_router, router_folder, router_planner, scenario_router_dir
 from bicimad.report.occupancy import (
     hourly_profile,
@@ -705,8 +706,8 @@ def scenario_policy(scenario) -> str | None:
     ``models/policies/<scenario name>/`` (e.g. ``seed-fleet-2019``), where one is committed or
     trained, else None (the default policy, trained on the synthetic city). Said in the log at
     warning level (shown without -v), and recorded as ``policy`` in ``run.json``."""
-    folder = policy_folder(None).parent / scenario.name
-    if (folder / "policy.pt").is_file():
+    folder = scenario_policy_dir(scenario)
+    if folder is not None:
         log.warning("ppo plans with %s, the policy of scenario %r (no --policy given)", folder, scenario.name)
         return str(folder)
     return None

@@ -37,15 +37,32 @@ from bicimad.config import models_dir
 from bicimad.errors import EXIT_USAGE, CommandError
 
 CARD_FILE = "model_card.json"
-#: How a job that plans with the committed default policy (nightly, whatif, sim run, replan) is given another.
-DEFAULT_POLICY_HINT = ", then put it in models/policies/default (the policy nightly, whatif, sim run and replan plan with)"
+#: How a job that plans ``ppo`` with the scenario's own policy or the default (nightly, whatif, sim run, replan) is given another.
+DEFAULT_POLICY_HINT = (", then put it in models/policies/<scenario name> (the policy nightly, whatif, sim run and replan "
+                       "plan with on that scenario) or models/policies/default (on a scenario without its own)")
 #: The fleet fields a policy's card records, as named in the scenario's ``[fleet]``.
 FLEET_FIELDS = ("trucks", "truck_capacity", "visits_per_hour", "radius_km")
 
 
-def policy_folder(policy: str | os.PathLike | None) -> Path:
-    """The policy folder a planner loads: ``policy``, else the committed default."""
-    return Path(policy) if policy else models_dir() / "policies" / "default"
+def policy_folder(policy: str | os.PathLike | None, scenario=None) -> Path:
+    """The policy folder a planner loads: ``policy``, else ``scenario``'s own where it has one
+    (:func:`bicimad.plan.policy.scenario_policy_dir`, as ``planner_for`` loads it), else the
+    committed default."""
+    if policy:
+        return Path(policy)
+    from bicimad.plan.policy import scenario_policy_dir
+
+    own = scenario_policy_dir(scenario) if scenario is not None else None
+    return own or models_dir() / "policies" / "default"
+
+
+def announce_policy(scenario) -> Path:
+    """The folder ``ppo`` plans with on ``scenario`` (no policy given), said in the log at warning
+    level where it is the scenario's own rather than the default: never chosen silently."""
+    folder = policy_folder(None, scenario)
+    if folder.name == scenario.name:
+        logging.getLogger(__name__).warning("ppo plans with %s, the policy of scenario %r", folder, scenario.name)
+    return folder
 
 
 def fleet_record(fleet) -> dict:
@@ -167,9 +184,9 @@ def _check_known_share(folder: Path, trained: dict, source: str, networks, scena
 
 def check_policy_fits(policy, scenario, source: str, networks: Iterable[tuple[str, object]], scenario_arg: str,
                       hint: str = "") -> Path:
-    """Both checks for the policy folder ``policy`` (None: the committed default) planning on
+    """Both checks for the policy folder ``policy`` (None: the scenario's own, else the default) planning on
     ``scenario``'s fleet and on ``networks``; returns the folder."""
-    folder = policy_folder(policy)
+    folder = policy_folder(policy, scenario)
     card = read_card(folder)
     check_policy_fleet(folder, card, scenario.fleet, f"scenario {scenario.name!r}", scenario_arg, hint)
     check_policy_network(folder, card, source, networks, scenario_arg, hint)

@@ -26,7 +26,7 @@ from bicimad.io import atomic_path, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.compare import day_seed
 from bicimad.jobs.nightly.steps import RecordingPlanner, plan_rows, run_network_source
-from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fits
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, announce_policy, check_policy_fits
 from bicimad.opendata import live
 from bicimad.opendata.normalise import build_snapshots
 from bicimad.opendata.readers import read_snapshot_jsonl
@@ -118,6 +118,7 @@ def replan(run_dir, *, now: bool = True, at: str | None = None, source: str = "g
     except (ValueError, FileNotFoundError) as exc:
         raise CommandError(f"--planner: {exc}") from None
     if name == "ppo":
+        announce_policy(scenario)
         try:
             planned_on = run_network_source(run_dir)
         except ValueError as exc:

@@ -20,7 +20,7 @@ from bicimad.demand.rates import fit_period_rates, flag_truck_moves
 from bicimad.errors import EXIT_BAD_INPUT, CommandError
 from bicimad.io import atomic_path, write_json
 from bicimad.jobs import JobResult
-from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fits, check_router_planner
+from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, announce_policy, check_policy_fits, check_router_planner
 from bicimad.opendata.schemas import read_table, write_table
 from bicimad.plan import is_router_name, planner_for
 from bicimad.sim.data import Processed
@@ -257,6 +257,7 @@ def simulate_day(scenario: str = "synthetic-default", *, planner: str = "noop", 
     else:
         day, network, truth = _processed_day(loaded, date, daily_trips, data_dir)
     if planner == "ppo":
+        announce_policy(loaded)
         check_policy_fits(None, loaded, loaded.network.source, [(f"day {day}", network)], scenario, DEFAULT_POLICY_HINT)
     seen = truth
     if forecast:

@@ -61,10 +61,10 @@ from bicimad.jobs.nightly import load_run_inputs
 from bicimad.jobs.nightly.steps import run_network_source
 from bicimad.jobs.policy_fit import (
     DEFAULT_POLICY_HINT,
+    announce_policy,
     check_policy_fleet,
     check_policy_network,
     check_router_planner,
-    policy_folder,
     read_card,
 )
 from bicimad.plan import is_planner_name, is_router_name, known_planners, planner_for
@@ -709,10 +709,11 @@ def whatif(config: WhatIfConfig, *, out=None, ray: str | None = None, workers: i
 
 
 def check_sweep_policy(config: WhatIfConfig, scenario) -> None:
-    """``ppo`` plans with the committed default policy: refuse it (exit 2) unless every fleet of
+    """``ppo`` plans with the scenario's own policy where there is one, else the committed default
+    (:func:`bicimad.jobs.policy_fit.announce_policy`): refuse it (exit 2) unless every fleet of
     the grid and every network of the sweep is the one it was trained for
     (:mod:`bicimad.jobs.policy_fit`)."""
-    folder = policy_folder(None)
+    folder = announce_policy(scenario)
     card = read_card(folder)
     grid = config.grid.resolved(scenario)
     for values in itertools.product(*(getattr(grid, name) for name in FLEET_PARAMS)):

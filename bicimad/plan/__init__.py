@@ -94,14 +94,19 @@ def planner_for(name: str, scenario, **kwargs) -> Planner:
     """The planner ``name`` for ``scenario``: OR-Tools values its stops on the scenario's
     declared objective (its ``[reward]`` weights); ``router`` without a ``router_dir`` is the
     scenario's own, ``models/routers/<scenario name>/`` (FileNotFoundError where there is none),
-    and ``router:DIR`` the router in folder ``DIR``, named ``router:<folder name>``;
-    ``kwargs`` as for :func:`make_planner`."""
+    and ``router:DIR`` the router in folder ``DIR``, named ``router:<folder name>``; ``ppo``
+    without a ``policy_dir`` plans with the scenario's own policy where there is one
+    (:func:`bicimad.plan.policy.scenario_policy_dir`), else the default; ``kwargs`` as for
+    :func:`make_planner`."""
     if is_router_name(name):
         from bicimad.plan.ortools_planner import objective_weights
         from bicimad.plan.router import load_router, router_folder
         folder = kwargs.pop("router_dir", None) or router_folder(name, scenario)
         label = name if name == "router" else f"{ROUTER_PREFIX}{Path(folder).name}"
         return load_router(folder, name=kwargs.pop("name", label), **{**objective_weights(scenario.reward), **kwargs})
+    if name == "ppo" and not kwargs.get("policy_dir"):
+        from bicimad.plan.policy import scenario_policy_dir
+        kwargs["policy_dir"] = scenario_policy_dir(scenario)
     if name in OBJECTIVE_PLANNERS:
         from bicimad.plan.ortools_planner import objective_weights
         kwargs = {**objective_weights(scenario.reward), **kwargs}

@@ -318,6 +318,16 @@ def load_policy(policy_dir: str | os.PathLike) -> FleetAgent:
     return agent
 
 
+def scenario_policy_dir(scenario) -> Path | None:
+    """The scenario's own policy, ``models/policies/<scenario name>/``, where it holds a
+    ``policy.pt`` (e.g. ``seed-fleet-2019``); None where it does not (``ppo`` then plans with the
+    default policy, ``models/policies/default``, trained on the synthetic city)."""
+    from bicimad.config import models_dir
+
+    folder = models_dir() / "policies" / scenario.name
+    return folder if (folder / "policy.pt").is_file() else None
+
+
 class PolicyPlanner:
     """Plans with a trained fleet policy (the ``ppo`` planner)."""
 

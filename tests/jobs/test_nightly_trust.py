@@ -139,5 +139,5 @@ def test_the_synthetic_city_policy_is_refused_on_a_synthetic_city_of_other_stati
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "network.stations is 210, the network of 2018-09-11's is 172" in err
-    assert "then put it in models/policies/default" in err
+    assert "then put it in models/policies/<scenario name>" in err and "models/policies/default" in err
     assert not (tmp_path / "data" / "runs" / "nightly" / "2018-09-10" / "plan.csv").exists()

@@ -204,3 +204,41 @@ def test_on_network_moves_a_days_demand_onto_the_training_stations():
     np.testing.assert_array_equal(moved.pickup_rate[:, :8], demand.pickup_rate[:, keep])
     np.testing.assert_array_equal(moved.return_rate[:, 8:], 0.0)  # stations the day did not have
     assert on_network(demand, src, src) is demand
+
+
+def test_nightly_sim_run_and_whatif_plan_ppo_with_the_scenarios_own_policy(tmp_path, monkeypatch, caplog):
+    """As ``compare`` does: ``models/policies/<scenario name>/`` is what ``ppo`` plans with on that
+    scenario, said in the log, and its checks apply to it (here its card says 5 trucks, the
+    scenario 6); a scenario without one keeps the default."""
+    from bicimad.jobs.policy_fit import policy_folder
+    from bicimad.plan import planner_for
+    from bicimad.plan.policy import PolicyPlanner
+
+    models = tmp_path / "models"
+    shutil.copytree(DEFAULT, models / "policies" / "default")
+    own = models / "policies" / "mine"
+    shutil.copytree(DEFAULT, own)
+    card = json.loads((own / "model_card.json").read_text())
+    card["fleet"]["trucks"] = 5
+    (own / "model_card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("BICIMAD_MODELS_DIR", str(models))
+    mine, other = load_scenario(variant(tmp_path, "mine")), load_scenario(variant(tmp_path, "other"))
+    assert policy_folder(None, mine) == own and policy_folder(None, other) == models / "policies" / "default"
+    loaded = []
+    with monkeypatch.context() as patch:   # the folder planner_for loads: the scenario's own, else the default's None
+        patch.setattr(PolicyPlanner, "load", classmethod(lambda cls, policy_dir=None, name="ppo": loaded.append(policy_dir)))
+        planner_for("ppo", mine), planner_for("ppo", other), planner_for("ppo", mine, policy_dir=DEFAULT)
+    assert loaded == [own, None, DEFAULT]
+    caplog.set_level("WARNING")
+    refused = rf"policy {own} was trained with fleet.trucks = 5 \(the scenario 'mine' has 6\)"
+    with pytest.raises(CommandError, match=refused):
+        validate_config(NightlyConfig(scenario=variant(tmp_path, "mine"), planners=("noop", "ppo"), dispatch="noop"))
+    assert f"ppo plans with {own}, the policy of scenario 'mine'" in caplog.text
+    with pytest.raises(CommandError, match=refused):
+        simulate_day(variant(tmp_path, "mine"), planner="ppo", out=tmp_path / "sim")
+    sweep = WhatIfConfig(name="mine", scenario=variant(tmp_path, "mine"), planners=("noop", "ppo"), days=1, seeds=1)
+    with pytest.raises(CommandError, match=rf"policy {own} was trained with fleet.trucks = 5 \(the grid point .* of 'mine'"):
+        whatif(sweep, out=tmp_path / "whatif")
+    caplog.clear()
+    validate_config(NightlyConfig(scenario=variant(tmp_path, "other"), planners=("noop", "ppo"), dispatch="noop"))
+    assert "ppo plans with" not in caplog.text      # the default: nothing to say

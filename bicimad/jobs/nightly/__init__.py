@@ -70,7 +70,13 @@ from bicimad.errors import (
 from bicimad.jobs import JobResult, batch
 from bicimad.jobs.nightly.config import DemandConfig, NightlyConfig, SourceConfig
 from bicimad.jobs.nightly.steps import STEPS, BadInputError, NightlyRun, NoInputError, StaleInputError, load_run_inputs
-from bicimad.jobs.policy_fit import DEFAULT_POLICY_HINT, check_policy_fleet, check_router_planner, policy_folder, read_card
+from bicimad.jobs.policy_fit import (
+    DEFAULT_POLICY_HINT,
+    announce_policy,
+    check_policy_fleet,
+    check_router_planner,
+    read_card,
+)
 from bicimad.opendata.schemas import SchemaError
 from bicimad.plan import is_planner_name, is_router_name, known_planners, make_planner
 from bicimad.plan.router import router_folder
@@ -129,11 +135,11 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
     except ScenarioError as exc:
         raise CommandError(f"{source}: scenario: {exc}", EXIT_USAGE) from None
     if "ppo" in config.planners:
+        folder = announce_policy(scenario)
         try:
-            make_planner("ppo")
+            make_planner("ppo", policy_dir=folder)
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(f"{source}: planners: ppo: {exc}", EXIT_USAGE) from None
-        folder = policy_folder(None)
         try:
             card = read_card(folder)
             _refuse_synthetic(config, card, f"the policy {folder}", "train a policy on real data first")
