@@ -19,7 +19,12 @@ over days of the relative change (:func:`bicimad.jobs.compare.paired_by_day`).
   volume the forecast's (where each station drifts known, not how busy the day is);
 - ``12 trucks`` and ``4 visits an hour``: the forecast again, with twice the fleet's visits;
   ``any reach`` (a 50 km radius: every station within every truck's reach) and ``44-bike
-  trucks``: the same visits, with the truck's reach or its load no longer a limit.
+  trucks``: the same visits, with the truck's reach or its load no longer a limit;
+- ``each slot`` and ``ortools each slot``: the router (nowcast off) and OR-Tools planning at
+  the start of each of the hour's visit slots, on the state then (half an hour of the day's
+  riders seen), the rest of the hour's forecast and the visits left, each truck's first stop
+  executed (:func:`run_each_slot`); against ``no nowcast`` and ``ortools``, the same planners
+  deciding once an hour.
 
 ``--group planning`` keeps the information and the fleet and changes how the visits are spent
 (the router's parameters as trained; nothing here is retrained):
@@ -77,14 +82,19 @@ from bicimad.sim.interface import Visit
 from bicimad.sim.objective import objective
 from bicimad.sim.riders import Demand
 from bicimad.sim.scenario import load_scenario
-from bicimad.sim.seeds import derive_seed
+from bicimad.sim.seeds import derive_seed, rider_rng
 
 BASELINE = "router"
 INFORMATION = ("perfect", "true volume", "true net flows")
+#: Planned at each slot's start (the state of the half hour), against the same router planning hourly.
+SLOTS = ("no nowcast", "each slot", "ortools", "ortools each slot")
+#: Pairs the command line also reports (setting, against), where both ran.
+SLOT_PAIRS = (("each slot", "no nowcast"), ("ortools each slot", "ortools"), ("each slot", "ortools each slot"),
+              ("no nowcast", "ortools"))
 FLEET = {"12 trucks": {"trucks": 12}, "4 visits an hour": {"visits_per_hour": 4}, "any reach": {"radius_km": 50.0},
          "44-bike trucks": {"truck_capacity": 44}}
 GROUPS = {
-    "headroom": (BASELINE, *INFORMATION, *FLEET),
+    "headroom": (BASELINE, *INFORMATION, *FLEET, *SLOTS),
     "planning": (BASELINE, "best first", "sized with the second", "both", "slots first", "urgency 0.25", "urgency 0.5",
                  "urgency 1", "rollout 2x2", "rollout 3x6", "ortools", "ortools, learnt valuation", "unusable known",
                  "ortools, unusable known", "no nowcast", "no nowcast, one stop ahead", "net flows shrunk 0.2",
@@ -370,10 +380,33 @@ def setting_planner(setting: str, scenario, params: dict, day, seed: int):
     return router()
 
 
+def run_each_slot(network, truth: Demand, seen: Demand, scenario, planner, seed: int) -> dict:
+    """A day whose trucks are planned at every slot's start (the state then, the rest of the
+    hour's forecast, the visits left this hour), each truck's first stop of each plan executed:
+    the summary row of :meth:`FleetSim.summary`."""
+    sim = FleetSim(network, scenario, truth, n_envs=1, forecast=seen)
+    sim.reset([rider_rng(seed)])
+    for _ in range(sim.H):
+        for slot in range(sim.vph):
+            view = sim.fleet_view(0)
+            left = 1.0 - slot / sim.vph
+            view = dataclasses.replace(view, visits_per_hour=sim.vph - slot,
+                                       pickup_rate=np.vstack([view.pickup_rate[:1] * left, view.pickup_rate[1:]]),
+                                       return_rate=np.vstack([view.return_rate[:1] * left, view.return_rate[1:]]))
+            station, take = sim.plan_arrays([route[:1] for route in planner.plan(view)], 0)
+            sim.step(station, take=take)
+    return sim.summary(0, planner=planner.name)
+
+
 def _simulate(task) -> float:
     setting, index, seed = task
     scenario, days, params = _WORK["scenario"], _WORK["days"], _WORK["params"]
     day = days[index]
+    if setting in ("each slot", "ortools each slot"):
+        hourly = "no nowcast" if setting == "each slot" else "ortools"
+        planner = setting_planner(hourly, scenario, params, day, seed)
+        forecast = day.forecast if day.forecast is not None else day.truth
+        return objective(run_each_slot(day.network, day.truth, forecast, scenario, planner, seed), scenario.reward)
     if setting in FLEET:
         scenario = dataclasses.replace(scenario, fleet=dataclasses.replace(scenario.fleet, **FLEET[setting]))
     forecast = day.forecast if day.forecast is not None else day.truth
@@ -434,7 +467,7 @@ def report(per_day: pd.DataFrame) -> pd.DataFrame:
 def test_headroom_and_planning_variants_on_the_synthetic_city():
     scenario = load_scenario("synthetic-default")
     days, _ = prepare_days(scenario, pd.Timestamp("2018-09-24"), pd.Timestamp("2018-09-26"))
-    settings = (*GROUPS["headroom"], *(s for s in GROUPS["planning"][1:] if s != "rollout 3x6"))
+    settings = tuple(dict.fromkeys((*GROUPS["headroom"], *(s for s in GROUPS["planning"][1:] if s != "rollout 3x6"))))
     table = report(headroom(scenario, days, dict(GREEDY_START), settings)).set_index("setting")["objective a day"]
     print(table)
     # The synthetic city's planners see its truth: every information setting is the same run, and
@@ -449,6 +482,9 @@ def test_headroom_and_planning_variants_on_the_synthetic_city():
     assert table["ortools, unusable known"] == pytest.approx(table["ortools"])
     assert table["12 trucks"] < table[BASELINE] and table["4 visits an hour"] < table[BASELINE]
     assert table["any reach"] <= table[BASELINE] * 1.05 and table["44-bike trucks"] <= table[BASELINE] * 1.05
+    # planned at each slot, the trucks' second stops follow the state of the half hour: other plans
+    assert table["each slot"] != pytest.approx(table["no nowcast"])
+    assert table["ortools each slot"] != pytest.approx(table["ortools"])
     assert table.notna().all() and len(table) == len(settings)
 
 
@@ -481,6 +517,12 @@ def main(argv=None) -> int:
     print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
     for row in table.itertuples(index=False):
         print(f"| {row[0]} | {row[1]:.1f} | {row[2]} |")
+    pairs = [(a, b) for a, b in SLOT_PAIRS if {a, b} <= set(per_day["planner"])]
+    if pairs:
+        print("\n| setting | against | change [95 %] |\n|---|---|---|")
+        for a, b in pairs:
+            row = paired_by_day(per_day[per_day["planner"].isin((a, b))], baselines=(b,), metrics=("objective",)).iloc[0]
+            print(f"| {a} | {b} | {100 * row.change:+.1f} % [{100 * row.change_ci_low:+.1f}, {100 * row.change_ci_high:+.1f}] |")
     if args.group == "headroom":
         print()
         print(pd.Series(nowcast_reach(days)).to_string())
