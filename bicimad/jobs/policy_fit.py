@@ -59,10 +59,12 @@ def policy_folder(policy: str | os.PathLike | None, scenario=None) -> Path:
 def announce_policy(scenario) -> Path:
     """The folder ``ppo`` plans with on ``scenario`` (no policy given), said in the log at warning
     level where it is the scenario's own rather than the default: never chosen silently."""
-    folder = policy_folder(None, scenario)
-    if folder.name == scenario.name:
-        logging.getLogger(__name__).warning("ppo plans with %s, the policy of scenario %r", folder, scenario.name)
-    return folder
+    from bicimad.plan.policy import scenario_policy_dir
+
+    own = scenario_policy_dir(scenario)
+    if own is not None:
+        logging.getLogger(__name__).warning("ppo plans with %s, the policy of scenario %r", own, scenario.name)
+    return policy_folder(None, scenario)
 
 
 def fleet_record(fleet) -> dict:

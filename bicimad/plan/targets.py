@@ -93,14 +93,18 @@ def expected_cost(
         raise ValueError(f"expected_cost: unusable_bikes {unusable_bikes} and unusable_docks {unusable_docks} "
                          "must be in [0, 1)")
     # The chance a rider finds no usable bike (dock) at each inventory: a failed pickup (return)
-    # is lost (diverted) and leaves the inventory as it was.
-    no_bike = np.where(valid, _power(unusable_bikes, inventory), 0.0)
-    no_dock = np.where(valid, _power(unusable_docks, np.maximum(capacity[:, None] - inventory, 0)), 0.0)
+    # is lost (diverted) and leaves the inventory as it was. Without unusable ones: the boundaries.
+    fails = bool(unusable_bikes or unusable_docks)
+    no_bike = np.where(valid, _power(unusable_bikes, inventory), 0.0) if fails else at_empty
+    no_dock = np.where(valid, _power(unusable_docks, np.maximum(capacity[:, None] - inventory, 0)), 0.0) \
+        if fails else at_full
     for lam, mu, w in zip(pickup_rate[::-1], return_rate[::-1], weights[::-1]):
         total = lam + mu
         safe_total = np.where(total > 0, total, 1.0)
-        p_up = (mu / safe_total)[:, None] * (1.0 - no_dock)
-        p_down = (lam / safe_total)[:, None] * (1.0 - no_bike)
+        p_up = (mu / safe_total)[:, None]
+        p_down = (lam / safe_total)[:, None]
+        if fails:   # a failed pickup or return stays: per inventory (the blocked ones at the boundaries stay too)
+            p_up, p_down = p_up * (1.0 - no_dock), p_down * (1.0 - no_bike)
         rate = w * (lost_weight * lam[:, None] * no_bike + diverted_weight * mu[:, None] * no_dock)  # cost per hour
         k_max = int(stats.poisson.isf(tail, total.max(initial=0.0))) + 2 if total.max(initial=0.0) > 0 else 0
         ks = np.arange(k_max + 1)
@@ -159,12 +163,14 @@ def _checked_terminal(terminal, valid: np.ndarray) -> np.ndarray:
 
 def _jump(f, p_up, p_down, at_empty, at_full):
     """``(P f)(x)``: expected value of ``f`` after one jump of the uniformised chain from ``x``;
-    ``p_up`` and ``p_down`` (per station and inventory) are the chances the jump moves it, the
-    rest of the jump (a blocked or failed pickup or return) leaves it where it is."""
+    ``p_up`` and ``p_down`` (per station, (n, 1), adding to 1; or per station and inventory) are
+    the chances the jump moves it up or down; a blocked or failed move leaves it where it is."""
     up = np.concatenate([f[..., 1:], f[..., -1:]], axis=-1)
     down = np.concatenate([f[..., :1], f[..., :-1]], axis=-1)
     up = np.where(at_full, f, up)
     down = np.where(at_empty, f, down)
+    if p_up.shape[-1] == 1:   # one chance per station: every jump moves it up or down (blocked at a boundary)
+        return p_up * up + p_down * down
     return p_up * up + p_down * down + (1.0 - p_up - p_down) * f
 
 
