@@ -155,9 +155,10 @@ def test_nightly_sim_run_and_whatif_refuse_the_default_policy_for_another_fleet(
     assert not (tmp_path / "whatif").exists()
 
 
-def test_compare_plans_ppo_with_the_scenarios_own_policy_when_none_is_given(tmp_path, monkeypatch):
-    """``models/policies/<scenario name>/`` is the scenario's policy: ``ppo`` takes it without
-    ``--policy``, and its checks apply to it (here: its card says 5 trucks, the scenario 6)."""
+@pytest.fixture
+def own_policy(tmp_path, monkeypatch):
+    """A models folder (``$BICIMAD_MODELS_DIR``) with the default policy and scenario ``mine``'s
+    own, a copy whose card says 5 trucks: its folder."""
     models = tmp_path / "models"
     shutil.copytree(DEFAULT, models / "policies" / "default")
     own = models / "policies" / "mine"
@@ -166,6 +167,13 @@ def test_compare_plans_ppo_with_the_scenarios_own_policy_when_none_is_given(tmp_
     card["fleet"]["trucks"] = 5
     (own / "model_card.json").write_text(json.dumps(card))
     monkeypatch.setenv("BICIMAD_MODELS_DIR", str(models))
+    return own
+
+
+def test_compare_plans_ppo_with_the_scenarios_own_policy_when_none_is_given(tmp_path, own_policy):
+    """``models/policies/<scenario name>/`` is the scenario's policy: ``ppo`` takes it without
+    ``--policy``, and its checks apply to it (here: its card says 5 trucks, the scenario 6)."""
+    own = own_policy
     assert compare(tmp_path, variant(tmp_path, "other")) == 0  # no policy of its own: the default
     with pytest.raises(CommandError, match=f"policy {own} was trained with fleet.trucks = 5"):
         from bicimad.jobs.compare import compare as run_compare
@@ -206,7 +214,7 @@ def test_on_network_moves_a_days_demand_onto_the_training_stations():
     assert on_network(demand, src, src) is demand
 
 
-def test_nightly_sim_run_and_whatif_plan_ppo_with_the_scenarios_own_policy(tmp_path, monkeypatch, caplog):
+def test_nightly_sim_run_and_whatif_plan_ppo_with_the_scenarios_own_policy(tmp_path, own_policy, monkeypatch, caplog):
     """As ``compare`` does: ``models/policies/<scenario name>/`` is what ``ppo`` plans with on that
     scenario, said in the log, and its checks apply to it (here its card says 5 trucks, the
     scenario 6); a scenario without one keeps the default."""
@@ -214,14 +222,7 @@ def test_nightly_sim_run_and_whatif_plan_ppo_with_the_scenarios_own_policy(tmp_p
     from bicimad.plan import planner_for
     from bicimad.plan.policy import PolicyPlanner
 
-    models = tmp_path / "models"
-    shutil.copytree(DEFAULT, models / "policies" / "default")
-    own = models / "policies" / "mine"
-    shutil.copytree(DEFAULT, own)
-    card = json.loads((own / "model_card.json").read_text())
-    card["fleet"]["trucks"] = 5
-    (own / "model_card.json").write_text(json.dumps(card))
-    monkeypatch.setenv("BICIMAD_MODELS_DIR", str(models))
+    own, models = own_policy, own_policy.parent.parent
     mine, other = load_scenario(variant(tmp_path, "mine")), load_scenario(variant(tmp_path, "other"))
     assert policy_folder(None, mine) == own and policy_folder(None, other) == models / "policies" / "default"
     loaded = []
