@@ -69,11 +69,9 @@ def expected_cost(
         terminal: (n, max(capacity) + 1) cost charged at the end of the last hour for each
             inventory then (default none; entries beyond a station's capacity are ignored): e.g.
             the cost-to-go of later hours, so the first hours can be valued on their own.
-        unusable_bikes: ``q``, as the scenario's ``riders.unusable_bike_share``: a pickup at
-            ``x`` bikes finds none usable, and is lost, with chance ``q ** x`` (1 at empty), as
-            the simulator draws it; the inventory stays. Default 0: only an empty station loses.
-        unusable_docks: ``r``, the same for free docks: a return at ``f`` free docks is
-            diverted with chance ``r ** f``.
+        unusable_bikes, unusable_docks: ``q`` and ``r`` (the scenario's ``riders`` shares): a
+            pickup at ``x`` bikes (a return at ``f`` free docks) finds none usable with chance
+            ``q ** x`` (``r ** f``) and is lost (diverted), the inventory unchanged, as simulated.
         tail: Poisson tail mass left out of the uniformisation sum.
 
     Returns:
@@ -88,23 +86,12 @@ def expected_cost(
     at_empty = (inventory == 0) & valid
     at_full = (inventory == capacity[:, None]) & valid
     value = np.zeros((n, width)) if terminal is None else _checked_terminal(terminal, valid)
-
-    if not (0 <= unusable_bikes < 1 and 0 <= unusable_docks < 1):
-        raise ValueError(f"expected_cost: unusable_bikes {unusable_bikes} and unusable_docks {unusable_docks} "
-                         "must be in [0, 1)")
-    # The chance a rider finds no usable bike (dock) at each inventory: a failed pickup (return)
-    # is lost (diverted) and leaves the inventory as it was. Without unusable ones: the boundaries.
-    fails = bool(unusable_bikes or unusable_docks)
-    no_bike = np.where(valid, _power(unusable_bikes, inventory), 0.0) if fails else at_empty
-    no_dock = np.where(valid, _power(unusable_docks, np.maximum(capacity[:, None] - inventory, 0)), 0.0) \
-        if fails else at_full
+    no_bike, no_dock, moves_down, moves_up = _refusals(capacity, valid, at_empty, at_full, unusable_bikes, unusable_docks)
     for lam, mu, w in zip(pickup_rate[::-1], return_rate[::-1], weights[::-1]):
         total = lam + mu
         safe_total = np.where(total > 0, total, 1.0)
-        p_up = (mu / safe_total)[:, None]
-        p_down = (lam / safe_total)[:, None]
-        if fails:   # a failed pickup or return stays: per inventory (the blocked ones at the boundaries stay too)
-            p_up, p_down = p_up * (1.0 - no_dock), p_down * (1.0 - no_bike)
+        p_up = (mu / safe_total)[:, None] * moves_up
+        p_down = (lam / safe_total)[:, None] * moves_down
         rate = w * (lost_weight * lam[:, None] * no_bike + diverted_weight * mu[:, None] * no_dock)  # cost per hour
         k_max = int(stats.poisson.isf(tail, total.max(initial=0.0))) + 2 if total.max(initial=0.0) > 0 else 0
         ks = np.arange(k_max + 1)
@@ -172,6 +159,22 @@ def _jump(f, p_up, p_down, at_empty, at_full):
     if p_up.shape[-1] == 1:   # one chance per station: every jump moves it up or down (blocked at a boundary)
         return p_up * up + p_down * down
     return p_up * up + p_down * down + (1.0 - p_up - p_down) * f
+
+
+def _refusals(capacity, valid, at_empty, at_full, unusable_bikes: float, unusable_docks: float):
+    """Per station and inventory, the chance a pickup finds no usable bike and a return no usable
+    dock (lost, diverted: the inventory stays), and the factors of a jump's chance to move down
+    and up: 1 (a scalar, so :func:`_jump` keeps its one chance per station) where nothing is
+    unusable and only the boundaries refuse."""
+    if not (0 <= unusable_bikes < 1 and 0 <= unusable_docks < 1):
+        raise ValueError(f"expected_cost: unusable_bikes {unusable_bikes} and unusable_docks {unusable_docks} "
+                         "must be in [0, 1)")
+    if not (unusable_bikes or unusable_docks):
+        return at_empty, at_full, 1.0, 1.0
+    inventory = np.arange(valid.shape[1])[None, :]
+    no_bike = np.where(valid, _power(unusable_bikes, inventory), 0.0)
+    no_dock = np.where(valid, _power(unusable_docks, np.maximum(capacity[:, None] - inventory, 0)), 0.0)
+    return no_bike, no_dock, 1.0 - no_bike, 1.0 - no_dock
 
 
 def _power(base: float, exponent: np.ndarray) -> np.ndarray:
