@@ -66,6 +66,7 @@ from bicimad.io import atomic_open, write_json
 from bicimad.jobs import JobResult
 from bicimad.jobs.batch import git_commit
 from bicimad.jobs.policy_fit import (
+    announce_policy,
     check_policy_fleet,
     check_policy_network,
     check_router_fit,
@@ -77,7 +78,6 @@ from bicimad.opendata.rejects import IngestError
 from bicimad.opendata.schemas import read_table
 from bicimad.plan import OBJECTIVE_PLANNERS, PLANNER_NAMES, make_planner
 from bicimad.plan.ortools_planner import DEFAULT_SETTINGS, ORToolsPlanner, objective_weights
-from bicimad.plan.policy import scenario_policy_dir
 from bicimad.plan.router import read_router, router_folder, router_planner, scenario_router_dir
 from bicimad.report.occupancy import (
     hourly_profile,
@@ -704,13 +704,10 @@ def router_cards(folders: dict[str, Path]) -> dict[str, dict]:
 def scenario_policy(scenario) -> str | None:
     """The policy ``ppo`` plans with when none is given: the scenario's own,
     ``models/policies/<scenario name>/`` (e.g. ``seed-fleet-2019``), where one is committed or
-    trained, else None (the default policy, trained on the synthetic city). Said in the log at
-    warning level (shown without -v), and recorded as ``policy`` in ``run.json``."""
-    folder = scenario_policy_dir(scenario)
-    if folder is not None:
-        log.warning("ppo plans with %s, the policy of scenario %r (no --policy given)", folder, scenario.name)
-        return str(folder)
-    return None
+    trained, else None (the default policy, trained on the synthetic city). Said in the log
+    (:func:`bicimad.jobs.policy_fit.announce_policy`), and recorded as ``policy`` in ``run.json``."""
+    own = announce_policy(scenario)
+    return None if own is None else str(own)
 
 
 def check_policy_days(policy: str | None, scenario, days, scenario_arg: str | None = None) -> None:

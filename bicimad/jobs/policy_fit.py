@@ -56,15 +56,17 @@ def policy_folder(policy: str | os.PathLike | None, scenario=None) -> Path:
     return own or models_dir() / "policies" / "default"
 
 
-def announce_policy(scenario) -> Path:
-    """The folder ``ppo`` plans with on ``scenario`` (no policy given), said in the log at warning
-    level where it is the scenario's own rather than the default: never chosen silently."""
+def announce_policy(scenario) -> Path | None:
+    """``scenario``'s own policy folder, which ``ppo`` plans with when no policy is given, said
+    in the log at warning level (shown without -v): never chosen silently; None where it has
+    none (the default, :func:`policy_folder`, plans)."""
     from bicimad.plan.policy import scenario_policy_dir
 
     own = scenario_policy_dir(scenario)
     if own is not None:
-        logging.getLogger(__name__).warning("ppo plans with %s, the policy of scenario %r", own, scenario.name)
-    return policy_folder(None, scenario)
+        logging.getLogger(__name__).warning("ppo plans with %s, the policy of scenario %r (no policy given)", own,
+                                            scenario.name)
+    return own
 
 
 def fleet_record(fleet) -> dict:

@@ -65,6 +65,7 @@ from bicimad.jobs.policy_fit import (
     check_policy_fleet,
     check_policy_network,
     check_router_planner,
+    policy_folder,
     read_card,
 )
 from bicimad.plan import is_planner_name, is_router_name, known_planners, planner_for
@@ -713,7 +714,7 @@ def check_sweep_policy(config: WhatIfConfig, scenario) -> None:
     (:func:`bicimad.jobs.policy_fit.announce_policy`): refuse it (exit 2) unless every fleet of
     the grid and every network of the sweep is the one it was trained for
     (:mod:`bicimad.jobs.policy_fit`)."""
-    folder = announce_policy(scenario)
+    folder = policy_folder(announce_policy(scenario))
     card = read_card(folder)
     grid = config.grid.resolved(scenario)
     for values in itertools.product(*(getattr(grid, name) for name in FLEET_PARAMS)):

@@ -75,6 +75,7 @@ from bicimad.jobs.policy_fit import (
     announce_policy,
     check_policy_fleet,
     check_router_planner,
+    policy_folder,
     read_card,
 )
 from bicimad.opendata.schemas import SchemaError
@@ -135,7 +136,7 @@ def validate_config(config: NightlyConfig, source: str = "config") -> None:
     except ScenarioError as exc:
         raise CommandError(f"{source}: scenario: {exc}", EXIT_USAGE) from None
     if "ppo" in config.planners:
-        folder = announce_policy(scenario)
+        folder = policy_folder(announce_policy(scenario))
         try:
             make_planner("ppo", policy_dir=folder)
         except (FileNotFoundError, ValueError) as exc:
