@@ -43,7 +43,7 @@ import pytest
 from bicimad.demand.models import DemandModel
 from bicimad.demand.panel import build_panel
 from bicimad.demand.rates import flag_truck_moves
-from bicimad.jobs.compare import load_daily_usage, parse_period, prepare_days
+from bicimad.jobs.compare import load_daily_usage, paired_by_day, parse_period, prepare_days
 from bicimad.sim.data import Processed
 from bicimad.sim.scenario import load_scenario
 
@@ -82,21 +82,15 @@ def forecast_errors(scenario, start, end, data_dir, usage, models: dict) -> pd.D
     return pd.DataFrame(rows)
 
 
-def report(per_day: pd.DataFrame, reference: str = "cells", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def report(per_day: pd.DataFrame, reference: str = "cells") -> pd.DataFrame:
     """Means per forecast, and each compared column's relative change against ``reference``
-    (``<col>_vs_ref``) with its 95 % bootstrap interval over days (``_low``, ``_high``)."""
-    rng = np.random.default_rng(seed)
-    wide = per_day.pivot(index="day", columns="forecast")
+    (``<col>_vs_ref``) with its 95 % bootstrap interval over days (``_low``, ``_high``), as
+    :func:`bicimad.jobs.compare.paired_by_day` pairs planners."""
     out = per_day.groupby("forecast", sort=False)[list(COLUMNS)].mean()
-    days = len(wide)
-    draws = rng.integers(0, days, size=(n_boot, days))
-    for col in COMPARED:
-        ref = wide[col][reference].to_numpy()
-        for label in out.index:
-            values = wide[col][label].to_numpy()
-            boot = values[draws].mean(axis=1) / ref[draws].mean(axis=1) - 1
-            out.loc[label, f"{col}_vs_ref"] = values.mean() / ref.mean() - 1
-            out.loc[label, f"{col}_vs_ref_low"], out.loc[label, f"{col}_vs_ref_high"] = np.quantile(boot, [0.025, 0.975])
+    paired = paired_by_day(per_day.rename(columns={"forecast": "planner"}), baselines=(reference,), metrics=COMPARED)
+    for row in paired.itertuples():
+        out.loc[row.planner, [f"{row.metric}_vs_ref", f"{row.metric}_vs_ref_low", f"{row.metric}_vs_ref_high"]] = \
+            (row.change, row.change_ci_low, row.change_ci_high)
     return out
 
 

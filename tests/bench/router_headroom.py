@@ -65,6 +65,7 @@ import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -165,20 +166,27 @@ class VariantRouter(ObjectiveGreedyPlanner):
         return cost + np.where(moved, self.urgency * worth_later[:, None], 0.0)
 
     def plan(self, view):
-        if self.slots_first:
-            return self._plan_slots_first(view)
-        if not self.best_first:
+        if not (self.slots_first or self.best_first):
             return super().plan(view)
-        cost = self.station_cost(view)
-        bikes, claimed = view.bikes.astype(np.int64).copy(), np.zeros(view.n_stations, dtype=bool)
-        routes = [[] for _ in range(view.n_trucks)]
-        load, here = view.truck_load.astype(int).tolist(), view.truck_station.astype(int).tolist()
+        h = self._hour(view)
+        if self.slots_first:   # every truck's first stop (the hour's earlier slot) before any truck's second
+            done = set()
+            for visit in range(view.visits_per_hour):
+                for truck in (t for t in range(view.n_trucks) if t not in done):
+                    station, move = self._next_stop(view, h.cost, h.bikes, h.claimed, truck, h.here[truck],
+                                                    h.load[truck], view.visits_per_hour - visit - 1)
+                    if station < 0:
+                        done.add(truck)
+                    else:
+                        self._take(h, truck, station, move)
+            return self._done(h)
         open_ = set(range(view.n_trucks))
         while open_:
             best = None
             for truck in sorted(open_):
-                left = view.visits_per_hour - len(routes[truck]) - 1
-                station, move, value = self._valued_stop(view, cost, bikes, claimed, truck, here[truck], load[truck], left)
+                left = view.visits_per_hour - len(h.routes[truck]) - 1
+                station, move, value = self._valued_stop(view, h.cost, h.bikes, h.claimed, truck, h.here[truck],
+                                                         h.load[truck], left)
                 if station < 0:
                     open_.discard(truck)
                 elif best is None or value > best[0]:
@@ -186,41 +194,29 @@ class VariantRouter(ObjectiveGreedyPlanner):
             if best is None:
                 break
             _, truck, station, move = best
-            routes[truck].append(Visit(station, move))
-            load[truck] += move
-            bikes[station] -= move
-            claimed[station] = True
-            here[truck] = station
-            if len(routes[truck]) == view.visits_per_hour:
+            self._take(h, truck, station, move)
+            if len(h.routes[truck]) == view.visits_per_hour:
                 open_.discard(truck)
-        if self._day is not None:
-            self._day["expected"] = bikes.astype(float)
-        return routes
+        return self._done(h)
 
-    def _plan_slots_first(self, view):
-        """Every truck's first stop (the earlier slot of the hour) before any truck's second."""
-        cost = self.station_cost(view)
-        bikes, claimed = view.bikes.astype(np.int64).copy(), np.zeros(view.n_stations, dtype=bool)
-        routes = [[] for _ in range(view.n_trucks)]
-        load, here = view.truck_load.astype(int).tolist(), view.truck_station.astype(int).tolist()
-        done = set()
-        for visit in range(view.visits_per_hour):
-            for truck in range(view.n_trucks):
-                if truck in done:
-                    continue
-                left = view.visits_per_hour - visit - 1
-                station, move = self._next_stop(view, cost, bikes, claimed, truck, here[truck], load[truck], left)
-                if station < 0:
-                    done.add(truck)
-                    continue
-                routes[truck].append(Visit(station, move))
-                load[truck] += move
-                bikes[station] -= move
-                claimed[station] = True
-                here[truck] = station
+    def _hour(self, view) -> SimpleNamespace:
+        """The hour's planning state: station costs, docked bikes, claimed stations, routes, loads, places."""
+        return SimpleNamespace(cost=self.station_cost(view), bikes=view.bikes.astype(np.int64).copy(),
+                               claimed=np.zeros(view.n_stations, dtype=bool), routes=[[] for _ in range(view.n_trucks)],
+                               load=view.truck_load.astype(int).tolist(), here=view.truck_station.astype(int).tolist())
+
+    @staticmethod
+    def _take(h: SimpleNamespace, truck: int, station: int, move: int) -> None:
+        h.routes[truck].append(Visit(station, move))
+        h.load[truck] += move
+        h.bikes[station] -= move
+        h.claimed[station] = True
+        h.here[truck] = station
+
+    def _done(self, h: SimpleNamespace):
         if self._day is not None:
-            self._day["expected"] = bikes.astype(float)
-        return routes
+            self._day["expected"] = h.bikes.astype(float)
+        return h.routes
 
     def _next_stop(self, view, cost, bikes, claimed, truck, here, load, left):
         station, move, _ = self._valued_stop(view, cost, bikes, claimed, truck, here, load, left)
